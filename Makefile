@@ -1,0 +1,69 @@
+# husk: the developer entry points. CMake does the building; this file wraps
+# it and the guest/test-host scripts so that a fresh machine needs only
+# `make demo` and `make test`.
+
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+JOBS       ?= $(shell nproc)
+WERROR     ?= $(if $(CI),ON,OFF)
+HUSK       := $(BUILD)/bin/husk
+GUEST      := $(BUILD)/guest
+
+# Every Debian package husk needs to build, test and run its guest.
+DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
+  libseccomp-dev libcli11-dev libtomlplusplus-dev catch2 libexpected-dev \
+  libspdlog-dev libfmt-dev nlohmann-json3-dev \
+  qemu-system-x86 busybox-static linux-source-6.1 flex bison libelf-dev bc \
+  cpio xz-utils zstd kmod e2fsprogs python3
+DEPS_STAMP := $(BUILD)/.deps-$(shell echo $(DEB_PACKAGES) | md5sum | cut -c1-12)
+
+.PHONY: all deps build guest test test-unit test-kvm test-e2e test-asan demo \
+        bench-boot clean
+
+all: build
+
+# Installs the Debian packages (once per package list; safe to run again).
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP):
+	@if [ "$$(id -u)" -ne 0 ]; then SUDO=sudo; fi; \
+	  $$SUDO apt-get update && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends $(DEB_PACKAGES)
+	@mkdir -p $(BUILD) && touch $@
+
+$(BUILD)/build.ninja: CMakeLists.txt | $(DEPS_STAMP)
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHUSK_WERROR=$(WERROR)
+
+build: $(BUILD)/build.ninja
+	ninja -C $(BUILD) -j $(JOBS)
+
+# The guest kernel (cached by config hash) and the initramfs.
+guest: | $(DEPS_STAMP)
+	rootfs/kernel/build.sh $(GUEST)
+	rootfs/initramfs/build.sh $(GUEST)/initramfs.cpio.gz
+
+test: build guest
+	ctest --test-dir $(BUILD) --output-on-failure
+
+test-unit: build
+	ctest --test-dir $(BUILD) --output-on-failure -L unit
+
+test-kvm: build
+	ctest --test-dir $(BUILD) --output-on-failure -L kvm
+
+test-e2e: build guest
+	ctest --test-dir $(BUILD) --output-on-failure -L e2e
+
+# The unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer.
+test-asan: | $(DEPS_STAMP)
+	cmake -S . -B $(BUILD_ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DHUSK_SANITIZE=ON -DHUSK_WERROR=$(WERROR)
+	ninja -C $(BUILD_ASAN) -j $(JOBS) husk-unit-tests
+	ctest --test-dir $(BUILD_ASAN) --output-on-failure -L unit
+
+demo: build guest
+	tests/e2e/demo
+
+bench-boot: build guest
+	tests/bench/boot
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

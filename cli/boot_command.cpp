@@ -1,0 +1,103 @@
+#include "cli/boot_command.h"
+
+#include <time.h>
+#include <unistd.h>
+
+#include <memory>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/exit_codes.h"
+#include "cli/terminal.h"
+#include "runtime/arch/x86_64/layout.h"
+#include "runtime/vmm/vm_builder.h"
+
+namespace husk::cli {
+
+namespace {
+
+struct BootOptions {
+  vmm::VmConfig vm;
+  bool no_input = false;
+  std::string timeline_json;  // write the boot timeline here
+};
+
+double ms(int64_t ns) { return static_cast<double>(ns) / 1e6; }
+
+int64_t clock_ns(clockid_t clock) {
+  timespec ts{};
+  ::clock_gettime(clock, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+void write_timeline(const std::string& path, const vmm::BootTimeline& t, const vmm::VmExit& exit,
+                    int64_t end_ns) {
+  nlohmann::json j;
+  j["exit_reason"] = vmm::exit_reason_name(exit.reason);
+  j["detail"] = exit.detail;
+  j["build_ms"] = ms(t.build_end_ns - t.build_start_ns);
+  j["first_kvm_run_monotonic_ns"] = t.first_run_ns;
+  j["first_kvm_run_cpu_ms"] = ms(t.first_run_cpu_ns);
+  j["run_ms"] = ms(end_ns - t.first_run_ns);
+  FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) return;
+  const std::string text = j.dump(2) + "\n";
+  std::fwrite(text.data(), 1, text.size(), f);
+  std::fclose(f);
+}
+
+int run_boot(BootOptions& options) {
+  options.vm.console_input_fd = options.no_input ? -1 : STDIN_FILENO;
+  auto machine = vmm::build_machine(options.vm);
+  if (!machine) {
+    fmt::print(stderr, "husk: {}\n", machine.error().message);
+    return kExitUsage;
+  }
+  std::unique_ptr<RawTerminal> raw;
+  if (!options.no_input && options.vm.console_path.empty()) {
+    raw = std::make_unique<RawTerminal>(STDIN_FILENO);
+  }
+  auto exit = (*machine)->run();
+  raw.reset();
+  const int64_t end = clock_ns(CLOCK_MONOTONIC);
+  if (!exit) {
+    fmt::print(stderr, "husk: {}\n", exit.error().message);
+    return kExitInternal;
+  }
+  const vmm::BootTimeline t = (*machine)->timeline();
+  if (!options.timeline_json.empty()) write_timeline(options.timeline_json, t, *exit, end);
+  const double run_s = t.first_run_ns ? static_cast<double>(end - t.first_run_ns) / 1e9 : 0.0;
+  if (vmm::is_clean_exit(exit->reason)) {
+    fmt::print(stderr, "husk: {} after {:.3f} s\n", exit->detail, run_s);
+    return kExitOk;
+  }
+  fmt::print(stderr, "husk: guest failed ({}): {}\n", vmm::exit_reason_name(exit->reason),
+             exit->detail);
+  return exit->reason == vmm::ExitReason::kVcpuError ? kExitInternal : kExitGuestFailed;
+}
+
+}  // namespace
+
+void add_boot_command(CLI::App& app, int& exit_code) {
+  auto options = std::make_shared<BootOptions>();
+  CLI::App* cmd = app.add_subcommand("boot", "Boot a kernel and stream its serial console");
+  cmd->add_option("--kernel", options->vm.kernel_path, "vmlinux (ELF) or bzImage to boot")
+      ->required();
+  cmd->add_option("--initrd", options->vm.initrd_path, "initramfs to load");
+  cmd->add_option("--cmdline", options->vm.cmdline, "kernel command line")
+      ->capture_default_str();
+  cmd->add_option("--vcpus", options->vm.vcpus,
+                  fmt::format("number of vCPUs (1-{})", x86_64::kMaxVcpus))
+      ->capture_default_str();
+  cmd->add_option("--memory", options->vm.memory_mib, "guest memory in MiB")
+      ->capture_default_str();
+  cmd->add_option("--console", options->vm.console_path,
+                  "write the console to this file instead of stdout");
+  cmd->add_flag("--no-input", options->no_input, "do not forward stdin to the guest console");
+  cmd->add_option("--timeline-json", options->timeline_json,
+                  "write boot timestamps and the exit reason as JSON to this file");
+  cmd->callback([options, &exit_code] { exit_code = run_boot(*options); });
+}
+
+}  // namespace husk::cli

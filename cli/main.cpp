@@ -1,0 +1,33 @@
+// The husk program: subcommands over the runtime library. Parsing and
+// messages live here; the runtime returns errors as values.
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "cli/boot_command.h"
+#include "cli/exit_codes.h"
+
+int main(int argc, char** argv) {
+  // Logs go to stderr so stdout stays the guest's console; HUSK_LOG sets
+  // the level (e.g. HUSK_LOG=debug).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("husk"));
+  spdlog::set_level(spdlog::level::warn);
+  if (const char* level = std::getenv("HUSK_LOG")) {
+    spdlog::set_level(spdlog::level::from_str(level));
+  }
+
+  CLI::App app{"husk: a microVM sandbox runtime"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "husk 0.1.0");
+  int exit_code = husk::cli::kExitOk;
+  husk::cli::add_boot_command(app, exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : husk::cli::kExitUsage;
+  }
+  return exit_code;
+}

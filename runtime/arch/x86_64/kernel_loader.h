@@ -1,0 +1,17 @@
+// Loads a guest kernel of either format husk boots: an uncompressed vmlinux
+// (ELF) or a bzImage (Documentation/x86/boot.rst), told apart by their magic.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "runtime/arch/x86_64/kernel_image.h"
+#include "runtime/common/result.h"
+#include "runtime/memory/guest_memory.h"
+
+namespace husk::x86_64 {
+
+[[nodiscard]] Result<KernelImage> load_kernel(const GuestMemory& memory,
+                                              std::span<const uint8_t> file);
+
+}  // namespace husk::x86_64

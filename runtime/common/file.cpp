@@ -1,0 +1,44 @@
+#include "runtime/common/file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <fmt/format.h>
+
+#include "runtime/common/unique_fd.h"
+
+namespace husk {
+
+Result<std::vector<uint8_t>> read_file(const std::string& path, uint64_t max_size) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return fail_errno("open " + path);
+
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return fail_errno("stat " + path);
+  if (!S_ISREG(st.st_mode)) return fail(fmt::format("{} is not a regular file", path));
+  const auto size = static_cast<uint64_t>(st.st_size);
+  if (size > max_size) {
+    return fail(fmt::format("{} is {} bytes, more than the limit of {} bytes", path, size, max_size));
+  }
+
+  std::vector<uint8_t> data(size);
+  uint64_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::read(fd.get(), data.data() + done, size - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail_errno("read " + path);
+    }
+    // The file shrank while we read it: return what is there rather than
+    // trailing zeros that were never in the file.
+    if (n == 0) break;
+    done += static_cast<uint64_t>(n);
+  }
+  data.resize(done);
+  return data;
+}
+
+}  // namespace husk

@@ -1,0 +1,43 @@
+// Kvm: the handle on /dev/kvm, the system-wide KVM API (KVM_GET_API_VERSION,
+// KVM_CHECK_EXTENSION, KVM_GET_SUPPORTED_CPUID, KVM_GET_VCPU_MMAP_SIZE,
+// KVM_CREATE_VM). Documentation/virt/kvm/api.rst, section 4.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <string>
+#include <vector>
+
+#include "runtime/common/result.h"
+#include "runtime/common/unique_fd.h"
+
+namespace husk::kvm {
+
+class Vm;
+
+inline constexpr const char* kDefaultKvmPath = "/dev/kvm";
+
+class Kvm {
+ public:
+  // Opens the device and checks that it speaks API version 12 (the only
+  // stable one). The error names the path and says what to do.
+  static Result<Kvm> open(const std::string& path = kDefaultKvmPath);
+
+  [[nodiscard]] int fd() const { return fd_.get(); }
+  [[nodiscard]] int api_version() const { return api_version_; }
+
+  // KVM_CHECK_EXTENSION on the system fd: 0 when absent, else a value whose
+  // meaning depends on the capability.
+  [[nodiscard]] int check_extension(int capability) const;
+
+  [[nodiscard]] Result<std::vector<kvm_cpuid_entry2>> supported_cpuid() const;
+  [[nodiscard]] Result<size_t> vcpu_mmap_size() const;
+  [[nodiscard]] Result<Vm> create_vm() const;
+
+ private:
+  Kvm(UniqueFd fd, int api_version) : fd_(std::move(fd)), api_version_(api_version) {}
+  UniqueFd fd_;
+  int api_version_ = 0;
+};
+
+}  // namespace husk::kvm

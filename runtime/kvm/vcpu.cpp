@@ -1,0 +1,99 @@
+#include "runtime/kvm/vcpu.h"
+
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+#include <cstring>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "runtime/kvm/flex_array_ioctls.h"
+
+namespace husk::kvm {
+
+Vcpu::~Vcpu() {
+  if (run_ != nullptr) ::munmap(run_, run_size_);
+}
+
+Vcpu::Vcpu(Vcpu&& other) noexcept
+    : id_(other.id_),
+      fd_(std::move(other.fd_)),
+      run_(std::exchange(other.run_, nullptr)),
+      run_size_(other.run_size_) {}
+
+Result<void> Vcpu::run() const {
+  if (::ioctl(fd_.get(), KVM_RUN, 0) < 0) return fail_errno(fmt::format("KVM_RUN vCPU {}", id_));
+  return {};
+}
+
+namespace {
+template <typename T>
+Result<T> get_state(int fd, unsigned long request, const char* name, uint32_t id) {
+  T state{};
+  if (::ioctl(fd, request, &state) < 0) return fail_errno(fmt::format("{} vCPU {}", name, id));
+  return state;
+}
+
+template <typename T>
+Result<void> set_state(int fd, unsigned long request, const T& state, const char* name,
+                       uint32_t id) {
+  if (::ioctl(fd, request, &state) < 0) return fail_errno(fmt::format("{} vCPU {}", name, id));
+  return {};
+}
+}  // namespace
+
+Result<kvm_regs> Vcpu::get_regs() const {
+  return get_state<kvm_regs>(fd_.get(), KVM_GET_REGS, "KVM_GET_REGS", id_);
+}
+Result<void> Vcpu::set_regs(const kvm_regs& regs) const {
+  return set_state(fd_.get(), KVM_SET_REGS, regs, "KVM_SET_REGS", id_);
+}
+Result<kvm_sregs> Vcpu::get_sregs() const {
+  return get_state<kvm_sregs>(fd_.get(), KVM_GET_SREGS, "KVM_GET_SREGS", id_);
+}
+Result<void> Vcpu::set_sregs(const kvm_sregs& sregs) const {
+  return set_state(fd_.get(), KVM_SET_SREGS, sregs, "KVM_SET_SREGS", id_);
+}
+Result<void> Vcpu::set_fpu(const kvm_fpu& fpu) const {
+  return set_state(fd_.get(), KVM_SET_FPU, fpu, "KVM_SET_FPU", id_);
+}
+Result<kvm_lapic_state> Vcpu::get_lapic() const {
+  return get_state<kvm_lapic_state>(fd_.get(), KVM_GET_LAPIC, "KVM_GET_LAPIC", id_);
+}
+Result<void> Vcpu::set_lapic(const kvm_lapic_state& lapic) const {
+  return set_state(fd_.get(), KVM_SET_LAPIC, lapic, "KVM_SET_LAPIC", id_);
+}
+
+namespace {
+// Header + entries with the C layout (see flex_array_ioctls.h).
+template <typename Header, typename Entry>
+std::vector<uint8_t> flex_buffer(std::span<const Entry> entries) {
+  std::vector<uint8_t> buffer(sizeof(Header) + entries.size_bytes());
+  const Header header{static_cast<uint32_t>(entries.size()), 0};
+  std::memcpy(buffer.data(), &header, sizeof(header));
+  if (!entries.empty()) std::memcpy(buffer.data() + sizeof(header), entries.data(), entries.size_bytes());
+  return buffer;
+}
+}  // namespace
+
+Result<void> Vcpu::set_msrs(std::span<const kvm_msr_entry> msrs) const {
+  std::vector<uint8_t> buffer = flex_buffer<MsrsHeader>(msrs);
+  const int set = ::ioctl(fd_.get(), kKvmSetMsrs, buffer.data());
+  if (set < 0) return fail_errno(fmt::format("KVM_SET_MSRS vCPU {}", id_));
+  if (static_cast<size_t>(set) != msrs.size()) {
+    return fail(fmt::format("KVM_SET_MSRS vCPU {}: MSR {:#x} was refused", id_,
+                            msrs[static_cast<size_t>(set)].index));
+  }
+  return {};
+}
+
+Result<void> Vcpu::set_cpuid(std::span<const kvm_cpuid_entry2> entries) const {
+  std::vector<uint8_t> buffer = flex_buffer<CpuidHeader>(entries);
+  if (::ioctl(fd_.get(), kKvmSetCpuid2, buffer.data()) < 0) {
+    return fail_errno(fmt::format("KVM_SET_CPUID2 vCPU {}", id_));
+  }
+  return {};
+}
+
+}  // namespace husk::kvm

@@ -1,0 +1,119 @@
+#include "runtime/memory/guest_memory.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cinttypes>
+
+#include <fmt/format.h>
+
+namespace husk {
+
+namespace {
+constexpr uint64_t kPageSize = 4096;
+}
+
+Result<GuestRegion> GuestRegion::allocate(GuestAddress gpa, uint64_t size) {
+  if (size == 0 || size % kPageSize != 0 || gpa % kPageSize != 0) {
+    return fail(fmt::format("guest region {:#x}+{:#x} is not page aligned", gpa, size));
+  }
+  if (gpa + size < gpa) {
+    return fail(fmt::format("guest region {:#x}+{:#x} wraps around", gpa, size));
+  }
+  // MAP_NORESERVE: guest RAM is touched lazily, so a 4 GiB guest that uses
+  // 20 MiB costs 20 MiB.
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    return fail_errno(fmt::format("mmap {} MiB of guest memory", size >> 20));
+  }
+  ::madvise(p, size, MADV_DONTDUMP);
+  return GuestRegion(gpa, size, static_cast<uint8_t*>(p));
+}
+
+GuestRegion::~GuestRegion() {
+  if (host_ != nullptr) ::munmap(host_, size_);
+}
+
+GuestRegion::GuestRegion(GuestRegion&& other) noexcept
+    : gpa_(other.gpa_), size_(other.size_), host_(std::exchange(other.host_, nullptr)) {}
+
+GuestRegion& GuestRegion::operator=(GuestRegion&& other) noexcept {
+  if (this != &other) {
+    if (host_ != nullptr) ::munmap(host_, size_);
+    gpa_ = other.gpa_;
+    size_ = other.size_;
+    host_ = std::exchange(other.host_, nullptr);
+  }
+  return *this;
+}
+
+bool GuestRegion::contains(GuestAddress gpa, uint64_t len) const {
+  // Written without gpa + len so that no sum can wrap.
+  if (gpa < gpa_) return false;
+  const uint64_t offset = gpa - gpa_;
+  return offset <= size_ && len <= size_ - offset;
+}
+
+Result<GuestMemory> GuestMemory::create(const std::vector<RegionSpec>& specs) {
+  std::vector<RegionSpec> sorted = specs;
+  std::sort(sorted.begin(), sorted.end(),
+            [](const RegionSpec& a, const RegionSpec& b) { return a.gpa < b.gpa; });
+  for (size_t i = 1; i < sorted.size(); ++i) {
+    if (sorted[i - 1].gpa + sorted[i - 1].size > sorted[i].gpa) {
+      return fail(fmt::format("guest regions at {:#x} and {:#x} overlap", sorted[i - 1].gpa,
+                              sorted[i].gpa));
+    }
+  }
+  std::vector<GuestRegion> regions;
+  for (const RegionSpec& spec : sorted) {
+    HUSK_TRY_ASSIGN(GuestRegion region, GuestRegion::allocate(spec.gpa, spec.size));
+    regions.push_back(std::move(region));
+  }
+  return GuestMemory(std::move(regions));
+}
+
+uint64_t GuestMemory::total_size() const {
+  uint64_t total = 0;
+  for (const GuestRegion& r : regions_) total += r.size();
+  return total;
+}
+
+const GuestRegion* GuestMemory::find(GuestAddress gpa, uint64_t len) const {
+  for (const GuestRegion& r : regions_) {
+    if (r.contains(gpa, len)) return &r;
+  }
+  return nullptr;
+}
+
+bool GuestMemory::valid_range(GuestAddress gpa, uint64_t len) const {
+  return find(gpa, len) != nullptr;
+}
+
+Result<std::span<uint8_t>> GuestMemory::slice(GuestAddress gpa, uint64_t len) const {
+  const GuestRegion* r = find(gpa, len);
+  if (r == nullptr) {
+    return Unexpected(Error{EFAULT, fmt::format("guest range {:#x}+{:#x} is outside guest memory", gpa, len)});
+  }
+  return std::span<uint8_t>(r->host() + (gpa - r->gpa()), len);
+}
+
+Result<void> GuestMemory::write(GuestAddress gpa, std::span<const uint8_t> data) const {
+  HUSK_TRY_ASSIGN(std::span<uint8_t> dst, slice(gpa, data.size()));
+  if (!data.empty()) std::memcpy(dst.data(), data.data(), data.size());
+  return {};
+}
+
+Result<void> GuestMemory::read(GuestAddress gpa, std::span<uint8_t> out) const {
+  HUSK_TRY_ASSIGN(std::span<uint8_t> src, slice(gpa, out.size()));
+  if (!out.empty()) std::memcpy(out.data(), src.data(), out.size());
+  return {};
+}
+
+Result<void> GuestMemory::fill(GuestAddress gpa, uint8_t value, uint64_t len) const {
+  HUSK_TRY_ASSIGN(std::span<uint8_t> dst, slice(gpa, len));
+  if (len != 0) std::memset(dst.data(), value, len);
+  return {};
+}
+
+}  // namespace husk

@@ -1,0 +1,34 @@
+// Why a VM stopped, as reported to the caller of Machine::run().
+#pragma once
+
+#include <string>
+
+namespace husk::vmm {
+
+enum class ExitReason {
+  kGuestReset,        // the guest reset the machine (i8042 0xFE, KVM system event)
+  kGuestShutdown,     // the guest powered off or halted for good
+  kGuestPanic,        // the guest kernel panicked (seen on the console)
+  kTripleFault,       // KVM_EXIT_SHUTDOWN
+  kInternalError,     // KVM_EXIT_INTERNAL_ERROR: KVM could not run the guest
+  kEntryFailure,      // KVM_EXIT_FAIL_ENTRY
+  kVcpuError,         // an ioctl failed or an exit husk cannot handle
+  kSignal,            // husk received SIGINT or SIGTERM
+};
+
+struct VmExit {
+  ExitReason reason = ExitReason::kVcpuError;
+  std::string detail;  // human-readable, e.g. the panic line or the ioctl error
+  int vcpu = -1;       // the vCPU that saw it, or -1
+};
+
+// A short stable name ("guest-reset", "triple-fault", ...) for logs and JSON.
+const char* exit_reason_name(ExitReason reason);
+
+// Reset and shutdown are how a guest ends normally; everything else is a
+// failure.
+inline bool is_clean_exit(ExitReason reason) {
+  return reason == ExitReason::kGuestReset || reason == ExitReason::kGuestShutdown;
+}
+
+}  // namespace husk::vmm

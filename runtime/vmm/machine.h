@@ -1,0 +1,77 @@
+// Machine: a built VM ready to run, owning every resource of it (KVM handles,
+// guest memory, devices, vCPUs) and, while it runs, its threads: one per
+// vCPU and the device event loop. run() returns once every thread is joined.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "runtime/common/result.h"
+#include "runtime/devices/bus.h"
+#include "runtime/devices/interrupt.h"
+#include "runtime/devices/legacy/console_sink.h"
+#include "runtime/devices/legacy/serial.h"
+#include "runtime/kvm/kvm.h"
+#include "runtime/kvm/vcpu.h"
+#include "runtime/kvm/vm.h"
+#include "runtime/memory/guest_memory.h"
+#include "runtime/vmm/event_loop.h"
+#include "runtime/vmm/exit_reason.h"
+#include "runtime/vmm/stop_state.h"
+#include "runtime/vmm/vm_config.h"
+
+namespace husk::vmm {
+
+// Monotonic timestamps (ns) of the VM's life, for reports and benchmarks.
+struct BootTimeline {
+  int64_t build_start_ns = 0;
+  int64_t build_end_ns = 0;
+  int64_t first_run_ns = 0;      // vCPU 0 entering KVM_RUN the first time
+  int64_t first_run_cpu_ns = 0;  // process CPU time at that moment
+  int64_t stop_ns = 0;           // the stop request was seen
+};
+
+class Machine {
+ public:
+  ~Machine();
+  Machine(const Machine&) = delete;
+  Machine& operator=(const Machine&) = delete;
+
+  // Runs the VM until it stops (guest reset or shutdown, a failure, or
+  // SIGINT/SIGTERM to this process) and returns why. Call once.
+  [[nodiscard]] Result<VmExit> run();
+
+  // Buses, for tests that add their own devices before run().
+  [[nodiscard]] devices::Bus& pio_bus() { return pio_bus_; }
+  [[nodiscard]] devices::Bus& mmio_bus() { return mmio_bus_; }
+  [[nodiscard]] const GuestMemory& memory() const { return memory_; }
+  [[nodiscard]] BootTimeline timeline() const;
+  [[nodiscard]] uint32_t vcpu_count() const { return static_cast<uint32_t>(vcpus_.size()); }
+
+ private:
+  friend Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config);
+  Machine(kvm::Kvm kvm, kvm::Vm vm, GuestMemory memory, std::unique_ptr<StopState> stop,
+          EventLoop loop);
+  void stop_vcpus(std::vector<pthread_t>& threads);
+
+  kvm::Kvm kvm_;
+  kvm::Vm vm_;
+  GuestMemory memory_;
+  std::unique_ptr<StopState> stop_;
+  EventLoop loop_;
+  devices::Bus pio_bus_{"pio"};
+  devices::Bus mmio_bus_{"mmio"};
+  std::vector<kvm::Vcpu> vcpus_;
+  std::unique_ptr<std::atomic<bool>[]> vcpu_exited_;
+  std::shared_ptr<devices::ConsoleSink> console_;
+  std::shared_ptr<devices::Serial> serial_;
+  std::vector<std::shared_ptr<devices::EventFdInterrupt>> interrupts_;
+  int console_input_fd_ = -1;
+  BootTimeline timeline_;
+  std::atomic<int64_t> first_run_ns_{0};
+  std::atomic<int64_t> first_run_cpu_ns_{0};
+  bool ran_ = false;
+};
+
+}  // namespace husk::vmm

@@ -1,0 +1,38 @@
+// The KVM_RUN loop of one vCPU thread: port and MMIO exits go to the buses,
+// every way a guest can end (reset, shutdown, triple fault, KVM errors) is
+// turned into a StopState request, and a stop requested elsewhere ends the
+// loop through a kick (see kick_vcpu).
+#pragma once
+
+#include <atomic>
+#include <csignal>
+
+#include "runtime/devices/bus.h"
+#include "runtime/kvm/vcpu.h"
+#include "runtime/vmm/stop_state.h"
+
+namespace husk::vmm {
+
+struct VcpuContext {
+  kvm::Vcpu* vcpu;
+  devices::Bus* pio_bus;
+  devices::Bus* mmio_bus;
+  StopState* stop;
+  std::atomic<bool>* exited;  // set when the loop returns
+  // Set by vCPU 0 just before its first KVM_RUN (boot timeline).
+  // Process CPU time at the same moment.
+  std::atomic<int64_t>* first_run_ns = nullptr;
+  std::atomic<int64_t>* first_run_cpu_ns = nullptr;
+};
+
+// The signal used to kick a vCPU out of KVM_RUN. Its handler does nothing;
+// the point is the EINTR.
+int kick_signal();
+// Installs the no-op handler for kick_signal() (idempotent).
+void install_kick_handler();
+// Makes the vCPU's next or current KVM_RUN return at once.
+void kick_vcpu(kvm::Vcpu& vcpu, pthread_t thread);
+
+void run_vcpu_loop(VcpuContext context);
+
+}  // namespace husk::vmm

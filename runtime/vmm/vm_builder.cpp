@@ -1,0 +1,169 @@
+#include "runtime/vmm/vm_builder.h"
+
+#include <fcntl.h>
+#include <time.h>
+
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "runtime/arch/x86_64/boot_cpu_state.h"
+#include "runtime/arch/x86_64/boot_params.h"
+#include "runtime/arch/x86_64/cpuid.h"
+#include "runtime/arch/x86_64/gdt.h"
+#include "runtime/arch/x86_64/kernel_loader.h"
+#include "runtime/arch/x86_64/lapic.h"
+#include "runtime/arch/x86_64/layout.h"
+#include "runtime/arch/x86_64/mptable.h"
+#include "runtime/arch/x86_64/page_tables.h"
+#include "runtime/common/file.h"
+#include "runtime/devices/legacy/i8042.h"
+#include "runtime/kvm/capabilities.h"
+
+namespace husk::vmm {
+
+namespace x86 = husk::x86_64;
+
+namespace {
+
+int64_t monotonic_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// A kernel image larger than this is not a kernel.
+constexpr uint64_t kMaxKernelFile = 512ull << 20;
+
+Result<void> setup_vm(const kvm::Vm& vm) {
+  HUSK_TRY(vm.set_tss_addr(x86::kKvmTssAddr));
+  HUSK_TRY(vm.set_identity_map_addr(x86::kKvmIdentityMapAddr));
+  HUSK_TRY(vm.create_irqchip());
+  HUSK_TRY(vm.create_pit2());
+  return {};
+}
+
+Result<void> register_memory(const kvm::Vm& vm, const GuestMemory& memory) {
+  uint32_t slot = 0;
+  for (const GuestRegion& region : memory.regions()) {
+    HUSK_TRY(vm.set_user_memory_region(slot++, region.gpa(), region.size(), region.host()));
+  }
+  return {};
+}
+
+// Loads kernel and initrd and writes every boot structure into guest memory.
+// Returns the kernel's 64-bit entry point.
+Result<uint64_t> load_guest(const VmConfig& config, const GuestMemory& memory) {
+  HUSK_TRY_ASSIGN(std::vector<uint8_t> kernel_file,
+                  read_file(config.kernel_path, kMaxKernelFile));
+  auto kernel = x86::load_kernel(memory, kernel_file);
+  if (!kernel) return wrap("kernel " + config.kernel_path, kernel.error());
+
+  x86::BootConfig boot;
+  boot.cmdline = config.cmdline;
+  if (!config.initrd_path.empty()) {
+    std::error_code ec;
+    const uint64_t size = std::filesystem::file_size(config.initrd_path, ec);
+    if (!ec && size > memory.total_size()) {
+      return fail(fmt::format("initrd {} is {} MiB, more than the VM's {} MiB of memory",
+                              config.initrd_path, size >> 20, memory.total_size() >> 20));
+    }
+    HUSK_TRY_ASSIGN(std::vector<uint8_t> initrd, read_file(config.initrd_path, memory.total_size()));
+    auto addr = x86::place_initrd(memory, initrd.size(), *kernel);
+    if (!addr) return wrap("initrd " + config.initrd_path, addr.error());
+    HUSK_TRY(memory.write(*addr, initrd));
+    boot.initrd_addr = *addr;
+    boot.initrd_size = initrd.size();
+  }
+  HUSK_TRY(x86::write_boot_params(memory, *kernel, boot));
+  HUSK_TRY(x86::write_mptable(memory, config.vcpus));
+  HUSK_TRY(x86::write_identity_page_tables(memory));
+  HUSK_TRY(x86::write_boot_gdt(memory));
+  return kernel->entry;
+}
+
+Result<void> setup_vcpu(const kvm::Vcpu& vcpu, std::span<const kvm_cpuid_entry2> supported,
+                        uint32_t count, uint64_t entry) {
+  const auto cpuid = x86::normalize_cpuid(supported, vcpu.id(), count);
+  HUSK_TRY(vcpu.set_cpuid(cpuid));
+  HUSK_TRY(vcpu.set_msrs(x86::boot_msrs()));
+  HUSK_TRY_ASSIGN(kvm_lapic_state lapic, vcpu.get_lapic());
+  x86::set_boot_lint(lapic);
+  HUSK_TRY(vcpu.set_lapic(lapic));
+  // Application processors wait for INIT/SIPI from the boot CPU (KVM keeps
+  // them in that state); only the boot CPU gets the 64-bit entry state.
+  if (vcpu.id() != 0) return {};
+  HUSK_TRY(vcpu.set_fpu(x86::boot_fpu()));
+  HUSK_TRY_ASSIGN(kvm_sregs sregs, vcpu.get_sregs());
+  x86::setup_long_mode_sregs(sregs);
+  HUSK_TRY(vcpu.set_sregs(sregs));
+  HUSK_TRY(vcpu.set_regs(x86::boot_regs(entry)));
+  return {};
+}
+
+}  // namespace
+
+std::vector<RegionSpec> ram_regions(uint64_t memory_mib) {
+  const uint64_t bytes = memory_mib << 20;
+  if (bytes <= x86::kMmioGapStart) return {RegionSpec{0, bytes}};
+  return {RegionSpec{0, x86::kMmioGapStart},
+          RegionSpec{x86::kMmioGapEnd, bytes - x86::kMmioGapStart}};
+}
+
+Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config) {
+  const int64_t start = monotonic_ns();
+  HUSK_TRY(validate(config));
+
+  // 1. KVM and the VM.
+  HUSK_TRY_ASSIGN(kvm::Kvm kvm, kvm::Kvm::open(config.kvm_path));
+  HUSK_TRY(kvm::check_capabilities(kvm));
+  HUSK_TRY_ASSIGN(std::vector<kvm_cpuid_entry2> supported_cpuid, kvm.supported_cpuid());
+  HUSK_TRY_ASSIGN(kvm::Vm vm, kvm.create_vm());
+  HUSK_TRY(setup_vm(vm));
+
+  // 2. Guest memory, the kernel, the initrd and the boot structures.
+  HUSK_TRY_ASSIGN(GuestMemory memory, GuestMemory::create(ram_regions(config.memory_mib)));
+  HUSK_TRY(register_memory(vm, memory));
+  HUSK_TRY_ASSIGN(const uint64_t kernel_entry, load_guest(config, memory));
+
+  HUSK_TRY_ASSIGN(auto stop, StopState::create());
+  HUSK_TRY_ASSIGN(EventLoop loop, EventLoop::create());
+  std::unique_ptr<Machine> m(
+      new Machine(std::move(kvm), std::move(vm), std::move(memory), std::move(stop), std::move(loop)));
+
+  // 3. Devices. Every port, IRQ and irqfd of the machine is wired here.
+  UniqueFd console_file;
+  int console_fd = config.console_fd;
+  if (!config.console_path.empty()) {
+    console_file.reset(::open(config.console_path.c_str(),
+                              O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!console_file) return fail_errno("open console file " + config.console_path);
+    console_fd = console_file.get();
+  }
+  m->console_ = std::make_shared<devices::ConsoleSink>(console_fd, std::move(console_file));
+  HUSK_TRY_ASSIGN(devices::EventFdInterrupt com1_irq, devices::EventFdInterrupt::create());
+  auto com1_line = std::make_shared<devices::EventFdInterrupt>(std::move(com1_irq));
+  HUSK_TRY(m->vm_.register_irqfd(com1_line->fd(), devices::Serial::kCom1Irq));
+  m->interrupts_.push_back(com1_line);
+  m->serial_ = std::make_shared<devices::Serial>(com1_line, m->console_);
+  HUSK_TRY(m->pio_bus_.insert(m->serial_, devices::Serial::kCom1Base, devices::Serial::kPortCount));
+  StopState* stop_state = m->stop_.get();
+  auto i8042 = std::make_shared<devices::I8042>([stop_state] {
+    stop_state->request(VmExit{ExitReason::kGuestReset, "reset through the i8042 (0xFE)", -1});
+  });
+  HUSK_TRY(m->pio_bus_.insert(i8042, devices::I8042::kDataPort, devices::I8042::kPortSpan));
+  m->console_input_fd_ = config.console_input_fd;
+
+  // 4. vCPUs.
+  m->vcpu_exited_ = std::make_unique<std::atomic<bool>[]>(config.vcpus);
+  for (uint32_t id = 0; id < config.vcpus; ++id) {
+    HUSK_TRY_ASSIGN(kvm::Vcpu vcpu, m->vm_.create_vcpu(id));
+    HUSK_TRY(setup_vcpu(vcpu, supported_cpuid, config.vcpus, kernel_entry));
+    m->vcpus_.push_back(std::move(vcpu));
+  }
+  m->timeline_.build_start_ns = start;
+  m->timeline_.build_end_ns = monotonic_ns();
+  return m;
+}
+
+}  // namespace husk::vmm

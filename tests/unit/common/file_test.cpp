@@ -1,0 +1,71 @@
+#include "runtime/common/file.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+namespace husk {
+namespace {
+
+// A temporary file with the given contents, removed at the end of the test.
+class TempFile {
+ public:
+  explicit TempFile(const std::string& contents) {
+    char name[] = "/tmp/husk-file-test-XXXXXX";
+    const int fd = ::mkstemp(name);
+    REQUIRE(fd >= 0);
+    REQUIRE(::write(fd, contents.data(), contents.size()) == static_cast<ssize_t>(contents.size()));
+    ::close(fd);
+    path_ = name;
+  }
+  ~TempFile() { ::unlink(path_.c_str()); }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  [[nodiscard]] const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+TEST_CASE("read_file reads a whole file", "[common][file]") {
+  TempFile file("hello kernel");
+  auto data = read_file(file.path(), 1024);
+  REQUIRE(data);
+  CHECK(std::string(data->begin(), data->end()) == "hello kernel");
+}
+
+TEST_CASE("read_file reads an empty file", "[common][file]") {
+  TempFile file("");
+  auto data = read_file(file.path(), 1024);
+  REQUIRE(data);
+  CHECK(data->empty());
+}
+
+TEST_CASE("read_file names the path and the system error", "[common][file]") {
+  auto data = read_file("/nonexistent/husk/vmlinux", 1024);
+  REQUIRE_FALSE(data);
+  CHECK(data.error().message == "open /nonexistent/husk/vmlinux: No such file or directory");
+  CHECK(data.error().code == ENOENT);
+}
+
+TEST_CASE("read_file refuses a file over the limit", "[common][file]") {
+  TempFile file("0123456789");
+  auto data = read_file(file.path(), 9);
+  REQUIRE_FALSE(data);
+  CHECK_THAT(data.error().message, Catch::Matchers::Contains(file.path()) &&
+                                       Catch::Matchers::Contains("limit"));
+  CHECK(read_file(file.path(), 10));
+}
+
+TEST_CASE("read_file refuses a directory", "[common][file]") {
+  auto data = read_file("/tmp", 1024);
+  REQUIRE_FALSE(data);
+  CHECK_THAT(data.error().message, Catch::Matchers::Contains("not a regular file"));
+}
+
+}  // namespace
+}  // namespace husk
