@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/boot_command.h"
+#include "cli/doctor_command.h"
 #include "cli/exit_codes.h"
 
 int main(int argc, char** argv) {
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "husk 0.1.0");
   int exit_code = husk::cli::kExitOk;
   husk::cli::add_boot_command(app, exit_code);
+  husk::cli::add_doctor_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
