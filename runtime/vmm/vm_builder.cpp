@@ -83,8 +83,8 @@ Result<uint64_t> load_guest(const VmConfig& config, const GuestMemory& memory) {
 }
 
 Result<void> setup_vcpu(const kvm::Vcpu& vcpu, std::span<const kvm_cpuid_entry2> supported,
-                        uint32_t count, uint64_t entry) {
-  const auto cpuid = x86::normalize_cpuid(supported, vcpu.id(), count);
+                        uint32_t count, uint64_t entry, bool tsc_deadline) {
+  const auto cpuid = x86::normalize_cpuid(supported, vcpu.id(), count, tsc_deadline);
   HUSK_TRY(vcpu.set_cpuid(cpuid));
   HUSK_TRY(vcpu.set_msrs(x86::boot_msrs()));
   HUSK_TRY_ASSIGN(kvm_lapic_state lapic, vcpu.get_lapic());
@@ -155,10 +155,13 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config) {
   m->console_input_fd_ = config.console_input_fd;
 
   // 4. vCPUs.
+  // KVM emulates the TSC-deadline timer in its in-kernel LAPIC but never
+  // lists it in KVM_GET_SUPPORTED_CPUID; the capability says whether it can.
+  const bool tsc_deadline = m->kvm_.check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0;
   m->vcpu_exited_ = std::make_unique<std::atomic<bool>[]>(config.vcpus);
   for (uint32_t id = 0; id < config.vcpus; ++id) {
     HUSK_TRY_ASSIGN(kvm::Vcpu vcpu, m->vm_.create_vcpu(id));
-    HUSK_TRY(setup_vcpu(vcpu, supported_cpuid, config.vcpus, kernel_entry));
+    HUSK_TRY(setup_vcpu(vcpu, supported_cpuid, config.vcpus, kernel_entry, tsc_deadline));
     m->vcpus_.push_back(std::move(vcpu));
   }
   m->timeline_.build_start_ns = start;

@@ -66,31 +66,54 @@ Result<void> check_setup_header(const setup_header& hdr) {
   if ((hdr.xloadflags & XLF_KERNEL_64) == 0) {
     return fail("bzImage has no 64-bit entry point (XLF_KERNEL_64 is clear)");
   }
-  if (hdr.relocatable_kernel == 0) return fail("bzImage is not relocatable");
-  if (!is_power_of_two(alignment)) {
+  // boot.rst, init_size: a kernel that is not relocatable runs at
+  // pref_address whatever the load address, so it must name a usable one.
+  const uint64_t pref = hdr.pref_address;
+  if (hdr.relocatable_kernel == 0 && (pref < kHighMemStart || pref >= kMmioGapStart)) {
+    return fail(fmt::format("bzImage is not relocatable and its pref_address {:#x} is not in low "
+                            "RAM above 1 MiB",
+                            pref));
+  }
+  if (hdr.relocatable_kernel != 0 && !is_power_of_two(alignment)) {
     return fail(fmt::format("bzImage kernel_alignment {:#x} is not a power of two", alignment));
   }
   return {};
 }
 
-// boot.rst, pref_address and min_alignment: try the preferred address, then
-// each power-of-two alignment from kernel_alignment down to 1 << min_alignment,
-// lowest address first so the rest of RAM stays free for the initrd.
 struct Placement {
   uint64_t addr;
   uint64_t alignment;
 };
 
+// boot.rst, min_alignment: the loader may go down to 1 << min_alignment.
 uint64_t smallest_alignment(const setup_header& hdr) {
   const uint64_t alignment = hdr.kernel_alignment;
   if (hdr.min_alignment == 0 || hdr.min_alignment >= 64) return alignment;
   return std::min(uint64_t{1} << hdr.min_alignment, alignment);
 }
 
+// The lowest address place_kernel could pick, for the "needs N MiB" error.
+uint64_t lowest_start(const setup_header& hdr) {
+  if (hdr.relocatable_kernel == 0) return hdr.pref_address;
+  return align_up(kHighMemStart, smallest_alignment(hdr));
+}
+
+// Where the kernel goes. boot.rst, init_size: the kernel runs at
+// align_up(load address, kernel_alignment) when relocatable, else at
+// pref_address, and needs init_size bytes from there. Loading it at that
+// runtime start makes [start, start + init_size) the whole footprint (the
+// decompressor works in place within it). A relocatable kernel gets
+// pref_address when it fits, then each power-of-two alignment from
+// kernel_alignment down to the smallest, lowest address first so the rest
+// of RAM stays free for the initrd.
 std::optional<Placement> place_kernel(const GuestMemory& memory, const setup_header& hdr,
                                       uint64_t footprint) {
   const uint64_t pref = hdr.pref_address;
   const uint64_t alignment = hdr.kernel_alignment;
+  if (hdr.relocatable_kernel == 0) {
+    if (memory.valid_range(pref, footprint)) return Placement{pref, alignment};
+    return std::nullopt;
+  }
   // Above the gap a bzImage would need XLF_CAN_BE_LOADED_ABOVE_4G and a
   // 64-bit code32_start; husk keeps the kernel in low RAM.
   if (pref >= kHighMemStart && pref < kMmioGapStart && memory.valid_range(pref, footprint)) {
@@ -132,7 +155,7 @@ Result<KernelImage> load_bzimage(const GuestMemory& memory, std::span<const uint
   const std::optional<Placement> placement = place_kernel(memory, hdr, footprint);
   if (!placement) {
     return fail(fmt::format("kernel needs {} MiB of guest memory, the VM has {} MiB",
-                            mib_rounded_up(align_up(kHighMemStart, smallest_alignment(hdr)) + footprint),
+                            mib_rounded_up(lowest_start(hdr) + footprint),
                             memory.total_size() / kMiB));
   }
 

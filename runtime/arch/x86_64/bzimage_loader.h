@@ -24,7 +24,10 @@ inline constexpr uint16_t kMinBootProtocol = 0x020c;
 // boot.rst, "64-bit Boot Protocol": entry is the load address plus 0x200.
 inline constexpr uint64_t kStartup64Offset = 0x200;
 
-// Requires a relocatable kernel with the 64-bit entry point (protocol 2.12+).
+// Requires the 64-bit entry point (protocol 2.12+, XLF_KERNEL_64). A
+// relocatable kernel goes at pref_address or the lowest aligned address that
+// fits; one that is not relocatable runs at pref_address, so it goes there.
+// KernelImage::setup gets code32_start and the kernel_alignment used.
 [[nodiscard]] Result<KernelImage> load_bzimage(const GuestMemory& memory,
                                                std::span<const uint8_t> file);
 

@@ -1,5 +1,6 @@
 #include "runtime/arch/x86_64/mptable.h"
 
+#include <cstddef>
 #include <cstring>
 #include <numeric>
 #include <span>

@@ -61,6 +61,29 @@ TEST_CASE("load_bzimage lowers the alignment when pref_address does not fit", "[
   CHECK(uint64_t{image->setup.code32_start} == 8 * kMiB);
 }
 
+// husk's own kernel is built without CONFIG_RELOCATABLE: boot.rst (init_size)
+// says such a kernel runs at pref_address, so that is where it is loaded.
+TEST_CASE("load_bzimage loads a non-relocatable kernel at pref_address", "[arch][bzimage]") {
+  setup_header hdr = default_bz_header();
+  hdr.relocatable_kernel = 0;
+  hdr.init_size = 12 * kMiB;
+
+  SECTION("it fits") {
+    GuestMemory memory = make_memory({{0, 32 * kMiB}});
+    auto image = load_bzimage(memory, make_bzimage(hdr));
+    REQUIRE(image);
+    CHECK(image->load_start == 0x1000000);
+    CHECK(image->entry == 0x1000200);
+    CHECK(image->load_end == 0x1000000 + 12 * kMiB);
+  }
+  SECTION("no lower address is tried") {
+    GuestMemory memory = make_memory({{0, 24 * kMiB}});
+    auto image = load_bzimage(memory, make_bzimage(hdr));
+    REQUIRE_FALSE(image);
+    CHECK(image.error().message == "kernel needs 28 MiB of guest memory, the VM has 24 MiB");
+  }
+}
+
 TEST_CASE("load_bzimage names the memory a too-large kernel needs", "[arch][bzimage]") {
   setup_header hdr = default_bz_header();
   hdr.init_size = 100 * kMiB;
@@ -79,8 +102,9 @@ TEST_CASE("load_bzimage refuses unsupported or damaged images", "[arch][bzimage]
     hdr.xloadflags = 0;
     CHECK_THAT(load_error(make_bzimage(hdr)), Contains("XLF_KERNEL_64"));
   }
-  SECTION("not relocatable") {
+  SECTION("not relocatable and no usable pref_address") {
     hdr.relocatable_kernel = 0;
+    hdr.pref_address = 0;
     CHECK_THAT(load_error(make_bzimage(hdr)), Contains("not relocatable"));
   }
   SECTION("kernel_alignment not a power of two") {
