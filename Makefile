@@ -14,7 +14,7 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
   libseccomp-dev libcli11-dev libtomlplusplus-dev catch2 libexpected-dev \
   libspdlog-dev libfmt-dev nlohmann-json3-dev \
   qemu-system-x86 busybox-static linux-source-6.1 flex bison libelf-dev bc \
-  cpio xz-utils zstd kmod e2fsprogs python3
+  cpio xz-utils zstd kmod e2fsprogs python3 clang libclang-rt-14-dev
 DEPS_STAMP := $(BUILD)/.deps-$(shell echo $(DEB_PACKAGES) | md5sum | cut -c1-12)
 
 .PHONY: all deps build guest test test-unit test-kvm test-e2e test-asan demo \
@@ -67,3 +67,17 @@ bench-boot: build guest
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)
+
+# The libFuzzer targets (tests/fuzz) built with clang, ASan and UBSan, each
+# run for FUZZ_SECONDS from its seed corpus; a crash fails the target and
+# leaves the input in $(BUILD_FUZZ)/crash-*.
+BUILD_FUZZ   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz
+fuzz: | $(DEPS_STAMP)
+	CC=clang CXX=clang++ cmake -S . -B $(BUILD_FUZZ) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHUSK_FUZZ=ON
+	ninja -C $(BUILD_FUZZ) -j $(JOBS) husk-fuzz-descriptor-chain
+	mkdir -p $(BUILD_FUZZ)/corpus/descriptor_chain
+	$(BUILD_FUZZ)/bin/husk-fuzz-descriptor-chain -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	  -print_final_stats=1 -artifact_prefix=$(BUILD_FUZZ)/ \
+	  $(BUILD_FUZZ)/corpus/descriptor_chain tests/fuzz/corpus/descriptor_chain

@@ -19,6 +19,7 @@ namespace {
 
 struct BootOptions {
   vmm::VmConfig vm;
+  std::vector<std::string> disks;
   bool no_input = false;
   std::string timeline_json;  // write the boot timeline here
 };
@@ -49,6 +50,14 @@ void write_timeline(const std::string& path, const vmm::BootTimeline& t, const v
 
 int run_boot(BootOptions& options) {
   options.vm.console_input_fd = options.no_input ? -1 : STDIN_FILENO;
+  for (const std::string& spec : options.disks) {
+    auto disk = vmm::parse_disk_spec(spec);
+    if (!disk) {
+      fmt::print(stderr, "husk: {}\n", disk.error().message);
+      return kExitUsage;
+    }
+    options.vm.disks.push_back(*disk);
+  }
   auto machine = vmm::build_machine(options.vm);
   if (!machine) {
     fmt::print(stderr, "husk: {}\n", machine.error().message);
@@ -94,6 +103,10 @@ void add_boot_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--console", options->vm.console_path,
                   "write the console to this file instead of stdout");
+  cmd->add_option("--disk", options->disks,
+                  "attach a virtio-blk disk: PATH[,ro|,cow|,rw] (default cow: writes vanish "
+                  "with the VM); repeatable, /dev/vda first");
+  cmd->add_flag("--rng", options->vm.rng, "attach a virtio-rng entropy device");
   cmd->add_flag("--no-input", options->no_input, "do not forward stdin to the guest console");
   cmd->add_option("--timeline-json", options->timeline_json,
                   "write boot timestamps and the exit reason as JSON to this file");

@@ -6,6 +6,7 @@
 #include <linux/kvm.h>
 
 #include <cstdint>
+#include <optional>
 
 #include "runtime/common/result.h"
 #include "runtime/common/unique_fd.h"
@@ -33,9 +34,10 @@ class Vm {
   // raises `gsi`.
   [[nodiscard]] Result<void> register_irqfd(int eventfd, uint32_t gsi) const;
   // Guest writes to [addr, addr+len) signal `eventfd` inside KVM instead of
-  // exiting to a vCPU thread. len 0 matches any width; datamatch optional.
+  // exiting to a vCPU thread. With a datamatch only writes of that value do.
   [[nodiscard]] Result<void> register_ioeventfd(int eventfd, uint64_t addr, uint32_t len,
-                                                bool pio) const;
+                                                bool pio,
+                                                std::optional<uint64_t> datamatch = {}) const;
 
   [[nodiscard]] Result<Vcpu> create_vcpu(uint32_t id) const;
 

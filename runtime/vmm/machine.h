@@ -12,11 +12,12 @@
 #include "runtime/devices/interrupt.h"
 #include "runtime/devices/legacy/console_sink.h"
 #include "runtime/devices/legacy/serial.h"
+#include "runtime/devices/virtio/mmio_transport.h"
 #include "runtime/kvm/kvm.h"
 #include "runtime/kvm/vcpu.h"
 #include "runtime/kvm/vm.h"
 #include "runtime/memory/guest_memory.h"
-#include "runtime/vmm/event_loop.h"
+#include "runtime/common/event_loop.h"
 #include "runtime/vmm/exit_reason.h"
 #include "runtime/vmm/stop_state.h"
 #include "runtime/vmm/vm_config.h"
@@ -47,10 +48,15 @@ class Machine {
   [[nodiscard]] devices::Bus& mmio_bus() { return mmio_bus_; }
   [[nodiscard]] const GuestMemory& memory() const { return memory_; }
   [[nodiscard]] BootTimeline timeline() const;
+  [[nodiscard]] const std::vector<std::shared_ptr<virtio::MmioTransport>>& virtio_transports() const {
+    return virtio_;
+  }
   [[nodiscard]] uint32_t vcpu_count() const { return static_cast<uint32_t>(vcpus_.size()); }
 
  private:
   friend Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config);
+  friend Result<void> attach_virtio(Machine& m, std::shared_ptr<virtio::VirtioDevice> device,
+                                    uint32_t slot, std::string& cmdline);
   Machine(kvm::Kvm kvm, kvm::Vm vm, GuestMemory memory, std::unique_ptr<StopState> stop,
           EventLoop loop);
   void stop_vcpus(std::vector<pthread_t>& threads);
@@ -67,6 +73,8 @@ class Machine {
   std::shared_ptr<devices::ConsoleSink> console_;
   std::shared_ptr<devices::Serial> serial_;
   std::vector<std::shared_ptr<devices::EventFdInterrupt>> interrupts_;
+  std::vector<std::shared_ptr<virtio::MmioTransport>> virtio_;
+  std::vector<UniqueFd> queue_eventfds_;
   int console_input_fd_ = -1;
   BootTimeline timeline_;
   std::atomic<int64_t> first_run_ns_{0};

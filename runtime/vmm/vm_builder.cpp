@@ -1,6 +1,10 @@
 #include "runtime/vmm/vm_builder.h"
 
 #include <fcntl.h>
+#include <linux/virtio_mmio.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <filesystem>
@@ -18,6 +22,8 @@
 #include "runtime/arch/x86_64/page_tables.h"
 #include "runtime/common/file.h"
 #include "runtime/devices/legacy/i8042.h"
+#include "runtime/devices/virtio/block/block.h"
+#include "runtime/devices/virtio/rng/rng.h"
 #include "runtime/kvm/capabilities.h"
 
 namespace husk::vmm {
@@ -53,14 +59,15 @@ Result<void> register_memory(const kvm::Vm& vm, const GuestMemory& memory) {
 
 // Loads kernel and initrd and writes every boot structure into guest memory.
 // Returns the kernel's 64-bit entry point.
-Result<uint64_t> load_guest(const VmConfig& config, const GuestMemory& memory) {
+Result<uint64_t> load_guest(const VmConfig& config, const std::string& cmdline,
+                            const GuestMemory& memory) {
   HUSK_TRY_ASSIGN(std::vector<uint8_t> kernel_file,
                   read_file(config.kernel_path, kMaxKernelFile));
   auto kernel = x86::load_kernel(memory, kernel_file);
   if (!kernel) return wrap("kernel " + config.kernel_path, kernel.error());
 
   x86::BootConfig boot;
-  boot.cmdline = config.cmdline;
+  boot.cmdline = cmdline;
   if (!config.initrd_path.empty()) {
     std::error_code ec;
     const uint64_t size = std::filesystem::file_size(config.initrd_path, ec);
@@ -101,7 +108,48 @@ Result<void> setup_vcpu(const kvm::Vcpu& vcpu, std::span<const kvm_cpuid_entry2>
   return {};
 }
 
+// The virtio devices the config asks for, in slot order.
+Result<std::vector<std::shared_ptr<virtio::VirtioDevice>>> make_virtio_devices(const VmConfig& config) {
+  std::vector<std::shared_ptr<virtio::VirtioDevice>> devices;
+  for (size_t i = 0; i < config.disks.size(); ++i) {
+    HUSK_TRY_ASSIGN(virtio::DiskImage disk, virtio::DiskImage::open(config.disks[i].path, config.disks[i].mode));
+    devices.push_back(std::make_shared<virtio::Block>(std::move(disk), fmt::format("husk-disk{}", i)));
+  }
+  if (config.rng) devices.push_back(std::make_shared<virtio::Rng>());
+  return devices;
+}
+
 }  // namespace
+
+Result<void> attach_virtio(Machine& m, std::shared_ptr<virtio::VirtioDevice> device, uint32_t slot,
+                           std::string& cmdline) {
+  const uint64_t base = x86::kVirtioMmioBase + uint64_t{slot} * x86::kVirtioMmioWindow;
+  const uint32_t irq = x86::kVirtioFirstIrq + slot;
+  HUSK_TRY_ASSIGN(devices::EventFdInterrupt line, devices::EventFdInterrupt::create());
+  auto interrupt = std::make_shared<devices::EventFdInterrupt>(std::move(line));
+  HUSK_TRY(m.vm_.register_irqfd(interrupt->fd(), irq));
+  m.interrupts_.push_back(interrupt);
+  const size_t queues = device->queue_max_sizes().size();
+  auto transport = std::make_shared<virtio::MmioTransport>(std::move(device), m.memory_, interrupt, &m.loop_);
+  HUSK_TRY(m.mmio_bus_.insert(transport, base, x86::kVirtioMmioWindow));
+  // Each queue's notification is caught by KVM (datamatch on the queue
+  // index) and lands on the event loop, not on a vCPU thread.
+  for (uint16_t q = 0; q < queues; ++q) {
+    UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!efd) return fail_errno("eventfd for a virtio queue");
+    HUSK_TRY(m.vm_.register_ioeventfd(efd.get(), base + VIRTIO_MMIO_QUEUE_NOTIFY, 4, false, q));
+    const int fd = efd.get();
+    HUSK_TRY(m.loop_.add(fd, EPOLLIN, [transport, q, fd](uint32_t) {
+      uint64_t count = 0;
+      [[maybe_unused]] ssize_t n = ::read(fd, &count, sizeof(count));
+      transport->notify(q);
+    }));
+    m.queue_eventfds_.push_back(std::move(efd));
+  }
+  m.virtio_.push_back(std::move(transport));
+  cmdline += fmt::format(" virtio_mmio.device=4K@{:#x}:{}", base, irq);
+  return {};
+}
 
 std::vector<RegionSpec> ram_regions(uint64_t memory_mib) {
   const uint64_t bytes = memory_mib << 20;
@@ -121,10 +169,9 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config) {
   HUSK_TRY_ASSIGN(kvm::Vm vm, kvm.create_vm());
   HUSK_TRY(setup_vm(vm));
 
-  // 2. Guest memory, the kernel, the initrd and the boot structures.
+  // 2. Guest memory.
   HUSK_TRY_ASSIGN(GuestMemory memory, GuestMemory::create(ram_regions(config.memory_mib)));
   HUSK_TRY(register_memory(vm, memory));
-  HUSK_TRY_ASSIGN(const uint64_t kernel_entry, load_guest(config, memory));
 
   HUSK_TRY_ASSIGN(auto stop, StopState::create());
   HUSK_TRY_ASSIGN(EventLoop loop, EventLoop::create());
@@ -153,8 +200,19 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config) {
   });
   HUSK_TRY(m->pio_bus_.insert(i8042, devices::I8042::kDataPort, devices::I8042::kPortSpan));
   m->console_input_fd_ = config.console_input_fd;
+  // Device entries must go before a " -- ": what follows it is init's.
+  auto [cmdline, init_args] = split_init_args(config.cmdline);
+  HUSK_TRY_ASSIGN(auto virtio_devices, make_virtio_devices(config));
+  for (uint32_t slot = 0; slot < virtio_devices.size(); ++slot) {
+    HUSK_TRY(attach_virtio(*m, virtio_devices[slot], slot, cmdline));
+  }
+  if (!init_args.empty()) cmdline += (cmdline.empty() ? "" : " ") + init_args;
 
-  // 4. vCPUs.
+  // 4. The kernel, the initrd and the boot structures (the command line now
+  // names every virtio device).
+  HUSK_TRY_ASSIGN(const uint64_t kernel_entry, load_guest(config, cmdline, m->memory_));
+
+  // 5. vCPUs.
   // KVM emulates the TSC-deadline timer in its in-kernel LAPIC but never
   // lists it in KVM_GET_SUPPORTED_CPUID; the capability says whether it can.
   const bool tsc_deadline = m->kvm_.check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0;

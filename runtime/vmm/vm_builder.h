@@ -15,6 +15,11 @@ namespace husk::vmm {
 
 [[nodiscard]] Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config);
 
+// Gives `device` virtio-mmio slot `slot`: its MMIO window, IRQ, irqfd, one
+// ioeventfd per queue, and its `virtio_mmio.device=` entry on `cmdline`.
+[[nodiscard]] Result<void> attach_virtio(Machine& m, std::shared_ptr<virtio::VirtioDevice> device,
+                                         uint32_t slot, std::string& cmdline);
+
 // The guest-physical regions for `memory_mib` of RAM: below the 32-bit MMIO
 // gap, and the rest from 4 GiB up.
 [[nodiscard]] std::vector<RegionSpec> ram_regions(uint64_t memory_mib);

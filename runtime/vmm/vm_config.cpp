@@ -14,6 +14,35 @@ uint64_t host_memory_limit_mib() {
   return (static_cast<uint64_t>(info.totalram) * info.mem_unit) >> 20;
 }
 
+std::pair<std::string, std::string> split_init_args(const std::string& cmdline) {
+  // Padding with spaces finds "--" as a whole word at either end too; a
+  // match at p in the padded string puts "--" at p in the original.
+  const size_t p = (" " + cmdline + " ").find(" -- ");
+  if (p == std::string::npos) return {cmdline, ""};
+  return {cmdline.substr(0, p == 0 ? 0 : p - 1), cmdline.substr(p)};
+}
+
+Result<DiskConfig> parse_disk_spec(const std::string& spec) {
+  DiskConfig disk;
+  const size_t comma = spec.rfind(',');
+  disk.path = spec;
+  if (comma != std::string::npos) {
+    const std::string mode = spec.substr(comma + 1);
+    if (mode == "ro") {
+      disk.mode = DiskMode::kReadOnly;
+    } else if (mode == "cow") {
+      disk.mode = DiskMode::kCopyOnWrite;
+    } else if (mode == "rw") {
+      disk.mode = DiskMode::kPersistent;
+    } else {
+      return fail(fmt::format("disk '{}': mode '{}' is not ro, cow or rw", spec, mode));
+    }
+    disk.path = spec.substr(0, comma);
+  }
+  if (disk.path.empty()) return fail(fmt::format("disk '{}' has no path", spec));
+  return disk;
+}
+
 Result<void> validate(const VmConfig& config) {
   using namespace husk::x86_64;
   if (config.vcpus < 1 || config.vcpus > kMaxVcpus) {
@@ -31,6 +60,10 @@ Result<void> validate(const VmConfig& config) {
   if (config.cmdline.size() >= kCmdlineMax) {
     return fail(fmt::format("the kernel command line is {} bytes; at most {} fit",
                             config.cmdline.size(), kCmdlineMax - 1));
+  }
+  if (config.disks.size() + (config.rng ? 1 : 0) > x86_64::kMaxVirtioDevices) {
+    return fail(fmt::format("at most {} virtio devices fit, {} requested", x86_64::kMaxVirtioDevices,
+                            config.disks.size() + (config.rng ? 1 : 0)));
   }
   return {};
 }

@@ -6,12 +6,27 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "runtime/common/result.h"
+#include "runtime/devices/virtio/block/disk_image.h"
 
 namespace husk::vmm {
 
 inline constexpr const char* kDefaultCmdline = "console=ttyS0 reboot=k panic=-1";
+
+// How a disk's file is used: read-only, copy-on-write (the file never
+// changes; writes vanish with the VM), or persistent (writes go to the file).
+using DiskMode = virtio::DiskMode;
+
+struct DiskConfig {
+  std::string path;
+  DiskMode mode = DiskMode::kCopyOnWrite;
+};
+
+// Parses "PATH[,ro|,cow|,rw]" (the default mode is cow).
+[[nodiscard]] Result<DiskConfig> parse_disk_spec(const std::string& spec);
 
 struct VmConfig {
   std::string kernel_path;
@@ -26,11 +41,18 @@ struct VmConfig {
   // Host input for the guest console; -1 for none. Not owned.
   int console_input_fd = -1;
   std::string kvm_path = "/dev/kvm";
+  // virtio devices, in the order they get MMIO slots and IRQs.
+  std::vector<DiskConfig> disks;
+  bool rng = false;
 };
 
 // Checks the shape of the VM (vCPU count, memory size against the host) and
 // returns an error that states the allowed range.
 [[nodiscard]] Result<void> validate(const VmConfig& config);
+
+// Splits a kernel command line into the kernel's part and init's part
+// (" -- " and what follows it, which the kernel hands to init untouched).
+[[nodiscard]] std::pair<std::string, std::string> split_init_args(const std::string& cmdline);
 
 // The most guest memory this host can give, in MiB (its physical memory).
 [[nodiscard]] uint64_t host_memory_limit_mib();

@@ -35,6 +35,10 @@ inline constexpr uint64_t kVirtioMmioBase = 0xd0000000;
 inline constexpr uint64_t kVirtioMmioWindow = 0x1000;
 inline constexpr uint64_t kIoapicAddr = 0xfec00000;
 inline constexpr uint32_t kIoapicPins = 24;        // KVM's in-kernel IOAPIC
+// virtio-mmio devices take IRQs from 5 up (0-4 are the PIT, keyboard,
+// cascade and serial ports), one 4 KiB window each from kVirtioMmioBase.
+inline constexpr uint32_t kVirtioFirstIrq = 5;
+inline constexpr uint32_t kMaxVirtioDevices = kIoapicPins - kVirtioFirstIrq;
 inline constexpr uint64_t kLapicAddr = 0xfee00000;
 
 // KVM's own needs on Intel (TSS and identity page), placed just below the

@@ -52,3 +52,24 @@ TEST_CASE("the first stop request wins", "[unit]") {
   CHECK(is_clean_exit(ExitReason::kGuestShutdown));
   CHECK_FALSE(is_clean_exit(ExitReason::kGuestPanic));
 }
+
+TEST_CASE("init's arguments stay after the kernel's", "[unit]") {
+  using P = std::pair<std::string, std::string>;
+  CHECK(split_init_args("console=ttyS0 panic=-1") == P{"console=ttyS0 panic=-1", ""});
+  CHECK(split_init_args("a=1 -- -c echo") == P{"a=1", "-- -c echo"});
+  CHECK(split_init_args("-- x") == P{"", "-- x"});
+  CHECK(split_init_args("a=1 --") == P{"a=1", "--"});
+  CHECK(split_init_args("a=--b c") == P{"a=--b c", ""});
+}
+
+TEST_CASE("disk specs name a path and a mode", "[unit]") {
+  auto d = parse_disk_spec("/x/disk.img");
+  REQUIRE(d);
+  CHECK(d->path == "/x/disk.img");
+  CHECK(d->mode == DiskMode::kCopyOnWrite);
+  CHECK(parse_disk_spec("/a,ro")->mode == DiskMode::kReadOnly);
+  CHECK(parse_disk_spec("/a,rw")->mode == DiskMode::kPersistent);
+  CHECK(parse_disk_spec("/a,cow")->mode == DiskMode::kCopyOnWrite);
+  CHECK_FALSE(parse_disk_spec("/a,xx"));
+  CHECK_FALSE(parse_disk_spec(",ro"));
+}

@@ -1,4 +1,4 @@
-#include "runtime/vmm/event_loop.h"
+#include "runtime/common/event_loop.h"
 
 #include <sys/epoll.h>
 
@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-namespace husk::vmm {
+namespace husk {
 
 Result<EventLoop> EventLoop::create() {
   UniqueFd epoll(::epoll_create1(EPOLL_CLOEXEC));
@@ -15,6 +15,7 @@ Result<EventLoop> EventLoop::create() {
 }
 
 Result<void> EventLoop::add(int fd, uint32_t events, Handler handler) {
+  std::lock_guard lock(*mutex_);
   epoll_event ev{};
   ev.events = events;
   ev.data.fd = fd;
@@ -26,8 +27,19 @@ Result<void> EventLoop::add(int fd, uint32_t events, Handler handler) {
 }
 
 void EventLoop::remove(int fd) {
+  std::lock_guard lock(*mutex_);
   ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
   handlers_.erase(fd);
+}
+
+Result<void> EventLoop::modify(int fd, uint32_t events) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.fd = fd;
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev) < 0) {
+    return fail_errno(fmt::format("epoll_ctl modify fd {}", fd));
+  }
+  return {};
 }
 
 Result<void> EventLoop::run(int stop_fd) {
@@ -47,14 +59,18 @@ Result<void> EventLoop::run(int stop_fd) {
     for (int i = 0; i < n; ++i) {
       const int fd = events[static_cast<size_t>(i)].data.fd;
       if (fd == stop_fd) return {};
-      auto it = handlers_.find(fd);
-      // A handler may have removed itself (or another fd) earlier in this
-      // batch; such events are stale.
-      if (it == handlers_.end()) continue;
-      Handler handler = it->second;
+      Handler handler;
+      {
+        std::lock_guard lock(*mutex_);
+        auto it = handlers_.find(fd);
+        // A handler may have removed itself (or another fd) earlier in this
+        // batch; such events are stale.
+        if (it == handlers_.end()) continue;
+        handler = it->second;
+      }
       handler(events[static_cast<size_t>(i)].events);
     }
   }
 }
 
-}  // namespace husk::vmm
+}  // namespace husk

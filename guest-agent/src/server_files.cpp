@@ -1,0 +1,130 @@
+// File requests in the agent's loop: WriteFile (chunks into a temporary file
+// renamed over the target after the last one), ReadFile (FileData chunks
+// paced by the host socket: the next chunk is read only while less than
+// kOutHighWater bytes wait to be sent) and Stat.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "guest-agent/src/server.h"
+#include "guest-agent/src/sys.h"
+
+namespace husk::guest {
+
+namespace proto = agent::proto;
+
+namespace {
+constexpr size_t kOutHighWater = 512 * 1024;
+
+std::string errno_text(const std::string& what, const std::string& path, int err) {
+  return what + " " + path + ": " + std::strerror(err);
+}
+}  // namespace
+
+void Server::on_write_file(uint32_t id, proto::WriteFile req) {
+  auto it = uploads_.find(id);
+  auto fail = [&](int err, const std::string& what) {
+    if (it != uploads_.end()) {
+      ::unlink(it->second.tmp_path.c_str());
+      uploads_.erase(it);
+    }
+    send_error(id, err, errno_text(what, req.path, err));
+  };
+  if (it == uploads_.end()) {
+    if (req.offset != 0) return fail(EINVAL, "write_file (first chunk not at offset 0)");
+    if (req.path.empty() || req.path[0] != '/' || req.path.back() == '/') {
+      return fail(EINVAL, "write_file (path must be absolute and name a file)");
+    }
+    const size_t slash = req.path.rfind('/');
+    const std::string dir = slash == 0 ? "/" : req.path.substr(0, slash);
+    if (req.mkdirs) {
+      if (const int err = make_dirs(dir, 0755); err != 0) return fail(err, "write_file mkdir");
+    }
+    Upload up;
+    up.path = req.path;
+    // Beside the target so that rename() stays within one file system.
+    up.tmp_path = dir + "/." + req.path.substr(slash + 1) + ".husk-upload-" + std::to_string(id);
+    ::unlink(up.tmp_path.c_str());
+    up.fd.reset(::open(up.tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                       0600));
+    if (!up.fd) return fail(errno, "write_file create");
+    it = uploads_.emplace(id, std::move(up)).first;
+  } else if (req.offset != it->second.written) {
+    return fail(EINVAL, "write_file (chunk out of order)");
+  }
+  Upload& up = it->second;
+  size_t done = 0;
+  while (done < req.data.size()) {
+    const ssize_t n = ::write(up.fd.get(), req.data.data() + done, req.data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail(errno, "write_file write");
+    done += static_cast<size_t>(n);
+  }
+  up.written += done;
+  if (!req.last) return;
+  if (::fchmod(up.fd.get(), req.mode & 07777) != 0) return fail(errno, "write_file chmod");
+  if ((req.uid != proto::kKeepId || req.gid != proto::kKeepId) &&
+      ::fchown(up.fd.get(), req.uid, req.gid) != 0) {  // kKeepId is fchown's "unchanged" (-1)
+    return fail(errno, "write_file chown");
+  }
+  if (::close(up.fd.release()) != 0) return fail(errno, "write_file close");
+  if (::rename(up.tmp_path.c_str(), up.path.c_str()) != 0) return fail(errno, "write_file rename");
+  uploads_.erase(it);
+  send(id, proto::Ack{});
+}
+
+void Server::on_read_file(uint32_t id, const proto::ReadFile& req) {
+  UniqueFd fd(::open(req.path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return send_error(id, errno, errno_text("read_file", req.path, errno));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return send_error(id, errno, errno_text("read_file", req.path, errno));
+  if (S_ISDIR(st.st_mode)) return send_error(id, EISDIR, errno_text("read_file", req.path, EISDIR));
+  downloads_.push_back(Download{id, std::move(fd), 0, req.max_bytes});
+}
+
+void Server::pump_downloads() {
+  while (conn_ && !close_after_flush_ && !downloads_.empty() &&
+         out_.size() - out_off_ < kOutHighWater) {
+    Download& d = downloads_.front();
+    read_buf_.resize(proto::kMaxChunk);
+    const ssize_t n = ::read(d.fd.get(), read_buf_.data(), read_buf_.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      send_error(d.id, errno, std::string("read_file: ") + std::strerror(errno));
+    } else if (n == 0) {
+      send(d.id, proto::FileData{d.offset, true, {}});
+    } else if (d.max_bytes != 0 && d.offset + static_cast<uint64_t>(n) > d.max_bytes) {
+      send_error(d.id, EFBIG, "read_file: file larger than " + std::to_string(d.max_bytes) + " bytes");
+    } else {
+      read_buf_.resize(static_cast<size_t>(n));
+      send(d.id, proto::FileData{d.offset, false, read_buf_});
+      d.offset += static_cast<uint64_t>(n);
+      continue;
+    }
+    downloads_.erase(downloads_.begin());
+  }
+}
+
+void Server::on_stat(uint32_t id, const proto::Stat& req) {
+  struct stat st {};
+  const int rc = req.follow_symlinks ? ::stat(req.path.c_str(), &st) : ::lstat(req.path.c_str(), &st);
+  if (rc != 0) return send_error(id, errno, errno_text("stat", req.path, errno));
+  proto::StatResult r;
+  r.mode = st.st_mode;
+  r.size = static_cast<uint64_t>(st.st_size);
+  r.uid = st.st_uid;
+  r.gid = st.st_gid;
+  r.mtime_ns = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+  send(id, r);
+}
+
+void Server::abort_transfers() {
+  for (auto& [id, up] : uploads_) ::unlink(up.tmp_path.c_str());
+  uploads_.clear();
+  downloads_.clear();
+}
+
+}  // namespace husk::guest

@@ -1,0 +1,341 @@
+// Jobs in the agent's loop: starting them, pumping stdin and output under
+// credit, reaping, limits (wall deadline, CPU time, output cap) and the
+// final Exited event.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "guest-agent/src/log.h"
+#include "guest-agent/src/server.h"
+#include "guest-agent/src/sys.h"
+
+namespace husk::guest {
+
+namespace proto = agent::proto;
+
+namespace {
+constexpr uint64_t kStdinWindow = 256 * 1024;
+constexpr uint64_t kStdinRegrant = 64 * 1024;
+constexpr uint64_t kMaxCredit = uint64_t{1} << 40;  // sum of grants is clamped, never wraps
+constexpr int64_t kCpuPollNs = 10'000'000;
+// After the leader exits (and the rest of its tree was killed), pipes still
+// open this long with nothing to wait for are closed: a process that
+// escaped the tree must not hold the job open.
+constexpr int64_t kLingerNs = 2'000'000'000;
+constexpr uint64_t kMaxWallMs = uint64_t{1} << 40;
+}  // namespace
+
+Job* Server::find_job(uint32_t id) {
+  for (auto& [serial, job] : jobs_) {
+    if (!job->orphan && job->id == id) return job.get();
+  }
+  return nullptr;
+}
+
+void Server::on_exec(uint32_t id, proto::Exec req) {
+  if (find_job(id) != nullptr) return send_error(id, EEXIST, "request id names a running job");
+  auto failed = [&](proto::ExecStage stage, int err) { send(id, proto::ExecFailed{stage, err}); };
+  if (req.argv.empty() || req.argv[0].empty()) return failed(proto::ExecStage::kRequest, EINVAL);
+  if (!opts_.cgroups && (req.limits.memory_bytes != 0 || req.limits.pids != 0)) {
+    return failed(proto::ExecStage::kCgroup, EOPNOTSUPP);  // would silently not be enforced
+  }
+  auto job = std::make_unique<Job>();
+  job->serial = next_serial_++;
+  job->id = id;
+  job->limits = req.limits;
+  job->stdin_mode = req.stdin_mode;
+  job->pty = req.pty;
+  if (opts_.cgroups) {
+    if (const int err = job->cgroup.create(opts_.cgroup_root, job->serial, req.limits); err != 0) {
+      return failed(proto::ExecStage::kCgroup, err);
+    }
+  }
+  const SpawnOptions spawn_opts{opts_.protected_self, !opts_.cgroups && req.limits.cpu_ms != 0};
+  SpawnError error;
+  job->start_ns = monotonic_ns();
+  if (!spawn_job(*job, req, spawn_opts, error)) {
+    if (!job->cgroup.remove()) dead_cgroups_.push_back(std::move(job->cgroup));
+    return failed(error.stage, error.err);
+  }
+  if (req.limits.wall_ms != 0) {
+    job->deadline_ns = job->start_ns + int64_t(std::min(req.limits.wall_ms, kMaxWallMs)) * 1000000;
+  }
+  if (opts_.cgroups && req.limits.cpu_ms != 0) job->next_cpu_poll_ns = job->start_ns + kCpuPollNs;
+  send(id, proto::Started{static_cast<uint32_t>(job->pid)});
+  if (req.stdin_mode == proto::StdinMode::kData) {
+    job->stdin_buf = std::move(req.stdin_data);
+    job->stdin_close_requested = true;
+  } else if (req.stdin_mode == proto::StdinMode::kStream) {
+    job->stdin_credit_outstanding = kStdinWindow;
+    send(id, proto::Credit{proto::Stream::kStdin, uint32_t{kStdinWindow}});
+  }
+  Job& ref = *job;
+  jobs_.emplace(ref.serial, std::move(job));
+  if (ref.stdin_close_requested && ref.stdin_buf.empty()) close_stdin(ref, true);
+  update_interest(ref);
+}
+
+void Server::on_credit(uint32_t id, const proto::Credit& c) {
+  Job* job = find_job(id);
+  if (job == nullptr || c.stream == proto::Stream::kStdin) return;
+  uint64_t& credit = c.stream == proto::Stream::kStdout ? job->credit_out : job->credit_err;
+  credit = std::min(credit + c.bytes, kMaxCredit);
+  update_interest(*job);
+}
+
+void Server::on_stdin(uint32_t id, std::string data, bool close) {
+  Job* job = find_job(id);
+  if (job == nullptr || job->stdin_mode != proto::StdinMode::kStream) return;
+  if (close) {
+    job->stdin_close_requested = true;
+    if (job->stdin_buf.empty()) close_stdin(*job, true);
+    return update_interest(*job);
+  }
+  if (job->stdin_close_requested) return;
+  // The host may send only what we granted; more would let it grow our
+  // buffer without bound, so it is dropped (and logged: a host bug).
+  if (data.size() > job->stdin_credit_outstanding) {
+    HUSK_LOG("job %u: %zu stdin bytes beyond credit dropped", id, data.size());
+    return;
+  }
+  job->stdin_credit_outstanding -= data.size();
+  if (!job->in) {
+    // The job closed its stdin: swallow the bytes, keep the host moving.
+    job->stdin_written_ungranted += data.size();
+  } else {
+    job->stdin_buf += data;
+  }
+  write_stdin(*job);
+}
+
+void Server::on_signal(uint32_t id, int signo) {
+  Job* job = find_job(id);
+  if (job == nullptr || signo <= 0 || signo > SIGRTMAX || job->leader_done) return;
+  ::kill(-job->pid, signo);  // the job's process group (it called setsid)
+}
+
+void Server::on_job_event(uint64_t serial, Kind kind, uint32_t /*events*/) {
+  auto it = jobs_.find(serial);
+  if (it == jobs_.end()) return;
+  Job& job = *it->second;
+  if (kind == kJobOut) read_output(job, proto::Stream::kStdout);
+  if (kind == kJobErr) read_output(job, proto::Stream::kStderr);
+  if (kind == kJobIn) write_stdin(job);
+  maybe_finish(job);
+}
+
+void Server::read_output(Job& job, proto::Stream stream) {
+  const bool is_out = stream == proto::Stream::kStdout;
+  UniqueFd& fd = is_out ? job.out : job.err;
+  uint64_t& credit = is_out ? job.credit_out : job.credit_err;
+  const size_t budget = job.discarding ? proto::kMaxChunk
+                                       : static_cast<size_t>(std::min<uint64_t>(credit, proto::kMaxChunk));
+  if (!fd || budget == 0) return update_interest(job);
+  read_buf_.resize(budget);
+  const ssize_t n = ::read(fd.get(), read_buf_.data(), budget);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (n <= 0) return close_output(job, stream);  // EOF, or EIO from a hung-up PTY
+  if (job.discarding) return;
+  size_t keep = static_cast<size_t>(n);
+  const uint64_t cap = job.limits.output_bytes;
+  if (cap != 0 && job.output_total + keep > cap) {
+    keep = static_cast<size_t>(cap - job.output_total);
+    (is_out ? job.stdout_truncated : job.stderr_truncated) = true;
+    job.set_reason(proto::ExitReason::kOutputLimit);
+    // Killing, not discarding: a job that spews output would otherwise run to
+    // its deadline, and the verdict (OL) is already decided.
+    kill_tree(job);
+    job.discarding = true;
+  }
+  if (keep != 0) {
+    read_buf_.resize(keep);
+    send(job.id, proto::Output{stream, read_buf_});
+    credit -= keep;  // keep <= n <= budget <= credit
+    job.output_total += keep;
+  }
+  update_interest(job);
+}
+
+void Server::write_stdin(Job& job) {
+  if (job.in && !job.stdin_buf.empty()) {
+    const ssize_t n = ::write(job.in.get(), job.stdin_buf.data(), job.stdin_buf.size());
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+      // EPIPE: the job closed its stdin. What is left counts as consumed.
+      job.stdin_written_ungranted += job.stdin_buf.size();
+      job.stdin_buf.clear();
+      close_stdin(job, false);
+    } else if (n > 0) {
+      job.stdin_buf.erase(0, static_cast<size_t>(n));
+      job.stdin_written_ungranted += static_cast<size_t>(n);
+    }
+  }
+  if (job.stdin_mode == proto::StdinMode::kStream && !job.stdin_close_requested &&
+      job.stdin_written_ungranted != 0 &&
+      (job.stdin_written_ungranted >= kStdinRegrant || job.stdin_buf.empty())) {
+    const uint64_t grant = job.stdin_written_ungranted;
+    job.stdin_written_ungranted = 0;
+    job.stdin_credit_outstanding += grant;
+    // grant <= kStdinWindow: only granted bytes are ever written.
+    send(job.id, proto::Credit{proto::Stream::kStdin, static_cast<uint32_t>(grant)});
+  }
+  if (job.stdin_buf.empty() && job.stdin_close_requested) close_stdin(job, true);
+  update_interest(job);
+}
+
+void Server::set_registered(Job& job, Kind kind, bool want) {
+  UniqueFd& fd = kind == kJobOut ? job.out : kind == kJobErr ? job.err : job.in;
+  bool& reg = kind == kJobOut ? job.out_registered
+              : kind == kJobErr ? job.err_registered
+                                : job.in_registered;
+  want = want && fd.valid();
+  if (want == reg) return;
+  // Added and removed rather than masked: a hung-up pipe reports EPOLLHUP
+  // even with no events asked for, which would spin while we lack credit.
+  epoll_event ev{kind == kJobIn ? uint32_t{EPOLLOUT} : uint32_t{EPOLLIN}, {.u64 = key(job.serial, kind)}};
+  const int op = want ? EPOLL_CTL_ADD : EPOLL_CTL_DEL;
+  if (::epoll_ctl(epoll_.get(), op, fd.get(), &ev) != 0) {
+    HUSK_LOG("epoll_ctl job %u: %s", job.id, std::strerror(errno));
+    return;
+  }
+  reg = want;
+}
+
+void Server::update_interest(Job& job) {
+  set_registered(job, kJobOut, job.discarding || job.credit_out > 0);
+  set_registered(job, kJobErr, job.discarding || job.credit_err > 0);
+  set_registered(job, kJobIn, !job.stdin_buf.empty());
+}
+
+void Server::close_output(Job& job, proto::Stream stream) {
+  const Kind kind = stream == proto::Stream::kStdout ? kJobOut : kJobErr;
+  // Deregister before closing: with a PTY, job.in shares the open file, so
+  // closing this fd alone would leave a stale registration behind.
+  set_registered(job, kind, false);
+  (kind == kJobOut ? job.out : job.err).reset();
+}
+
+void Server::close_stdin(Job& job, bool send_eof) {
+  if (!job.in) return;
+  set_registered(job, kJobIn, false);
+  // A PTY has no half-close: end of input is the terminal's EOF character.
+  if (job.pty && send_eof) {
+    [[maybe_unused]] const ssize_t n = ::write(job.in.get(), "\x04", 1);
+  }
+  job.in.reset();
+  job.stdin_buf.clear();
+}
+
+void Server::kill_tree(Job& job) {
+  job.cgroup.kill();
+  if (!job.leader_done && job.pid > 0) ::kill(-job.pid, SIGKILL);
+}
+
+void Server::reap_children() {
+  for (;;) {
+    // Peek first (WNOWAIT): a job's leader is still a zombie while we kill
+    // its process group, so the group id cannot have been reused.
+    siginfo_t si{};
+    if (::waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0) return;
+    Job* job = nullptr;
+    for (auto& [serial, j] : jobs_) {
+      if (j->pid == si.si_pid && !j->leader_done) job = j.get();
+    }
+    if (job != nullptr) kill_tree(*job);  // the job is its leader's lifetime
+    int status = 0;
+    rusage usage{};
+    if (::wait4(si.si_pid, &status, 0, &usage) < 0 || job == nullptr) continue;
+    job->leader_done = true;
+    job->wait_status = status;
+    job->usage = usage;
+    job->end_ns = monotonic_ns();
+    job->linger_ns = job->end_ns + kLingerNs;
+    close_stdin(*job, false);
+    maybe_finish(*job);
+  }
+}
+
+void Server::check_timers() {
+  const int64_t now = monotonic_ns();
+  std::vector<uint64_t> serials;
+  for (auto& [serial, job] : jobs_) serials.push_back(serial);
+  for (uint64_t serial : serials) {
+    Job& job = *jobs_.at(serial);
+    if (job.leader_done) job.deadline_ns = job.next_cpu_poll_ns = 0;
+    if (job.deadline_ns != 0 && now >= job.deadline_ns) {
+      job.set_reason(proto::ExitReason::kWallTimeout);
+      kill_tree(job);
+      job.deadline_ns = 0;
+    }
+    if (job.next_cpu_poll_ns != 0 && now >= job.next_cpu_poll_ns) {
+      job.next_cpu_poll_ns = now + kCpuPollNs;
+      if (job.cgroup.cpu_usage_us() >= job.limits.cpu_ms * 1000) {
+        job.set_reason(proto::ExitReason::kCpuLimit);
+        kill_tree(job);
+        job.next_cpu_poll_ns = 0;
+      }
+    }
+    if (job.linger_ns != 0 && now >= job.linger_ns) {
+      // Only pipes we could read from (not waiting on the host's credit).
+      if (job.out && (job.discarding || job.credit_out > 0)) close_output(job, proto::Stream::kStdout);
+      if (job.err && (job.discarding || job.credit_err > 0)) close_output(job, proto::Stream::kStderr);
+      job.linger_ns = (job.out || job.err) ? now + kLingerNs : 0;
+      maybe_finish(job);
+    }
+  }
+  std::erase_if(dead_cgroups_, [](Cgroup& cg) { return cg.remove(); });
+}
+
+void Server::maybe_finish(Job& job) {
+  if (!job.leader_done || job.out || job.err) return;
+  close_stdin(job, false);
+  proto::Exited ex;
+  const int st = job.wait_status;
+  ex.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  ex.signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+  if (job.cgroup.valid()) {
+    const CgroupStats s = job.cgroup.stats();
+    ex.cpu_user_us = s.user_us;
+    ex.cpu_sys_us = s.system_us;
+    ex.peak_memory_bytes = s.peak_memory;
+    ex.pids_limit_hit = s.pids_max_hits != 0;
+    if (s.oom_kills != 0) job.set_reason(proto::ExitReason::kMemoryLimit);
+  } else {
+    const auto us = [](const timeval& tv) { return uint64_t(tv.tv_sec) * 1000000 + uint64_t(tv.tv_usec); };
+    ex.cpu_user_us = us(job.usage.ru_utime);
+    ex.cpu_sys_us = us(job.usage.ru_stime);
+    ex.peak_memory_bytes = uint64_t(job.usage.ru_maxrss) * 1024;  // ru_maxrss is in KiB
+    // RLIMIT_CPU stands in for the cgroup: SIGXCPU at the soft limit.
+    const bool cpu_over = ex.cpu_user_us + ex.cpu_sys_us >= job.limits.cpu_ms * 1000;
+    if (job.limits.cpu_ms != 0 && (ex.signal == SIGXCPU || (ex.signal == SIGKILL && cpu_over))) {
+      job.set_reason(proto::ExitReason::kCpuLimit);
+    }
+  }
+  // Hitting pids.max is the reason only when the job then failed; a job that
+  // handled the failed fork and succeeded keeps "normal" (the flag tells).
+  if (ex.pids_limit_hit && (ex.signal != 0 || ex.exit_code != 0)) {
+    job.set_reason(proto::ExitReason::kPidsLimit);
+  }
+  ex.reason = job.reason;
+  ex.stdout_truncated = job.stdout_truncated;
+  ex.stderr_truncated = job.stderr_truncated;
+  ex.wall_us = uint64_t(job.end_ns - job.start_ns) / 1000;
+  if (!job.orphan) send(job.id, ex);
+  if (!job.cgroup.remove()) dead_cgroups_.push_back(std::move(job.cgroup));
+  jobs_.erase(job.serial);
+}
+
+void Server::orphan_jobs() {
+  for (auto& [serial, job] : jobs_) {
+    job->orphan = true;
+    job->discarding = true;
+    kill_tree(*job);
+    close_stdin(*job, false);
+    update_interest(*job);
+  }
+}
+
+}  // namespace husk::guest

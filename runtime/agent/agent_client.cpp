@@ -1,0 +1,204 @@
+// AgentClient: connecting, the handshake and the small requests (clock,
+// hostname, files, stat, shutdown). exec() is in agent_exec.cpp.
+#include "runtime/agent/agent_client.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace husk::agent {
+
+namespace {
+
+// Agent text goes into host error messages and logs: keep it printable and
+// short so a hostile guest cannot forge log lines or flood them.
+std::string sanitize(const std::string& text) {
+  std::string out = text.substr(0, 512);
+  for (char& c : out) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  return out;
+}
+
+// Decodes M from a frame of request `id`; the agent's Error becomes an
+// error value, any other message is a protocol violation.
+template <typename M>
+Result<M> expect(const proto::FrameView& frame) {
+  if (frame.type == uint16_t(proto::MsgType::kError)) return agent_error(frame);
+  M msg;
+  if (const proto::Status s = proto::decode(frame, msg); s != proto::Status::kOk) {
+    return Unexpected(Error{EPROTO, "agent: " + std::string(proto::status_name(s)) +
+                                        " (message type " + std::to_string(frame.type) + ")"});
+  }
+  return msg;
+}
+
+}  // namespace
+
+Unexpected agent_error(const proto::FrameView& frame) {
+  proto::Error e;
+  if (proto::decode(frame, e) != proto::Status::kOk) {
+    return Unexpected(Error{EPROTO, "agent: malformed Error message"});
+  }
+  return Unexpected(Error{e.err, "agent: " + sanitize(e.message)});
+}
+
+Result<AgentClient> AgentClient::connect_unix(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) {
+    return Unexpected(Error{ENAMETOOLONG, "agent: socket path too long: " + path});
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return fail_errno("agent: socket");
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+    return fail_errno("agent: connect " + path);
+  }
+  return AgentClient(std::move(fd));
+}
+
+Result<AgentClient> AgentClient::connect_vsock_uds(const std::string& socket_path, uint32_t port,
+                                                   int timeout_ms) {
+  HUSK_TRY_ASSIGN(AgentClient client, connect_unix(socket_path));
+  const std::string request = "CONNECT " + std::to_string(port) + "\n";
+  // Read as bytes so the handshake goes through the same bounded writer.
+  HUSK_TRY(client.stream_.write_all(
+      std::span(reinterpret_cast<const uint8_t*>(request.data()), request.size()), timeout_ms));
+  // One byte at a time so that nothing after the newline is consumed here.
+  std::string reply;
+  while (reply.size() < 64 && (reply.empty() || reply.back() != '\n')) {
+    pollfd p{client.fd(), POLLIN, 0};
+    const int rc = ::poll(&p, 1, timeout_ms);
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc < 0) return fail_errno("agent: poll");
+    if (rc == 0) return Unexpected(Error{ETIMEDOUT, "agent: vsock CONNECT timed out"});
+    char c;
+    const ssize_t n = ::read(client.fd(), &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail_errno("agent: read vsock handshake");
+    if (n == 0) {
+      return Unexpected(Error{ECONNREFUSED, "agent: vsock port " + std::to_string(port) +
+                                                ": connection refused (no listener?)"});
+    }
+    reply.push_back(c);
+  }
+  if (reply.rfind("OK ", 0) != 0 || reply.back() != '\n') {
+    return Unexpected(Error{ECONNREFUSED, "agent: vsock CONNECT " + std::to_string(port) +
+                                              ": unexpected reply '" + sanitize(reply) + "'"});
+  }
+  return client;
+}
+
+Result<proto::FrameView> AgentClient::await(uint32_t id, int wait_ms) {
+  for (;;) {
+    HUSK_TRY_ASSIGN(auto frame, stream_.next(wait_ms));
+    if (!frame) {
+      return Unexpected(Error{ETIMEDOUT, "agent: no answer within " + std::to_string(wait_ms) + " ms"});
+    }
+    if (frame->id == id) return *frame;
+    // Another id: the tail of a request abandoned after an error. Skipped.
+  }
+}
+
+Result<void> AgentClient::await_ack(uint32_t id) {
+  HUSK_TRY_ASSIGN(const proto::FrameView frame, await(id, timeout_ms_));
+  HUSK_TRY(expect<proto::Ack>(frame));
+  return {};
+}
+
+Result<proto::Hello> AgentClient::hello() {
+  const uint32_t id = next_id_++;
+  HUSK_TRY(stream_.send(id, proto::Hello{}, timeout_ms_));
+  HUSK_TRY_ASSIGN(const proto::FrameView frame, await(id, timeout_ms_));
+  HUSK_TRY_ASSIGN(proto::Hello agent, expect<proto::Hello>(frame));
+  if (agent.major != proto::kVersionMajor) {
+    return Unexpected(Error{EPROTONOSUPPORT,
+                            "agent speaks protocol " + std::to_string(agent.major) + "." +
+                                std::to_string(agent.minor) + ", husk speaks " +
+                                std::to_string(proto::kVersionMajor) + "." +
+                                std::to_string(proto::kVersionMinor)});
+  }
+  return agent;
+}
+
+Result<void> AgentClient::set_clock(uint64_t unix_ns) {
+  const uint32_t id = next_id_++;
+  HUSK_TRY(stream_.send(id, proto::SetClock{unix_ns}, timeout_ms_));
+  return await_ack(id);
+}
+
+Result<void> AgentClient::set_hostname(const std::string& name) {
+  const uint32_t id = next_id_++;
+  HUSK_TRY(stream_.send(id, proto::SetHostname{name}, timeout_ms_));
+  return await_ack(id);
+}
+
+Result<void> AgentClient::signal_running(int signo) {
+  if (running_id_ == 0) return fail("agent: no job is running");
+  return stream_.send(running_id_, proto::Signal{signo}, timeout_ms_);
+}
+
+Result<void> AgentClient::write_file(const std::string& path, std::string_view data, uint32_t mode,
+                                     bool mkdirs, uint32_t uid, uint32_t gid) {
+  const uint32_t id = next_id_++;
+  size_t offset = 0;
+  for (;;) {
+    const size_t n = std::min(data.size() - offset, proto::kMaxChunk);
+    proto::WriteFile chunk{path, mode, uid, gid, offset, offset + n == data.size(), mkdirs,
+                           std::string(data.substr(offset, n))};
+    HUSK_TRY(stream_.send(id, chunk, timeout_ms_));
+    offset += n;
+    if (chunk.last) break;
+    // An early Error (say, the folder is missing) ends the upload now
+    // rather than after every chunk has been sent in vain.
+    HUSK_TRY_ASSIGN(auto early, stream_.next(0));
+    if (early && early->id == id) {
+      HUSK_TRY(expect<proto::Ack>(*early));
+      return fail("agent: write_file acknowledged before its last chunk");
+    }
+  }
+  return await_ack(id);
+}
+
+Result<std::string> AgentClient::read_file(const std::string& path, uint64_t max_bytes) {
+  const uint32_t id = next_id_++;
+  HUSK_TRY(stream_.send(id, proto::ReadFile{path, max_bytes}, timeout_ms_));
+  std::string out;
+  for (;;) {
+    HUSK_TRY_ASSIGN(const proto::FrameView frame, await(id, timeout_ms_));
+    HUSK_TRY_ASSIGN(proto::FileData chunk, expect<proto::FileData>(frame));
+    // The guest picks offsets and sizes: check both before appending so a
+    // hostile agent can neither reorder data nor exceed the caller's cap.
+    if (chunk.offset != out.size()) return Unexpected(Error{EPROTO, "agent: file chunk out of order"});
+    if (max_bytes != 0 && out.size() + chunk.data.size() > max_bytes) {
+      return Unexpected(Error{EFBIG, "agent: " + path + " is larger than " +
+                                         std::to_string(max_bytes) + " bytes"});
+    }
+    out += chunk.data;
+    if (chunk.last) return out;
+  }
+}
+
+Result<FileStat> AgentClient::stat(const std::string& path, bool follow_symlinks) {
+  const uint32_t id = next_id_++;
+  HUSK_TRY(stream_.send(id, proto::Stat{path, follow_symlinks}, timeout_ms_));
+  HUSK_TRY_ASSIGN(const proto::FrameView frame, await(id, timeout_ms_));
+  return expect<proto::StatResult>(frame);
+}
+
+Result<void> AgentClient::shutdown() {
+  const uint32_t id = next_id_++;
+  HUSK_TRY(stream_.send(id, proto::Shutdown{}, timeout_ms_));
+  auto ack = await_ack(id);
+  // The VM may be gone before the Ack is read: that is the shutdown too.
+  if (!ack && ack.error().code == ECONNRESET) return {};
+  return ack;
+}
+
+}  // namespace husk::agent

@@ -1,0 +1,141 @@
+// AgentClient::exec: one job from Exec to Exited, with credit-based flow
+// control both ways (guest-agent/protocol/protocol.h explains the scheme).
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+
+#include "runtime/agent/agent_client.h"
+#include "runtime/common/scope_guard.h"
+
+namespace husk::agent {
+
+namespace {
+
+// Stdin larger than this goes in StdinData frames rather than inside Exec.
+constexpr size_t kInlineStdinMax = 512 * 1024;
+// How much longer than the job's wall limit we wait for its Exited.
+constexpr uint64_t kWallGraceMs = 10000;
+
+Unexpected protocol_error(const std::string& what) {
+  return Unexpected(Error{EPROTO, "agent: " + what});
+}
+
+template <typename M>
+Result<M> decode_as(const proto::FrameView& frame) {
+  M msg;
+  if (const proto::Status s = proto::decode(frame, msg); s != proto::Status::kOk) {
+    return protocol_error(std::string(proto::status_name(s)) + " in exec event type " +
+                          std::to_string(frame.type));
+  }
+  return msg;
+}
+
+}  // namespace
+
+Result<void> AgentClient::stream_stdin(uint32_t id, std::string_view data, size_t& sent,
+                                       uint64_t& credit, bool& closed) {
+  while (sent < data.size() && credit > 0) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>({data.size() - sent, credit, proto::kMaxChunk}));
+    HUSK_TRY(stream_.send(id, proto::StdinData{std::string(data.substr(sent, n))}, timeout_ms_));
+    sent += n;
+    credit -= n;
+  }
+  if (sent == data.size()) {
+    HUSK_TRY(stream_.send(id, proto::StdinClose{}, timeout_ms_));
+    closed = true;
+  }
+  return {};
+}
+
+Result<ExecResult> AgentClient::exec(const ExecRequest& req, const ExecCallbacks& cb) {
+  const uint32_t id = next_id_++;
+  proto::Exec msg{req.argv, req.env,  req.cwd,  req.uid,  req.gid,   req.stdin_mode,
+                  {},       req.pty,  req.rows, req.cols, req.limits};
+  std::string_view streamed;
+  if (req.stdin_mode == proto::StdinMode::kData && req.stdin_data.size() <= kInlineStdinMax) {
+    msg.stdin_data = req.stdin_data;
+  } else if (req.stdin_mode != proto::StdinMode::kNone) {
+    msg.stdin_mode = proto::StdinMode::kStream;
+    streamed = req.stdin_data;
+  }
+  HUSK_TRY(stream_.send(id, msg, timeout_ms_));
+  HUSK_TRY(stream_.send(id, proto::Credit{proto::Stream::kStdout, window_}, timeout_ms_));
+  HUSK_TRY(stream_.send(id, proto::Credit{proto::Stream::kStderr, window_}, timeout_ms_));
+  running_id_ = id;
+  ScopeGuard clear_running([this] { running_id_ = 0; });
+
+  int wait_ms = timeout_ms_;
+  if (timeout_ms_ >= 0 && req.limits.wall_ms != 0) {
+    const uint64_t want = std::min<uint64_t>(req.limits.wall_ms + kWallGraceMs, INT_MAX);
+    wait_ms = std::max(timeout_ms_, static_cast<int>(want));
+  }
+  ExecResult result;
+  uint64_t credit[2] = {window_, window_};  // stdout, stderr: what the agent may still send
+  uint64_t consumed[2] = {0, 0};            // delivered but not yet re-granted
+  uint64_t stdin_credit = 0;
+  size_t stdin_sent = 0;
+  bool stdin_closed = msg.stdin_mode != proto::StdinMode::kStream;
+
+  for (;;) {
+    if (result.started && !stdin_closed) {
+      HUSK_TRY(stream_stdin(id, streamed, stdin_sent, stdin_credit, stdin_closed));
+    }
+    HUSK_TRY_ASSIGN(const proto::FrameView frame, await(id, wait_ms));
+    switch (static_cast<proto::MsgType>(frame.type)) {  // a known type: peek_frame checked
+      case proto::MsgType::kStarted: {
+        HUSK_TRY_ASSIGN(const proto::Started started, decode_as<proto::Started>(frame));
+        if (result.started) return protocol_error("Started twice");
+        result.started = true;
+        result.pid = started.pid;
+        if (cb.on_started) cb.on_started(started.pid);
+        break;
+      }
+      case proto::MsgType::kCredit: {
+        HUSK_TRY_ASSIGN(const proto::Credit c, decode_as<proto::Credit>(frame));
+        if (c.stream != proto::Stream::kStdin) return protocol_error("credit for an output stream");
+        stdin_credit = std::min<uint64_t>(stdin_credit + c.bytes, uint64_t{1} << 40);
+        break;
+      }
+      case proto::MsgType::kOutput: {
+        HUSK_TRY_ASSIGN(const proto::Output out, decode_as<proto::Output>(frame));
+        if (!result.started || out.stream == proto::Stream::kStdin) {
+          return protocol_error("output before Started or on stdin");
+        }
+        // stream is kStdout or kStderr here, so the index is 0 or 1.
+        const int s = out.stream == proto::Stream::kStdout ? 0 : 1;
+        if (out.data.size() > credit[s]) return protocol_error("output beyond the granted credit");
+        credit[s] -= out.data.size();
+        (s == 0 ? result.stdout_bytes : result.stderr_bytes) += out.data.size();
+        const auto& sink = s == 0 ? cb.on_stdout : cb.on_stderr;
+        if (sink) sink(out.data);
+        // Re-grant only what the callback has consumed: the window bounds
+        // what is in flight, so a slow consumer slows the job.
+        consumed[s] += out.data.size();
+        if (consumed[s] >= window_ / 2) {
+          // consumed[s] < 1.5 * window_ <= 96 MiB: fits the u32 field.
+          HUSK_TRY(stream_.send(id, proto::Credit{out.stream, static_cast<uint32_t>(consumed[s])},
+                                timeout_ms_));
+          credit[s] += consumed[s];
+          consumed[s] = 0;
+        }
+        break;
+      }
+      case proto::MsgType::kExited: {
+        HUSK_TRY_ASSIGN(result.exit, decode_as<proto::Exited>(frame));
+        if (!result.started) return protocol_error("Exited before Started");
+        return result;
+      }
+      case proto::MsgType::kExecFailed: {
+        HUSK_TRY_ASSIGN(result.failure, decode_as<proto::ExecFailed>(frame));
+        if (result.started) return protocol_error("ExecFailed after Started");
+        return result;
+      }
+      case proto::MsgType::kError:
+        return agent_error(frame);
+      default:
+        return protocol_error("unexpected message type " + std::to_string(frame.type) + " in exec");
+    }
+  }
+}
+
+}  // namespace husk::agent

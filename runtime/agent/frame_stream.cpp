@@ -1,0 +1,83 @@
+#include "runtime/agent/frame_stream.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace husk::agent {
+
+namespace {
+constexpr size_t kReadSize = 256 * 1024;
+}  // namespace
+
+Result<void> FrameStream::write_all(std::span<const uint8_t> bytes, int timeout_ms) {
+  if (broken_) return fail("agent: connection unusable after a protocol error");
+  size_t done = 0;
+  while (done < bytes.size()) {
+    // MSG_NOSIGNAL: a guest that hangs up is an error value, not SIGPIPE.
+    const ssize_t n = ::send(fd_.get(), bytes.data() + done, bytes.size() - done,
+                             MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) {
+      done += static_cast<size_t>(n);
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) return fail_errno("agent: send");
+    pollfd p{fd_.get(), POLLOUT, 0};
+    const int rc = ::poll(&p, 1, timeout_ms);
+    if (rc < 0 && errno != EINTR) return fail_errno("agent: poll");
+    if (rc == 0) return Unexpected(Error{ETIMEDOUT, "agent: send timed out"});
+  }
+  return {};
+}
+
+Result<bool> FrameStream::fill(int timeout_ms) {
+  pollfd p{fd_.get(), POLLIN, 0};
+  int rc;
+  do {
+    rc = ::poll(&p, 1, timeout_ms);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0) return fail_errno("agent: poll");
+  if (rc == 0) return false;
+  const size_t old = in_.size();
+  in_.resize(old + kReadSize);
+  ssize_t n;
+  do {
+    n = ::read(fd_.get(), in_.data() + old, kReadSize);
+  } while (n < 0 && errno == EINTR);
+  in_.resize(old + static_cast<size_t>(n > 0 ? n : 0));
+  if (n < 0 && errno == EAGAIN) return true;
+  if (n < 0) return fail_errno("agent: read");
+  if (n == 0) return Unexpected(Error{ECONNRESET, "agent: connection closed"});
+  return true;
+}
+
+Result<std::optional<proto::FrameView>> FrameStream::next(int timeout_ms) {
+  if (broken_) return fail("agent: connection unusable after a protocol error");
+  // Drop the frame handed out last time; compact only when it pays.
+  if (consumed_ > 0 && (consumed_ == in_.size() || consumed_ > (4u << 20))) {
+    in_.erase(in_.begin(), in_.begin() + static_cast<ptrdiff_t>(consumed_));
+    consumed_ = 0;
+  }
+  for (;;) {
+    proto::FrameView frame;
+    const proto::Status s = proto::peek_frame(std::span(in_).subspan(consumed_), frame);
+    if (s == proto::Status::kOk) {
+      consumed_ += frame.size;  // peek_frame checked frame.size <= bytes left
+      return frame;
+    }
+    if (s != proto::Status::kNeedMore) {
+      broken_ = true;
+      std::string what = std::string("agent: ") + proto::status_name(s);
+      if (s == proto::Status::kUnknownType) what += " " + std::to_string(frame.type);
+      return Unexpected(Error{EPROTO, what});
+    }
+    // timeout_ms bounds each wait for progress, not the whole frame.
+    HUSK_TRY_ASSIGN(const bool got, fill(timeout_ms));
+    if (!got) return std::nullopt;
+  }
+}
+
+}  // namespace husk::agent
