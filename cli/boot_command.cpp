@@ -20,6 +20,7 @@ namespace {
 struct BootOptions {
   vmm::VmConfig vm;
   std::vector<std::string> disks;
+  std::string vsock;
   bool no_input = false;
   std::string timeline_json;  // write the boot timeline here
 };
@@ -57,6 +58,14 @@ int run_boot(BootOptions& options) {
       return kExitUsage;
     }
     options.vm.disks.push_back(*disk);
+  }
+  if (!options.vsock.empty()) {
+    auto vsock = vmm::parse_vsock_spec(options.vsock);
+    if (!vsock) {
+      fmt::print(stderr, "husk: {}\n", vsock.error().message);
+      return kExitUsage;
+    }
+    options.vm.vsock = *vsock;
   }
   auto machine = vmm::build_machine(options.vm);
   if (!machine) {
@@ -106,6 +115,9 @@ void add_boot_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--disk", options->disks,
                   "attach a virtio-blk disk: PATH[,ro|,cow|,rw] (default cow: writes vanish "
                   "with the VM); repeatable, /dev/vda first");
+  cmd->add_option("--vsock", options->vsock,
+                  "attach a virtio-vsock device with its host side on this Unix socket: "
+                  "PATH[,cid=N] (guest CID 3 by default)");
   cmd->add_flag("--rng", options->vm.rng, "attach a virtio-rng entropy device");
   cmd->add_flag("--no-input", options->no_input, "do not forward stdin to the guest console");
   cmd->add_option("--timeline-json", options->timeline_json,

@@ -24,6 +24,7 @@
 #include "runtime/devices/legacy/i8042.h"
 #include "runtime/devices/virtio/block/block.h"
 #include "runtime/devices/virtio/rng/rng.h"
+#include "runtime/devices/virtio/vsock/vsock.h"
 #include "runtime/kvm/capabilities.h"
 
 namespace husk::vmm {
@@ -116,6 +117,10 @@ Result<std::vector<std::shared_ptr<virtio::VirtioDevice>>> make_virtio_devices(c
     devices.push_back(std::make_shared<virtio::Block>(std::move(disk), fmt::format("husk-disk{}", i)));
   }
   if (config.rng) devices.push_back(std::make_shared<virtio::Rng>());
+  if (config.vsock) {
+    HUSK_TRY_ASSIGN(auto vsock, virtio::Vsock::create(config.vsock->guest_cid, config.vsock->uds_path));
+    devices.push_back(std::move(vsock));
+  }
   return devices;
 }
 

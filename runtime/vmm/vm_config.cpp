@@ -2,6 +2,9 @@
 
 #include <sys/sysinfo.h>
 
+#include <cerrno>
+#include <cstdlib>
+
 #include <fmt/format.h>
 
 #include "runtime/arch/x86_64/layout.h"
@@ -20,6 +23,24 @@ std::pair<std::string, std::string> split_init_args(const std::string& cmdline) 
   const size_t p = (" " + cmdline + " ").find(" -- ");
   if (p == std::string::npos) return {cmdline, ""};
   return {cmdline.substr(0, p == 0 ? 0 : p - 1), cmdline.substr(p)};
+}
+
+Result<VsockConfig> parse_vsock_spec(const std::string& spec) {
+  VsockConfig vsock;
+  vsock.uds_path = spec;
+  const size_t comma = spec.rfind(",cid=");
+  if (comma != std::string::npos) {
+    vsock.uds_path = spec.substr(0, comma);
+    const std::string cid = spec.substr(comma + 5);
+    char* end = nullptr;
+    errno = 0;
+    vsock.guest_cid = std::strtoull(cid.c_str(), &end, 10);
+    if (cid.empty() || *end != '\0' || errno != 0 || vsock.guest_cid < 3 || vsock.guest_cid > 0xffffffffull) {
+      return fail(fmt::format("vsock '{}': cid must be a number from 3 to 4294967295", spec));
+    }
+  }
+  if (vsock.uds_path.empty()) return fail(fmt::format("vsock '{}' has no socket path", spec));
+  return vsock;
 }
 
 Result<DiskConfig> parse_disk_spec(const std::string& spec) {
@@ -61,9 +82,9 @@ Result<void> validate(const VmConfig& config) {
     return fail(fmt::format("the kernel command line is {} bytes; at most {} fit",
                             config.cmdline.size(), kCmdlineMax - 1));
   }
-  if (config.disks.size() + (config.rng ? 1 : 0) > x86_64::kMaxVirtioDevices) {
+  if (config.disks.size() + (config.rng ? 1 : 0) + (config.vsock ? 1 : 0) > x86_64::kMaxVirtioDevices) {
     return fail(fmt::format("at most {} virtio devices fit, {} requested", x86_64::kMaxVirtioDevices,
-                            config.disks.size() + (config.rng ? 1 : 0)));
+                            config.disks.size() + (config.rng ? 1 : 0) + (config.vsock ? 1 : 0)));
   }
   return {};
 }

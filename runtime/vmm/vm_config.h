@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,6 +29,16 @@ struct DiskConfig {
 // Parses "PATH[,ro|,cow|,rw]" (the default mode is cow).
 [[nodiscard]] Result<DiskConfig> parse_disk_spec(const std::string& spec);
 
+// A virtio-vsock device whose host side is the Unix socket `uds_path`
+// (Firecracker's scheme: CONNECT <port> in, <uds_path>_<port> out).
+struct VsockConfig {
+  std::string uds_path;
+  uint64_t guest_cid = 3;
+};
+
+// Parses "PATH[,cid=N]".
+[[nodiscard]] Result<VsockConfig> parse_vsock_spec(const std::string& spec);
+
 struct VmConfig {
   std::string kernel_path;
   std::string initrd_path;  // empty: no initrd
@@ -44,6 +55,7 @@ struct VmConfig {
   // virtio devices, in the order they get MMIO slots and IRQs.
   std::vector<DiskConfig> disks;
   bool rng = false;
+  std::optional<VsockConfig> vsock;
 };
 
 // Checks the shape of the VM (vCPU count, memory size against the host) and
