@@ -1,10 +1,12 @@
 #include "runtime/common/file.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -40,5 +42,28 @@ Result<std::vector<uint8_t>> read_file(const std::string& path, uint64_t max_siz
   data.resize(done);
   return data;
 }
+
+Result<MappedFile> MappedFile::open(const std::string& path, uint64_t max_size) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return fail_errno("open " + path);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return fail_errno("stat " + path);
+  if (!S_ISREG(st.st_mode)) return fail(fmt::format("{} is not a regular file", path));
+  const auto size = static_cast<uint64_t>(st.st_size);
+  if (size > max_size) {
+    return fail(fmt::format("{} is {} bytes, more than the limit of {} bytes", path, size, max_size));
+  }
+  if (size == 0) return MappedFile(nullptr, 0);
+  void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd.get(), 0);
+  if (p == MAP_FAILED) return fail_errno("mmap " + path);
+  return MappedFile(static_cast<const uint8_t*>(p), size);
+}
+
+MappedFile::~MappedFile() {
+  if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+MappedFile::MappedFile(MappedFile&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
 
 }  // namespace husk

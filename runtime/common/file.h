@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -12,5 +13,25 @@ namespace husk {
 
 // Errors name the path: "open /x/vmlinux: No such file or directory".
 [[nodiscard]] Result<std::vector<uint8_t>> read_file(const std::string& path, uint64_t max_size);
+
+// A whole host file mapped read-only: the kernel and initrd loaders copy
+// straight from the page cache into guest memory, with no heap copy.
+class MappedFile {
+ public:
+  // Same errors and size cap as read_file.
+  static Result<MappedFile> open(const std::string& path, uint64_t max_size);
+  ~MappedFile();
+  MappedFile(MappedFile&& other) noexcept;
+  MappedFile& operator=(MappedFile&&) = delete;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  [[nodiscard]] std::span<const uint8_t> bytes() const { return {data_, size_}; }
+
+ private:
+  MappedFile(const uint8_t* data, size_t size) : data_(data), size_(size) {}
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
 
 }  // namespace husk

@@ -11,6 +11,20 @@ namespace husk {
 
 namespace {
 constexpr uint64_t kPageSize = 4096;
+// Large copies (a kernel, an initrd) fault their destination in with one
+// madvise instead of one page fault per page: several times faster where
+// page faults are expensive (nested virtualization).
+constexpr size_t kPrefaultThreshold = 256 * 1024;
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels refuse it (harmless)
+#endif
+
+void prefault(std::span<uint8_t> range) {
+  const auto start = reinterpret_cast<uintptr_t>(range.data()) & ~(kPageSize - 1);
+  const auto end = reinterpret_cast<uintptr_t>(range.data()) + range.size();
+  ::madvise(reinterpret_cast<void*>(start), end - start, MADV_POPULATE_WRITE);
+}
 }
 
 Result<GuestRegion> GuestRegion::allocate(GuestAddress gpa, uint64_t size) {
@@ -100,6 +114,7 @@ Result<std::span<uint8_t>> GuestMemory::slice(GuestAddress gpa, uint64_t len) co
 
 Result<void> GuestMemory::write(GuestAddress gpa, std::span<const uint8_t> data) const {
   HUSK_TRY_ASSIGN(std::span<uint8_t> dst, slice(gpa, data.size()));
+  if (data.size() >= kPrefaultThreshold) prefault(dst);
   if (!data.empty()) std::memcpy(dst.data(), data.data(), data.size());
   return {};
 }

@@ -62,9 +62,8 @@ Result<void> register_memory(const kvm::Vm& vm, const GuestMemory& memory) {
 // Returns the kernel's 64-bit entry point.
 Result<uint64_t> load_guest(const VmConfig& config, const std::string& cmdline,
                             const GuestMemory& memory) {
-  HUSK_TRY_ASSIGN(std::vector<uint8_t> kernel_file,
-                  read_file(config.kernel_path, kMaxKernelFile));
-  auto kernel = x86::load_kernel(memory, kernel_file);
+  HUSK_TRY_ASSIGN(MappedFile kernel_file, MappedFile::open(config.kernel_path, kMaxKernelFile));
+  auto kernel = x86::load_kernel(memory, kernel_file.bytes());
   if (!kernel) return wrap("kernel " + config.kernel_path, kernel.error());
 
   x86::BootConfig boot;
@@ -76,12 +75,12 @@ Result<uint64_t> load_guest(const VmConfig& config, const std::string& cmdline,
       return fail(fmt::format("initrd {} is {} MiB, more than the VM's {} MiB of memory",
                               config.initrd_path, size >> 20, memory.total_size() >> 20));
     }
-    HUSK_TRY_ASSIGN(std::vector<uint8_t> initrd, read_file(config.initrd_path, memory.total_size()));
-    auto addr = x86::place_initrd(memory, initrd.size(), *kernel);
+    HUSK_TRY_ASSIGN(MappedFile initrd, MappedFile::open(config.initrd_path, memory.total_size()));
+    auto addr = x86::place_initrd(memory, initrd.bytes().size(), *kernel);
     if (!addr) return wrap("initrd " + config.initrd_path, addr.error());
-    HUSK_TRY(memory.write(*addr, initrd));
+    HUSK_TRY(memory.write(*addr, initrd.bytes()));
     boot.initrd_addr = *addr;
-    boot.initrd_size = initrd.size();
+    boot.initrd_size = initrd.bytes().size();
   }
   HUSK_TRY(x86::write_boot_params(memory, *kernel, boot));
   HUSK_TRY(x86::write_mptable(memory, config.vcpus));
