@@ -37,9 +37,9 @@ build: $(BUILD)/build.ninja
 	ninja -C $(BUILD) -j $(JOBS)
 
 # The guest kernel (cached by config hash) and the initramfs.
-guest: | $(DEPS_STAMP)
+guest: build
 	rootfs/kernel/build.sh $(GUEST)
-	rootfs/initramfs/build.sh $(GUEST)/initramfs.cpio.gz
+	rootfs/initramfs/build.sh $(GUEST)/initramfs.cpio.gz --agent $(BUILD)/bin/husk-agent
 
 test: build guest
 	ctest --test-dir $(BUILD) --output-on-failure

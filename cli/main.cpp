@@ -8,6 +8,7 @@
 
 #include "cli/boot_command.h"
 #include "cli/doctor_command.h"
+#include "cli/exec_command.h"
 #include "cli/exit_codes.h"
 
 int main(int argc, char** argv) {
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
   int exit_code = husk::cli::kExitOk;
   husk::cli::add_boot_command(app, exit_code);
   husk::cli::add_doctor_command(app, exit_code);
+  husk::cli::add_exec_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

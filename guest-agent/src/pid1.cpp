@@ -107,13 +107,14 @@ std::string cmdline_value(const std::string& key) {
 
 int enable_cgroup_controllers(const std::string& root) {
   // One at a time so that a kernel without one controller still gets the
-  // others; the caller decides what a missing one means.
+  // others. cpu is optional: the CPU-time limit reads cpu.stat, which the
+  // cgroup core keeps without it. memory and pids are required.
   int first_err = 0;
-  for (const char* c : {"+cpu", "+memory", "+pids"}) {
+  for (const char* c : {"+memory", "+pids", "+cpu"}) {
     const int err = write_text(root + "/cgroup.subtree_control", c);
     if (err != 0) {
       HUSK_LOG("enable cgroup controller %s: %s", c + 1, std::strerror(err));
-      if (first_err == 0) first_err = err;
+      if (first_err == 0 && c[1] != 'c') first_err = err;
     }
   }
   return first_err;

@@ -26,8 +26,8 @@ void protect_self();
 // The value of `key=` on /proc/cmdline, or empty.
 std::string cmdline_value(const std::string& key);
 
-// Enables the cpu, memory and pids controllers for children of the cgroup2
-// root. Returns 0 or the errno of the first controller that failed.
+// Enables the memory, pids and cpu controllers for children of the cgroup2
+// root. Returns 0 or the errno of memory or pids failing (cpu is optional).
 int enable_cgroup_controllers(const std::string& root);
 
 }  // namespace husk::guest

@@ -24,6 +24,9 @@ std::string errno_text(const std::string& what, const std::string& path, int err
 }
 }  // namespace
 
+// Paths, modes and owners come from the host, which the guest trusts (the
+// agent guards the guest against its jobs, not against the host); they are
+// still C strings without NULs (the decoder refuses those).
 void Server::on_write_file(uint32_t id, proto::WriteFile req) {
   auto it = uploads_.find(id);
   auto fail = [&](int err, const std::string& what) {

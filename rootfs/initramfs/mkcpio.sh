@@ -42,5 +42,6 @@ find "$staging" -exec touch -h -d @0 {} +
   newc_entry dev/console $((8#020600)) 1 5 1
   newc_entry TRAILER!!! 0 1 0 0
 } | gzip -9 -n >"$tmp"
+chmod 0644 "$tmp"
 mv "$tmp" "$out"
 trap - EXIT

@@ -20,6 +20,8 @@ const char* exit_reason_name(ExitReason reason) {
       return "vcpu-error";
     case ExitReason::kSignal:
       return "signal";
+    case ExitReason::kHostStop:
+      return "host-stop";
   }
   return "unknown";
 }

@@ -14,6 +14,7 @@ enum class ExitReason {
   kEntryFailure,      // KVM_EXIT_FAIL_ENTRY
   kVcpuError,         // an ioctl failed or an exit husk cannot handle
   kSignal,            // husk received SIGINT or SIGTERM
+  kHostStop,          // husk itself stopped the VM (job done, agent lost, timeout)
 };
 
 struct VmExit {

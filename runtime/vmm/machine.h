@@ -43,6 +43,11 @@ class Machine {
   // SIGINT/SIGTERM to this process) and returns why. Call once.
   [[nodiscard]] Result<VmExit> run();
 
+  // Asks a running VM to stop (from any thread); run() then returns `exit`
+  // unless the guest stopped first.
+  void request_stop(VmExit exit) { stop_->request(std::move(exit)); }
+  [[nodiscard]] bool stopped() const { return stop_->stopped(); }
+
   // Buses, for tests that add their own devices before run().
   [[nodiscard]] devices::Bus& pio_bus() { return pio_bus_; }
   [[nodiscard]] devices::Bus& mmio_bus() { return mmio_bus_; }

@@ -424,9 +424,12 @@ def cmd_report(a):
             entry["first_kvm_run_ms"] = summary([r.get("first_kvm_run_ms") for r in runs])
             entry["build_ms"] = summary([(r.get("timeline") or {}).get("build_ms") for r in runs])
         vmms[vmm] = entry
-        if not runs or entry["marker_missing"]:
-            failed.append("%s: marker missing in %d of %d runs" % (vmm, entry["marker_missing"],
-                                                                   len(runs)))
+        if entry["marker_missing"] or len(runs) < a.runs:
+            failed.append("%s: marker seen in %d of %d runs" % (
+                vmm, len(runs) - entry["marker_missing"], a.runs))
+    if not boots.get("complete"):
+        failed.append("the side-by-side step did not finish (%s)"
+                      % ("no results" if not boots else "partial results"))
     out["vmms"] = vmms
     med = lambda v, k: vmms[v][k]["median"]
     out["ratio_husk_over_qemu"] = {

@@ -56,11 +56,14 @@ inline ProcessResult run_guest_script(const std::string& script, std::vector<std
                                       const std::string& initrd, double timeout_s = 300) {
   const std::string cmdline =
       "console=ttyS0 reboot=k panic=-1 quiet rdinit=/bin/sh -- -c \"mount -t devtmpfs d /dev; "
-      "mount -t proc p /proc; " + script + "; echo HUSK_SCRIPT_DONE; reboot -f\"";
+      "mount -t proc p /proc; mount -t sysfs s /sys; " + script + "; echo HUSK_SCRIPT_DONE; reboot -f\"";
   std::vector<std::string> args{husk_bin(), "boot", "--no-input", "--kernel", guest_file("vmlinux"),
                                 "--initrd", initrd, "--cmdline", cmdline};
   args.insert(args.end(), extra.begin(), extra.end());
-  return run_process(args, timeout_s);
+  ProcessResult r = run_process(args, timeout_s);
+  // The guest's tty turns \n into \r\n; tests compare plain lines.
+  std::erase(r.out, '\r');
+  return r;
 }
 
 }  // namespace husk::test

@@ -126,6 +126,9 @@ Result<DescriptorChain> Queue::read_chain(const GuestMemory& memory, uint16_t he
 }
 
 Result<std::optional<DescriptorChain>> Queue::pop(const GuestMemory& memory) {
+  // Devices may poll a queue the driver never enabled (vsock reads its rx
+  // queue when a host socket has data): such a queue simply has nothing.
+  if (!ready_ || size_ == 0) return std::optional<DescriptorChain>();
   HUSK_TRY_ASSIGN(uint16_t avail_idx, memory.read_obj<uint16_t>(avail_ring_ + kAvailIdx));
   if (avail_idx == next_avail_ && event_idx_) {
     // Ask for a notification at the next entry, then look again: the
@@ -149,6 +152,7 @@ Result<std::optional<DescriptorChain>> Queue::pop(const GuestMemory& memory) {
 }
 
 Result<void> Queue::add_used(const GuestMemory& memory, uint16_t head, uint32_t written) {
+  if (!ready_ || size_ == 0) return fail("used buffer on a queue that is not ready");
   if (head >= size_) return fail(fmt::format("used id {} is past the queue size {}", head, size_));
   const uint64_t slot = next_used_ % size_;
   HUSK_TRY(memory.write_obj(used_ring_ + kUsedRing + kUsedElemSize * slot, UsedElem{head, written}));
@@ -160,6 +164,7 @@ Result<void> Queue::add_used(const GuestMemory& memory, uint16_t head, uint32_t 
 }
 
 Result<bool> Queue::needs_interrupt(const GuestMemory& memory) {
+  if (!ready_ || size_ == 0) return false;
   // Our used index must be visible before we read what the driver wants.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   const uint16_t old_used = signalled_used_;

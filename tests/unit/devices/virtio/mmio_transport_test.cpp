@@ -217,6 +217,22 @@ TEST_CASE("mmio: driver features are frozen after FEATURES_OK", "[unit]") {
   CHECK(f.device->ctx->acked_features == kVersion1);
 }
 
+TEST_CASE("mmio: driver feature selectors past 1 select nothing", "[unit]") {
+  Fixture f;
+  f.driver.set_status(S_ACK);
+  f.driver.add_status(S_DRIVER);
+  f.driver.set_driver_features(kVersion1);
+  for (uint32_t sel : {2u, 32u, 64u, 0xffffffffu}) {
+    f.driver.write(VIRTIO_MMIO_DRIVER_FEATURES_SEL, sel);
+    f.driver.write(VIRTIO_MMIO_DRIVER_FEATURES, 0xffffffff);
+  }
+  f.driver.add_status(S_FEATURES_OK);
+  REQUIRE(f.driver.status() == (S_ACK | S_DRIVER | S_FEATURES_OK));
+  f.driver.add_status(S_DRIVER_OK);
+  REQUIRE(f.device->ctx);
+  CHECK(f.device->ctx->acked_features == kVersion1);
+}
+
 TEST_CASE("mmio: FAILED can be set at any time", "[unit]") {
   Fixture f;
   SECTION("at reset") {
@@ -333,7 +349,7 @@ TEST_CASE("mmio: 64-bit queue addresses are assembled from both halves", "[unit]
   f.driver.write(VIRTIO_MMIO_QUEUE_SEL, 1);
   f.driver.write(VIRTIO_MMIO_QUEUE_DESC_HIGH, 0x12);
   f.driver.write(VIRTIO_MMIO_QUEUE_DESC_LOW, 0x3450);
-  f.driver.write(VIRTIO_MMIO_QUEUE_NUM, 0x10000);  // above 16 bits: invalid
+  f.driver.write(VIRTIO_MMIO_QUEUE_NUM, 0x10010);  // above 16 bits: invalid, not 16
   f.driver.add_status(S_DRIVER_OK);
   // Queue 1 is not ready, so it is not validated; its values stay put.
   CHECK(f.queues()[1].desc_table() == 0x1200003450);
@@ -384,6 +400,10 @@ TEST_CASE("mmio: a bad queue at DRIVER_OK asks for reset instead of activating",
   SECTION("size not a power of two") {
     f.driver.setup_queue(0, f.q0);
     f.driver.write(VIRTIO_MMIO_QUEUE_NUM, 12);
+  }
+  SECTION("size above 16 bits, which truncated would look valid") {
+    f.driver.setup_queue(0, f.q0);
+    f.driver.write(VIRTIO_MMIO_QUEUE_NUM, 0x10010);
   }
   SECTION("size above QUEUE_NUM_MAX") {
     f.driver.setup_queue(1, f.q0);  // 16 entries on the 8-entry queue

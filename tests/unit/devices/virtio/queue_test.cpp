@@ -208,7 +208,8 @@ TEST_CASE("chain io: reads and writes span descriptors and stop at the end", "[u
 TEST_CASE("chain io: take() returns one host view per descriptor touched", "[unit]") {
   Fixture f;
   f.driver.set_desc(0, kBuffers, 10, F_NEXT, 1);
-  f.driver.set_desc(1, kBuffers + 0x100, 10);
+  f.driver.set_desc(1, kBuffers + 0x80, 0, F_NEXT, 2);  // empty: no iovec of its own
+  f.driver.set_desc(2, kBuffers + 0x100, 10);
   f.driver.publish(0);
   DescriptorChain c = f.pop_chain();
   ChainReader reader(f.mem, c);
@@ -324,6 +325,12 @@ TEST_CASE("queue: rings outside guest memory fail instead of being read", "[unit
   Queue q(8);
   q.set_size(8);
   q.set_avail_ring(0x20000);
+  // Not ready: nothing to pop, nothing read.
+  auto idle = q.pop(*mem);
+  REQUIRE(idle);
+  CHECK_FALSE(idle->has_value());
+  CHECK_FALSE(q.add_used(*mem, 0, 0));
+  q.set_ready(true);
   CHECK_FALSE(q.pop(*mem));
   q.set_avail_ring(UINT64_MAX - 3);  // avail->idx straddles 2^64
   CHECK_FALSE(q.pop(*mem));

@@ -1,0 +1,105 @@
+#include "runtime/agent/vm_session.h"
+
+#include <fstream>
+#include <thread>
+
+#include <deque>
+
+#include <fmt/format.h>
+
+#include "runtime/vmm/vm_builder.h"
+
+namespace husk::agent {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+}
+
+Result<std::unique_ptr<VmSession>> VmSession::start(vmm::VmConfig config, const SessionOptions& options) {
+  const auto started = Clock::now();
+  HUSK_TRY_ASSIGN(PrivateDir dir, PrivateDir::create("husk-vm"));
+  config.vsock = vmm::VsockConfig{dir.file("vsock.sock"), 3};
+  const std::string console = options.console_path.empty() ? dir.file("console.log") : options.console_path;
+  config.console_path = console;
+  config.console_input_fd = -1;
+  HUSK_TRY_ASSIGN(std::unique_ptr<vmm::Machine> machine, vmm::build_machine(config));
+  std::unique_ptr<VmSession> session(new VmSession(std::move(dir), std::move(machine)));
+  session->console_path_ = console;
+  VmSession* s = session.get();
+  session->vm_thread_ = JoiningThread([s] { s->vm_result_ = s->machine_->run(); });
+
+  // The agent listens once the guest has booted; until then the vsock
+  // device refuses the CONNECT, and we try again.
+  const auto deadline = started + options.boot_timeout;
+  Error last{0, "the agent never answered"};
+  while (Clock::now() < deadline) {
+    if (s->machine_->stopped()) {
+      HUSK_TRY_ASSIGN(vmm::VmExit exit, s->join_vm());
+      return fail(fmt::format("the VM stopped before its agent answered ({}: {})",
+                              vmm::exit_reason_name(exit.reason), exit.detail));
+    }
+    auto client = AgentClient::connect_vsock_uds(config.vsock->uds_path, options.agent_port, 2000);
+    if (client) {
+      client->set_timeout_ms(10'000);
+      auto hello = client->hello();
+      if (hello) {
+        client->set_timeout_ms(-1);
+        s->agent_.emplace(std::move(*client));
+        s->boot_time_ = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+        return session;
+      }
+      last = hello.error();
+    } else {
+      last = client.error();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  s->kill("the agent did not answer in time");
+  return fail(fmt::format("the guest agent did not answer within {} ms: {}", options.boot_timeout.count(),
+                          last.message));
+}
+
+VmSession::~VmSession() {
+  if (!joined_) {
+    machine_->request_stop(vmm::VmExit{vmm::ExitReason::kHostStop, "session closed", -1});
+    vm_thread_.join();
+  }
+}
+
+Result<vmm::VmExit> VmSession::join_vm() {
+  vm_thread_.join();
+  joined_ = true;
+  return vm_result_;
+}
+
+void VmSession::kill(const std::string& why) {
+  machine_->request_stop(vmm::VmExit{vmm::ExitReason::kHostStop, why, -1});
+}
+
+Result<vmm::VmExit> VmSession::finish(std::chrono::milliseconds grace) {
+  if (agent_) {
+    // The agent syncs and reboots; with reboot=k that resets the VM.
+    (void)agent_->shutdown();
+  }
+  const auto deadline = Clock::now() + grace;
+  while (!machine_->stopped() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (!machine_->stopped()) kill("the guest did not shut down in time");
+  return join_vm();
+}
+
+std::string VmSession::console_tail(size_t lines) const {
+  std::ifstream in(console_path_);
+  std::deque<std::string> tail;
+  std::string line;
+  while (std::getline(in, line)) {
+    tail.push_back(line);
+    if (tail.size() > lines) tail.pop_front();
+  }
+  std::string out;
+  for (const std::string& l : tail) out += l + "\n";
+  return out;
+}
+
+}  // namespace husk::agent

@@ -1,0 +1,65 @@
+// VmSession: a VM with the guest agent, ready for requests. start() builds
+// the VM with a vsock device whose socket lives in a private directory,
+// runs it on its own thread, and connects to the agent (retrying while the
+// guest boots). finish() asks the agent to shut the guest down and waits
+// for the VM to stop, forcing it after a grace period. The destructor
+// always leaves nothing behind: VM stopped, thread joined, directory gone.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "runtime/agent/agent_client.h"
+#include "runtime/common/joining_thread.h"
+#include "runtime/common/private_dir.h"
+#include "runtime/vmm/machine.h"
+#include "runtime/vmm/vm_config.h"
+
+namespace husk::agent {
+
+struct SessionOptions {
+  uint32_t agent_port = 52;
+  std::chrono::milliseconds boot_timeout{120'000};
+  // Where the guest console goes; empty: a file in the private directory.
+  std::string console_path;
+};
+
+class VmSession {
+ public:
+  // `config.vsock` and (unless options say) the console are set here.
+  static Result<std::unique_ptr<VmSession>> start(vmm::VmConfig config, const SessionOptions& options);
+  ~VmSession();
+  VmSession(const VmSession&) = delete;
+  VmSession& operator=(const VmSession&) = delete;
+
+  [[nodiscard]] AgentClient& agent() { return *agent_; }
+  // Time from start() to the agent's hello.
+  [[nodiscard]] std::chrono::milliseconds boot_time() const { return boot_time_; }
+  [[nodiscard]] const std::string& console_path() const { return console_path_; }
+  // The last `lines` lines of the guest console (for error reports).
+  [[nodiscard]] std::string console_tail(size_t lines) const;
+
+  // Shuts the guest down and returns why the VM stopped.
+  [[nodiscard]] Result<vmm::VmExit> finish(std::chrono::milliseconds grace = std::chrono::seconds(10));
+  // Stops the VM at once (agent lost, deadline).
+  void kill(const std::string& why);
+  [[nodiscard]] bool vm_stopped() const { return machine_->stopped(); }
+
+ private:
+  VmSession(PrivateDir dir, std::unique_ptr<vmm::Machine> machine)
+      : dir_(std::move(dir)), machine_(std::move(machine)) {}
+  [[nodiscard]] Result<vmm::VmExit> join_vm();
+
+  PrivateDir dir_;
+  std::unique_ptr<vmm::Machine> machine_;
+  std::optional<AgentClient> agent_;
+  Result<vmm::VmExit> vm_result_ = fail("the VM has not stopped");
+  JoiningThread vm_thread_;
+  std::chrono::milliseconds boot_time_{0};
+  std::string console_path_;
+  bool joined_ = false;
+};
+
+}  // namespace husk::agent
