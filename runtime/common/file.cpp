@@ -14,10 +14,17 @@
 
 namespace husk {
 
-Result<std::vector<uint8_t>> read_file(const std::string& path, uint64_t max_size) {
+namespace {
+
+struct OpenFile {
+  UniqueFd fd;
+  uint64_t size;
+};
+
+// Opens a regular file for reading and checks its size against the cap.
+Result<OpenFile> open_regular(const std::string& path, uint64_t max_size) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return fail_errno("open " + path);
-
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return fail_errno("stat " + path);
   if (!S_ISREG(st.st_mode)) return fail(fmt::format("{} is not a regular file", path));
@@ -25,7 +32,15 @@ Result<std::vector<uint8_t>> read_file(const std::string& path, uint64_t max_siz
   if (size > max_size) {
     return fail(fmt::format("{} is {} bytes, more than the limit of {} bytes", path, size, max_size));
   }
+  return OpenFile{std::move(fd), size};
+}
 
+}  // namespace
+
+Result<std::vector<uint8_t>> read_file(const std::string& path, uint64_t max_size) {
+  HUSK_TRY_ASSIGN(OpenFile file, open_regular(path, max_size));
+  const UniqueFd& fd = file.fd;
+  const uint64_t size = file.size;
   std::vector<uint8_t> data(size);
   uint64_t done = 0;
   while (done < size) {
@@ -44,15 +59,9 @@ Result<std::vector<uint8_t>> read_file(const std::string& path, uint64_t max_siz
 }
 
 Result<MappedFile> MappedFile::open(const std::string& path, uint64_t max_size) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return fail_errno("open " + path);
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return fail_errno("stat " + path);
-  if (!S_ISREG(st.st_mode)) return fail(fmt::format("{} is not a regular file", path));
-  const auto size = static_cast<uint64_t>(st.st_size);
-  if (size > max_size) {
-    return fail(fmt::format("{} is {} bytes, more than the limit of {} bytes", path, size, max_size));
-  }
+  HUSK_TRY_ASSIGN(OpenFile file, open_regular(path, max_size));
+  const UniqueFd& fd = file.fd;
+  const uint64_t size = file.size;
   if (size == 0) return MappedFile(nullptr, 0);
   void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd.get(), 0);
   if (p == MAP_FAILED) return fail_errno("mmap " + path);

@@ -20,4 +20,28 @@ void read_config_bytes(std::span<const uint8_t> config, uint64_t offset, std::sp
   std::memcpy(out.data(), config.data() + offset, n);
 }
 
+void serve_queue(DeviceContext& ctx, uint16_t queue,
+                 const std::function<uint32_t(const DescriptorChain&)>& handle) {
+  if (ctx.queues == nullptr || queue >= ctx.queues->size()) return;
+  Queue& q = (*ctx.queues)[queue];
+  bool used = false;
+  for (;;) {
+    auto chain = q.pop(*ctx.memory);
+    if (!chain) {
+      ctx.fail(chain.error().message);
+      return;
+    }
+    if (!*chain) break;
+    const uint32_t written = handle(**chain);
+    // The handler may have failed the device, which resets it.
+    if (ctx.queues == nullptr) return;
+    if (auto ok = q.add_used(*ctx.memory, (*chain)->head, written); !ok) {
+      ctx.fail(ok.error().message);
+      return;
+    }
+    used = true;
+  }
+  if (used) ctx.signal_used(queue);
+}
+
 }  // namespace husk::virtio

@@ -46,6 +46,13 @@ struct DeviceContext {
   std::function<Result<void>(int fd, uint32_t events)> modify_fd;
 };
 
+// The request loop every simple device shares: pops each available chain of
+// `queue`, lets `handle` serve it (returning the bytes it wrote into the
+// chain), puts it on the used ring, and raises the interrupt once at the
+// end. A chain the queue refuses fails the device (needs reset).
+void serve_queue(DeviceContext& ctx, uint16_t queue,
+                 const std::function<uint32_t(const DescriptorChain&)>& handle);
+
 class VirtioDevice {
  public:
   virtual ~VirtioDevice() = default;

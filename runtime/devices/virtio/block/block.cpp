@@ -91,36 +91,22 @@ uint8_t Block::execute(ChainReader& reader, ChainWriter& writer, uint32_t& writt
 }
 
 void Block::process_queue(uint16_t queue) {
-  if (queue != 0 || ctx_.queues == nullptr) return;
-  Queue& q = (*ctx_.queues)[0];
-  bool used = false;
-  for (;;) {
-    auto chain = q.pop(*ctx_.memory);
-    if (!chain) {
-      ctx_.fail(chain.error().message);
-      return;
-    }
-    if (!*chain) break;
-    ChainReader reader(*ctx_.memory, **chain);
-    ChainWriter writer(*ctx_.memory, **chain);
-    uint32_t written = 0;
+  if (queue != 0) return;
+  serve_queue(ctx_, 0, [this](const DescriptorChain& chain) -> uint32_t {
+    ChainReader reader(*ctx_.memory, chain);
+    ChainWriter writer(*ctx_.memory, chain);
     // A chain without a writable byte has nowhere to put the status: the
     // request is returned untouched (the guest driver never sends one).
-    if (writer.remaining() >= 1) {
-      const uint8_t status = execute(reader, writer, written);
-      // The status goes in the chain's last writable byte.
-      ChainWriter status_writer(*ctx_.memory, **chain);
-      if (status_writer.take(status_writer.remaining() - 1) && status_writer.write_obj(status)) {
-        written += 1;
-      }
+    if (writer.remaining() < 1) return 0;
+    uint32_t written = 0;
+    const uint8_t status = execute(reader, writer, written);
+    // The status goes in the chain's last writable byte.
+    ChainWriter status_writer(*ctx_.memory, chain);
+    if (status_writer.take(status_writer.remaining() - 1) && status_writer.write_obj(status)) {
+      written += 1;
     }
-    if (auto ok = q.add_used(*ctx_.memory, (*chain)->head, written); !ok) {
-      ctx_.fail(ok.error().message);
-      return;
-    }
-    used = true;
-  }
-  if (used) ctx_.signal_used(0);
+    return written;
+  });
 }
 
 }  // namespace husk::virtio

@@ -31,7 +31,12 @@ class Block final : public VirtioDevice {
   void read_config(uint64_t offset, std::span<uint8_t> data) const override;
   [[nodiscard]] Result<void> activate(DeviceContext context) override;
   void process_queue(uint16_t queue) override;
-  void reset() override { ctx_ = DeviceContext{}; }
+  // The context's callbacks stay: reset can run from inside one of them
+  // (a failing request); the null queues mark the device inactive.
+  void reset() override {
+    ctx_.queues = nullptr;
+    ctx_.memory = nullptr;
+  }
 
   [[nodiscard]] const DiskImage& disk() const { return disk_; }
 

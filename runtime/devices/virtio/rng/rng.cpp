@@ -19,41 +19,28 @@ Result<void> Rng::activate(DeviceContext context) {
 }
 
 void Rng::process_queue(uint16_t queue) {
-  if (queue != 0 || ctx_.queues == nullptr) return;
-  Queue& q = (*ctx_.queues)[0];
-  bool used = false;
-  for (;;) {
-    auto chain = q.pop(*ctx_.memory);
-    if (!chain) {
-      ctx_.fail(chain.error().message);
-      return;
-    }
-    if (!*chain) break;
-    ChainWriter writer(*ctx_.memory, **chain);
+  if (queue != 0) return;
+  serve_queue(ctx_, 0, [this](const DescriptorChain& chain) -> uint32_t {
+    ChainWriter writer(*ctx_.memory, chain);
     const uint64_t want = std::min<uint64_t>(writer.remaining(), kMaxRequest);
+    auto iov = writer.take(want);
+    if (!iov) return 0;
     uint32_t written = 0;
-    // Safe: take() returns host views of buffers already checked to lie in
+    // Safe: take() returned host views of buffers already checked to lie in
     // guest memory; getrandom writes at most iov_len bytes into each.
-    if (auto iov = writer.take(want)) {
-      for (const iovec& v : *iov) {
-        size_t done = 0;
-        while (done < v.iov_len) {
-          const ssize_t n = ::getrandom(static_cast<uint8_t*>(v.iov_base) + done, v.iov_len - done, 0);
-          if (n <= 0) break;
-          done += static_cast<size_t>(n);
-        }
-        written += static_cast<uint32_t>(done);
-        if (done < v.iov_len) break;
+    for (const iovec& v : *iov) {
+      size_t done = 0;
+      while (done < v.iov_len) {
+        const ssize_t n = ::getrandom(static_cast<uint8_t*>(v.iov_base) + done, v.iov_len - done, 0);
+        if (n <= 0) break;
+        done += static_cast<size_t>(n);
       }
+      written += static_cast<uint32_t>(done);
+      if (done < v.iov_len) break;
     }
     bytes_served_ += written;
-    if (auto ok = q.add_used(*ctx_.memory, (*chain)->head, written); !ok) {
-      ctx_.fail(ok.error().message);
-      return;
-    }
-    used = true;
-  }
-  if (used) ctx_.signal_used(0);
+    return written;
+  });
 }
 
 }  // namespace husk::virtio

@@ -61,7 +61,9 @@ void Vsock::reset() {
   held_rx_.reset();
   rx_starved_ = false;
   active_ = false;
-  ctx_ = DeviceContext{};
+  // The callbacks stay (reset can run from inside one); no queues: inactive.
+  ctx_.queues = nullptr;
+  ctx_.memory = nullptr;
 }
 
 void Vsock::process_queue(uint16_t queue) {
@@ -140,16 +142,9 @@ void Vsock::pump_rx() {
 }
 
 void Vsock::process_tx() {
-  Queue& q = (*ctx_.queues)[kTxQueue];
-  bool used = false;
-  while (active_) {
-    auto chain = q.pop(*ctx_.memory);
-    if (!chain) {
-      ctx_.fail(chain.error().message);
-      return;
-    }
-    if (!*chain) break;
-    ChainReader reader(*ctx_.memory, **chain);
+  serve_queue(ctx_, kTxQueue, [this](const DescriptorChain& chain) -> uint32_t {
+    if (!active_) return 0;
+    ChainReader reader(*ctx_.memory, chain);
     auto hdr = reader.read_obj<virtio_vsock_hdr>();
     // A packet too short for its header, or claiming more payload than it
     // carries or than any packet may, is dropped; its connection (if the
@@ -159,13 +154,8 @@ void Vsock::process_tx() {
     } else if (hdr) {
       close_connection(VsockKey{hdr->dst_port, hdr->src_port}, true);
     }
-    if (auto ok = q.add_used(*ctx_.memory, (*chain)->head, 0); !ok) {
-      ctx_.fail(ok.error().message);
-      return;
-    }
-    used = true;
-  }
-  if (used) ctx_.signal_used(kTxQueue);
+    return 0;
+  });
   pump_rx();
 }
 
