@@ -22,6 +22,13 @@ Result<std::unique_ptr<VmSession>> VmSession::start(vmm::VmConfig config, const 
   const std::string console = options.console_path.empty() ? dir.file("console.log") : options.console_path;
   config.console_path = console;
   config.console_input_fd = -1;
+  // The initramfs's /init starts the agent only when asked (a plain boot
+  // prints its marker and resets); kernel arguments go before any " -- ".
+  auto [kernel_args, init_args] = vmm::split_init_args(config.cmdline);
+  if ((" " + kernel_args + " ").find(" husk.agent") == std::string::npos) {
+    kernel_args += " husk.agent=1";
+  }
+  config.cmdline = kernel_args + (init_args.empty() ? "" : " " + init_args);
   HUSK_TRY_ASSIGN(std::unique_ptr<vmm::Machine> machine, vmm::build_machine(config));
   std::unique_ptr<VmSession> session(new VmSession(std::move(dir), std::move(machine)));
   session->console_path_ = console;
