@@ -33,7 +33,7 @@ husk::test::ProcessResult boot(const std::string& kernel, const std::vector<std:
   std::vector<std::string> args{kHusk, "boot", "--no-input", "--kernel", kernel, "--initrd",
                                 guest_file("initramfs.cpio.gz"), "--cmdline", cmdline};
   args.insert(args.end(), extra.begin(), extra.end());
-  return run_process(args, 300);
+  return run_process(args, 180);
 }
 
 // The marker line's fields, or empty when it is missing.

@@ -53,7 +53,7 @@ inline std::string initrd_with_tools(const TempDir& dir) {
 // Runs `script` as the guest's init (it must not contain double quotes);
 // the guest resets when the script ends.
 inline ProcessResult run_guest_script(const std::string& script, std::vector<std::string> extra,
-                                      const std::string& initrd, double timeout_s = 300) {
+                                      const std::string& initrd, double timeout_s = 180) {
   const std::string cmdline =
       "console=ttyS0 reboot=k panic=-1 quiet rdinit=/bin/sh -- -c \"mount -t devtmpfs d /dev; "
       "mount -t proc p /proc; mount -t sysfs s /sys; " + script + "; echo HUSK_SCRIPT_DONE; reboot -f\"";
