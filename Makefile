@@ -14,7 +14,8 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
   libseccomp-dev libcli11-dev libtomlplusplus-dev catch2 libexpected-dev \
   libspdlog-dev libfmt-dev nlohmann-json3-dev \
   qemu-system-x86 busybox-static linux-source-6.1 flex bison libelf-dev bc \
-  cpio xz-utils zstd kmod e2fsprogs python3 clang libclang-rt-14-dev
+  cpio xz-utils zstd kmod e2fsprogs python3 clang libclang-rt-14-dev \
+  debootstrap fakeroot
 DEPS_STAMP := $(BUILD)/.deps-$(shell echo $(DEB_PACKAGES) | md5sum | cut -c1-12)
 
 .PHONY: all deps build guest test test-unit test-kvm test-e2e test-asan demo \
@@ -81,3 +82,18 @@ fuzz: | $(DEPS_STAMP)
 	$(BUILD_FUZZ)/bin/husk-fuzz-descriptor-chain -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
 	  -print_final_stats=1 -artifact_prefix=$(BUILD_FUZZ)/ \
 	  $(BUILD_FUZZ)/corpus/descriptor_chain tests/fuzz/corpus/descriptor_chain
+
+# A Debian 12 userland (minbase + python3, gcc, libc6-dev) as an ext4 image,
+# with the agent at /sbin/husk-agent: build/guest/debian.ext4. debootstrap
+# from this machine's apt mirror, cached by a hash of the script and package
+# list; the first build takes minutes, so it is not part of `make test`.
+# Boot it: husk exec --disk build/guest/debian.ext4,ro --cmdline "... husk.root=/dev/vda" -- CMD
+.PHONY: guest-rootfs-debian
+guest-rootfs-debian: build
+	rootfs/disk/debian.sh $(GUEST)/debian.ext4 --agent $(BUILD)/bin/husk-agent
+
+# virtio-blk throughput and IOPS, husk against QEMU microvm side by side;
+# writes build/bench/blk.json.
+.PHONY: bench-blk
+bench-blk: build guest
+	tests/bench/blk
