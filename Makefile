@@ -97,3 +97,9 @@ guest-rootfs-debian: build
 .PHONY: bench-blk
 bench-blk: build guest
 	tests/bench/blk
+
+# Exec round trip and vsock throughput, husk against QEMU + vhost-vsock;
+# writes build/bench/vsock.json.
+.PHONY: bench-vsock
+bench-vsock: build guest
+	tests/bench/vsock

@@ -112,6 +112,9 @@ int run_exec(ExecOptions& o) {
   if (exited.reason != agent::proto::ExitReason::kNormal) {
     fmt::print(stderr, "husk: {} ({})\n", agent::proto::reason_name(exited.reason),
                exited.signal != 0 ? fmt::format("signal {}", exited.signal) : fmt::format("exit {}", exited.exit_code));
+  } else if (exited.signal != 0) {
+    const char* abbrev = ::sigabbrev_np(static_cast<int>(exited.signal));
+    fmt::print(stderr, "husk: killed by signal {} (SIG{})\n", exited.signal, abbrev != nullptr ? abbrev : "?");
   }
   if (exited.signal != 0) return 128 + static_cast<int>(exited.signal);
   return static_cast<int>(exited.exit_code);

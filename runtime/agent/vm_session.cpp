@@ -1,5 +1,7 @@
 #include "runtime/agent/vm_session.h"
 
+#include <sys/socket.h>
+
 #include <fstream>
 #include <thread>
 
@@ -32,8 +34,15 @@ Result<std::unique_ptr<VmSession>> VmSession::start(vmm::VmConfig config, const 
   HUSK_TRY_ASSIGN(std::unique_ptr<vmm::Machine> machine, vmm::build_machine(config));
   std::unique_ptr<VmSession> session(new VmSession(std::move(dir), std::move(machine)));
   session->console_path_ = console;
+  session->vsock_path_ = config.vsock->uds_path;
   VmSession* s = session.get();
-  session->vm_thread_ = JoiningThread([s] { s->vm_result_ = s->machine_->run(); });
+  session->vm_thread_ = JoiningThread([s] {
+    s->vm_result_ = s->machine_->run();
+    // The vsock device's host sockets live as long as the Machine, not the
+    // guest: end the agent's stream so a request waiting on a dead guest
+    // (agent killed, kernel panic) fails now instead of never.
+    if (const int fd = s->agent_fd_.load(); fd >= 0) ::shutdown(fd, SHUT_RDWR);
+  });
 
   // The agent listens once the guest has booted; until then the vsock
   // device refuses the CONNECT, and we try again.
@@ -52,6 +61,10 @@ Result<std::unique_ptr<VmSession>> VmSession::start(vmm::VmConfig config, const 
       if (hello) {
         client->set_timeout_ms(-1);
         s->agent_.emplace(std::move(*client));
+        // Either the VM thread sees this fd after run(), or the VM stopped
+        // before the store and we end the stream here.
+        s->agent_fd_.store(s->agent_->fd());
+        if (s->machine_->stopped()) ::shutdown(s->agent_->fd(), SHUT_RDWR);
         s->boot_time_ = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
         return session;
       }

@@ -6,6 +6,7 @@
 // always leaves nothing behind: VM stopped, thread joined, directory gone.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -38,6 +39,9 @@ class VmSession {
   // Time from start() to the agent's hello.
   [[nodiscard]] std::chrono::milliseconds boot_time() const { return boot_time_; }
   [[nodiscard]] const std::string& console_path() const { return console_path_; }
+  // The vsock device's Unix socket (Firecracker's scheme: CONNECT <port>),
+  // for host clients of other guest services, or of the agent by hand.
+  [[nodiscard]] const std::string& vsock_path() const { return vsock_path_; }
   // The last `lines` lines of the guest console (for error reports).
   [[nodiscard]] std::string console_tail(size_t lines) const;
 
@@ -55,10 +59,13 @@ class VmSession {
   PrivateDir dir_;
   std::unique_ptr<vmm::Machine> machine_;
   std::optional<AgentClient> agent_;
+  // agent_'s socket once connected, for the VM thread (agent_ outlives it).
+  std::atomic<int> agent_fd_{-1};
   Result<vmm::VmExit> vm_result_ = fail("the VM has not stopped");
   JoiningThread vm_thread_;
   std::chrono::milliseconds boot_time_{0};
   std::string console_path_;
+  std::string vsock_path_;
   bool joined_ = false;
 };
 
