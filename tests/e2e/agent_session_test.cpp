@@ -45,6 +45,9 @@ std::unique_ptr<agent::VmSession> start_session(uint64_t memory_mib = 256) {
   auto session = agent::VmSession::start(config, agent::SessionOptions{});
   INFO((session ? "" : session.error().message));
   REQUIRE(session);
+  // Every wait for the agent is bounded: a hang fails with ETIMEDOUT and the
+  // call that hung, instead of stalling the whole suite.
+  (*session)->agent().set_timeout_ms(120'000);
   return std::move(*session);
 }
 
@@ -325,8 +328,6 @@ TEST_CASE("a hand-written Firecracker-style client: CONNECT 52 and a raw Hello f
 TEST_CASE("VmSession: when the agent dies, the waiting call fails and the VM has stopped", "[e2e][agent]") {
   auto session = start_session();
   agent::AgentClient& client = session->agent();
-  // A bound on every wait, so a regression shows as ETIMEDOUT, not a hang.
-  client.set_timeout_ms(120'000);
   agent::ExecRequest req;
   req.argv = {"sh", "-c", kKillAgentScript};
   req.env = kPath;
