@@ -103,3 +103,11 @@ bench-blk: build guest
 .PHONY: bench-vsock
 bench-vsock: build guest
 	tests/bench/vsock
+
+# The e2e tier's reliability check (not part of `make test`): many 1- and
+# 2-vCPU boots and the heaviest e2e workloads in one test host, with a report
+# of every failure and the test host's kernel log (tests/testhost/README.md).
+# STRESS_ROUNDS, STRESS_VMM=husk|qemu|both, STRESS_LOAD, HUSK_TESTHOST_*.
+.PHONY: testhost-stress
+testhost-stress: build guest
+	tests/testhost/stress

@@ -92,6 +92,7 @@ int run_boot(BootOptions& options) {
   }
   fmt::print(stderr, "husk: guest failed ({}): {}\n", vmm::exit_reason_name(exit->reason),
              exit->detail);
+  if (!exit->diagnostics.empty()) fmt::print(stderr, "{}", exit->diagnostics);
   return exit->reason == vmm::ExitReason::kVcpuError ? kExitInternal : kExitGuestFailed;
 }
 

@@ -99,6 +99,7 @@ int run_exec(ExecOptions& o) {
     fmt::print(stderr, "husk: lost the guest agent: {}{}\n", result.error().message,
                vm ? fmt::format(" (VM: {}: {})", vmm::exit_reason_name(vm->reason), vm->detail) : "");
     fmt::print(stderr, "husk: last console lines:\n{}", (*session)->console_tail(8));
+    if (vm && !vm->diagnostics.empty()) fmt::print(stderr, "{}", vm->diagnostics);
     return kExecHuskFailed;
   }
   auto vm = (*session)->finish();

@@ -58,6 +58,9 @@ Result<void> Vcpu::set_sregs(const kvm_sregs& sregs) const {
 Result<void> Vcpu::set_fpu(const kvm_fpu& fpu) const {
   return set_state(fd_.get(), KVM_SET_FPU, fpu, "KVM_SET_FPU", id_);
 }
+Result<kvm_vcpu_events> Vcpu::get_vcpu_events() const {
+  return get_state<kvm_vcpu_events>(fd_.get(), KVM_GET_VCPU_EVENTS, "KVM_GET_VCPU_EVENTS", id_);
+}
 Result<kvm_lapic_state> Vcpu::get_lapic() const {
   return get_state<kvm_lapic_state>(fd_.get(), KVM_GET_LAPIC, "KVM_GET_LAPIC", id_);
 }

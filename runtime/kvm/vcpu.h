@@ -40,6 +40,7 @@ class Vcpu {
   [[nodiscard]] Result<void> set_fpu(const kvm_fpu& fpu) const;
   [[nodiscard]] Result<void> set_msrs(std::span<const kvm_msr_entry> msrs) const;
   [[nodiscard]] Result<void> set_cpuid(std::span<const kvm_cpuid_entry2> entries) const;
+  [[nodiscard]] Result<kvm_vcpu_events> get_vcpu_events() const;
   [[nodiscard]] Result<kvm_lapic_state> get_lapic() const;
   [[nodiscard]] Result<void> set_lapic(const kvm_lapic_state& lapic) const;
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 
 namespace husk::vmm {
 
@@ -18,9 +19,15 @@ enum class ExitReason {
 };
 
 struct VmExit {
+  VmExit() = default;
+  VmExit(ExitReason r, std::string d, int v = -1) : reason(r), detail(std::move(d)), vcpu(v) {}
+
   ExitReason reason = ExitReason::kVcpuError;
   std::string detail;  // human-readable, e.g. the panic line or the ioctl error
   int vcpu = -1;       // the vCPU that saw it, or -1
+  // For a triple fault or a KVM error: that vCPU's registers and last exits
+  // (multi-line; empty otherwise).
+  std::string diagnostics;
 };
 
 // A short stable name ("guest-reset", "triple-fault", ...) for logs and JSON.

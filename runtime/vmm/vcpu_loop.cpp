@@ -3,6 +3,8 @@
 #include <pthread.h>
 #include <time.h>
 
+#include <algorithm>
+#include <iterator>
 #include <span>
 
 #include <fmt/format.h>
@@ -22,6 +24,28 @@ int64_t clock_ns(clockid_t clock) {
 
 void request(const VcpuContext& ctx, ExitReason reason, std::string detail) {
   ctx.stop->request(VmExit{reason, std::move(detail), static_cast<int>(ctx.vcpu->id())});
+}
+
+// A stop whose cause is inside the guest or KVM: the report carries the
+// vCPU's registers and last exits so the failure explains itself.
+void request_with_state(const VcpuContext& ctx, const ExitHistory& history, ExitReason reason,
+                        std::string detail) {
+  VmExit exit{reason, std::move(detail), static_cast<int>(ctx.vcpu->id())};
+  exit.diagnostics = vcpu_fault_report(*ctx.vcpu, history);
+  spdlog::debug("{}: {}\n{}", exit_reason_name(reason), exit.detail, exit.diagnostics);
+  ctx.stop->request(std::move(exit));
+}
+
+std::string internal_error_detail(const kvm_run* run) {
+  std::string detail =
+      fmt::format("KVM internal error, suberror {}{}", run->internal.suberror,
+                  run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION
+                      ? " (instruction emulation failed; see `husk doctor`)"
+                      : "");
+  // Safe: ndata is KVM's, and clamped to the array it describes.
+  const uint32_t n = std::min<uint32_t>(run->internal.ndata, std::size(run->internal.data));
+  for (uint32_t i = 0; i < n; ++i) detail += fmt::format("{}{:#x}", i == 0 ? "; data " : " ", run->internal.data[i]);
+  return detail;
 }
 
 void handle_io(const VcpuContext& ctx, kvm_run* run) {
@@ -52,7 +76,7 @@ void handle_mmio(const VcpuContext& ctx, kvm_run* run) {
 }
 
 // Returns false when the loop must end.
-bool handle_exit(const VcpuContext& ctx, kvm_run* run) {
+bool handle_exit(const VcpuContext& ctx, const ExitHistory& history, kvm_run* run) {
   switch (run->exit_reason) {
     case KVM_EXIT_IO:
       handle_io(ctx, run);
@@ -66,7 +90,7 @@ bool handle_exit(const VcpuContext& ctx, kvm_run* run) {
       request(ctx, ExitReason::kGuestShutdown, "the guest halted");
       return false;
     case KVM_EXIT_SHUTDOWN:
-      request(ctx, ExitReason::kTripleFault, "triple fault (KVM_EXIT_SHUTDOWN)");
+      request_with_state(ctx, history, ExitReason::kTripleFault, "triple fault (KVM_EXIT_SHUTDOWN)");
       return false;
     case KVM_EXIT_SYSTEM_EVENT:
       switch (run->system_event.type) {
@@ -82,20 +106,16 @@ bool handle_exit(const VcpuContext& ctx, kvm_run* run) {
           return false;
       }
     case KVM_EXIT_INTERNAL_ERROR:
-      request(ctx, ExitReason::kInternalError,
-              fmt::format("KVM internal error, suberror {}{}", run->internal.suberror,
-                          run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION
-                              ? " (instruction emulation failed; see `husk doctor`)"
-                              : ""));
+      request_with_state(ctx, history, ExitReason::kInternalError, internal_error_detail(run));
       return false;
     case KVM_EXIT_FAIL_ENTRY:
-      request(ctx, ExitReason::kEntryFailure,
+      request_with_state(ctx, history, ExitReason::kEntryFailure,
               fmt::format("VM entry failed, hardware reason {:#x}",
                           run->fail_entry.hardware_entry_failure_reason));
       return false;
     default:
-      request(ctx, ExitReason::kVcpuError,
-              fmt::format("unhandled KVM exit reason {}", run->exit_reason));
+      request_with_state(ctx, history, ExitReason::kVcpuError,
+                         fmt::format("unhandled KVM exit reason {}", run->exit_reason));
       return false;
   }
 }
@@ -122,6 +142,7 @@ void kick_vcpu(kvm::Vcpu& vcpu, pthread_t thread) {
 
 void run_vcpu_loop(VcpuContext ctx) {
   kvm_run* run = ctx.vcpu->run_state();
+  ExitHistory history;
   bool first = true;
   while (!ctx.stop->stopped()) {
     if (first && ctx.first_run_ns != nullptr) {
@@ -135,7 +156,8 @@ void run_vcpu_loop(VcpuContext ctx) {
       request(ctx, ExitReason::kVcpuError, result.error().message);
       break;
     }
-    if (!handle_exit(ctx, run)) break;
+    history.record(*run);
+    if (!handle_exit(ctx, history, run)) break;
   }
   ctx.exited->store(true);
 }

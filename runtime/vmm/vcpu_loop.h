@@ -10,6 +10,7 @@
 #include "runtime/devices/bus.h"
 #include "runtime/kvm/vcpu.h"
 #include "runtime/vmm/stop_state.h"
+#include "runtime/vmm/vcpu_fault_report.h"
 
 namespace husk::vmm {
 

@@ -68,6 +68,12 @@ TEST_CASE("a guest that faults with no IDT stops the VM as a failure", "[kvm]") 
   CHECK(r.exit_code == 1);
   CHECK(r.out == "a");
   CHECK(r.err.find("guest failed") != std::string::npos);
+  // The fault explains itself: registers, special registers and the exits
+  // that led to it (the "a" went out through the UART's port 0x3f8).
+  CHECK(r.err.find("vCPU 0 state:") != std::string::npos);
+  CHECK(r.err.find("rip 0x") != std::string::npos);
+  CHECK(r.err.find("cr0 0x") != std::string::npos);
+  CHECK(r.err.find("write 0x3f8 size 1 value 0x61") != std::string::npos);
 }
 
 TEST_CASE("SIGTERM and SIGINT to husk stop a spinning guest", "[kvm]") {

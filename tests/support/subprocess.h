@@ -12,6 +12,10 @@ struct ProcessResult {
   int exit_code = -1;   // -1 when killed by a signal
   int signal = 0;
   bool timed_out = false;
+  // Killed at the time limit but still not reaped seconds later (stuck in
+  // the kernel, e.g. in uninterruptible sleep): run_process gave up on it
+  // rather than hang the test.
+  bool unreaped = false;
   std::string out;
   std::string err;
   double seconds = 0;
