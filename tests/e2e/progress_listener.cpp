@@ -6,6 +6,13 @@
 // host dies under the tier (a test host fault) to rerun only the cases that
 // had not finished.
 //
+// Fault injection, for the test of that rerun (tests/testhost/selftest):
+// with HUSK_E2E_INJECT_FAULT=TEXT, the first HUSK_E2E_INJECT_FAULT_MAX (1)
+// cases whose names contain TEXT crash the test host's kernel as they start
+// (sysrq 'c'), counted across sessions in HUSK_E2E_PROGRESS.injected. Only
+// inside the nested test host (its command line says husk.testhost=1): on
+// any other machine the request is refused.
+//
 // Time limit: a case that runs longer than HUSK_E2E_CASE_TIMEOUT seconds
 // (default 900) ends the program with a message naming it and exit code 124.
 // Each boot inside a case has its own, shorter limit (run_process); this one
@@ -89,6 +96,45 @@ class CaseWatchdog {
   std::thread thread_;
 };
 
+std::string read_file(const std::string& path) {
+  std::string text;
+  if (FILE* f = std::fopen(path.c_str(), "r")) {
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) text.append(buf, n);
+    std::fclose(f);
+  }
+  return text;
+}
+
+void maybe_inject_fault(const std::string& name) {
+  const char* want = std::getenv("HUSK_E2E_INJECT_FAULT");
+  const char* progress = std::getenv("HUSK_E2E_PROGRESS");
+  if (want == nullptr || *want == '\0' || name.find(want) == std::string::npos) return;
+  if (progress == nullptr || *progress == '\0') return;
+  if (read_file("/proc/cmdline").find("husk.testhost=1") == std::string::npos) {
+    std::fprintf(stderr, "e2e: HUSK_E2E_INJECT_FAULT refused: not inside the nested test host\n");
+    return;
+  }
+  const char* max_env = std::getenv("HUSK_E2E_INJECT_FAULT_MAX");
+  const int max = max_env != nullptr && *max_env != '\0' ? std::atoi(max_env) : 1;
+  const std::string counter = std::string(progress) + ".injected";
+  const int done = std::atoi(read_file(counter).c_str());
+  if (done >= max) return;
+  if (FILE* f = std::fopen(counter.c_str(), "w")) {
+    std::fprintf(f, "%d\n", done + 1);
+    std::fflush(f);
+    ::fsync(fileno(f));
+    std::fclose(f);
+  }
+  std::fprintf(stderr, "e2e: injecting a test host fault (%d of %d) at \"%s\"\n", done + 1, max, name.c_str());
+  std::fflush(stderr);
+  if (FILE* sysrq = std::fopen("/proc/sysrq-trigger", "w")) {
+    std::fputc('c', sysrq);
+    std::fclose(sysrq);
+  }
+}
+
 class ProgressListener : public Catch::TestEventListenerBase {
  public:
   using TestEventListenerBase::TestEventListenerBase;
@@ -96,6 +142,7 @@ class ProgressListener : public Catch::TestEventListenerBase {
   void testCaseStarting(const Catch::TestCaseInfo& info) override {
     write("start\t" + info.name);
     watchdog().arm(info.name, case_timeout_s());
+    maybe_inject_fault(info.name);
   }
   void testCaseEnded(const Catch::TestCaseStats& stats) override {
     watchdog().disarm();
