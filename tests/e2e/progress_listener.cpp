@@ -14,7 +14,7 @@
 // any other machine the request is refused.
 //
 // Time limit: a case that runs longer than HUSK_E2E_CASE_TIMEOUT seconds
-// (default 900) ends the program with a message naming it and exit code 124.
+// (default 300) ends the program with a message naming it and exit code 124.
 // Each boot inside a case has its own, shorter limit (run_process); this one
 // catches a case stuck anywhere else.
 #define CATCH_CONFIG_EXTERNAL_INTERFACES
@@ -34,9 +34,9 @@ namespace {
 
 double case_timeout_s() {
   const char* v = std::getenv("HUSK_E2E_CASE_TIMEOUT");
-  if (v == nullptr || *v == '\0') return 900;
+  if (v == nullptr || *v == '\0') return 300;
   const double s = std::atof(v);
-  return s > 0 ? s : 900;
+  return s > 0 ? s : 300;
 }
 
 // One watchdog thread for the program; armed per test case.
