@@ -28,15 +28,17 @@ int64_t monotonic_ns() {
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-// Blocks SIGINT and SIGTERM for the calling thread (and so for the threads
-// it starts) while the VM runs, and restores the old mask afterwards. The
-// signals are then read from a signalfd as an ordinary stop reason.
+// Blocks SIGINT, SIGTERM and SIGQUIT for the calling thread (and so for the
+// threads it starts) while the VM runs, and restores the old mask
+// afterwards. The signals are then read from a signalfd: the first two as an
+// ordinary stop reason, SIGQUIT as a request for a state dump.
 class BlockedStopSignals {
  public:
   BlockedStopSignals() {
     sigemptyset(&set_);
     sigaddset(&set_, SIGINT);
     sigaddset(&set_, SIGTERM);
+    sigaddset(&set_, SIGQUIT);
     ::pthread_sigmask(SIG_BLOCK, &set_, &old_);
     fd_.reset(::signalfd(-1, &set_, SFD_CLOEXEC | SFD_NONBLOCK));
   }
@@ -120,7 +122,8 @@ Result<VmExit> Machine::run() {
   vcpu_threads.reserve(vcpus_.size());
   for (size_t i = 0; i < vcpus_.size(); ++i) {
     VcpuContext ctx{&vcpus_[i], &pio_bus_, &mmio_bus_, stop_.get(), &vcpu_exited_[i],
-                    i == 0 ? &first_run_ns_ : nullptr, i == 0 ? &first_run_cpu_ns_ : nullptr};
+                    &vcpu_dump_requested_[i], i == 0 ? &first_run_ns_ : nullptr,
+                    i == 0 ? &first_run_cpu_ns_ : nullptr};
     vcpu_threads.emplace_back([ctx] { run_vcpu_loop(ctx); });
     handles.push_back(vcpu_threads.back().native_handle());
   }
@@ -133,7 +136,12 @@ Result<VmExit> Machine::run() {
     }
     if (fds[1].revents & POLLIN) {
       signalfd_siginfo info{};
-      if (::read(signals.fd(), &info, sizeof(info)) == sizeof(info)) {
+      if (::read(signals.fd(), &info, sizeof(info)) == sizeof(info) && info.ssi_signo == SIGQUIT) {
+        for (size_t i = 0; i < vcpus_.size(); ++i) {
+          vcpu_dump_requested_[i].store(true);
+          kick_vcpu(vcpus_[i], handles[i]);
+        }
+      } else if (info.ssi_signo != 0) {
         stop_->request(VmExit{ExitReason::kSignal,
                               fmt::format("husk received {}", ::sigabbrev_np(static_cast<int>(info.ssi_signo))),
                               -1});

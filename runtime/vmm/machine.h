@@ -40,7 +40,9 @@ class Machine {
   Machine& operator=(const Machine&) = delete;
 
   // Runs the VM until it stops (guest reset or shutdown, a failure, or
-  // SIGINT/SIGTERM to this process) and returns why. Call once.
+  // SIGINT/SIGTERM to this process) and returns why. Call once. SIGQUIT
+  // meanwhile logs every vCPU's state (registers, last exits) and the VM
+  // runs on: a guest that hangs can be asked where it is.
   [[nodiscard]] Result<VmExit> run();
 
   // Asks a running VM to stop (from any thread); run() then returns `exit`
@@ -75,6 +77,7 @@ class Machine {
   devices::Bus mmio_bus_{"mmio"};
   std::vector<kvm::Vcpu> vcpus_;
   std::unique_ptr<std::atomic<bool>[]> vcpu_exited_;
+  std::unique_ptr<std::atomic<bool>[]> vcpu_dump_requested_;
   std::shared_ptr<devices::ConsoleSink> console_;
   std::shared_ptr<devices::Serial> serial_;
   std::vector<std::shared_ptr<devices::EventFdInterrupt>> interrupts_;

@@ -152,6 +152,13 @@ void run_vcpu_loop(VcpuContext ctx) {
     first = false;
     auto result = ctx.vcpu->run();
     if (!result) {
+      if (ctx.dump_requested != nullptr && ctx.dump_requested->exchange(false)) {
+        // A state dump, not a stop: clear the kick's immediate_exit and go
+        // on (a stop kick racing with this one repeats until it is seen).
+        if (!ctx.stop->stopped()) __atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+        spdlog::warn("state dump requested (SIGQUIT); the VM keeps running\n{}",
+                     vcpu_fault_report(*ctx.vcpu, history));
+      }
       if (result.error().code == EINTR || result.error().code == EAGAIN) continue;
       request(ctx, ExitReason::kVcpuError, result.error().message);
       break;

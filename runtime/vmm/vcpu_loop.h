@@ -20,6 +20,9 @@ struct VcpuContext {
   devices::Bus* mmio_bus;
   StopState* stop;
   std::atomic<bool>* exited;  // set when the loop returns
+  // Set by another thread, followed by a kick: the loop logs this vCPU's
+  // state (registers, last exits) once and goes on running (SIGQUIT).
+  std::atomic<bool>* dump_requested = nullptr;
   // Set by vCPU 0 just before its first KVM_RUN (boot timeline).
   // Process CPU time at the same moment.
   std::atomic<int64_t>* first_run_ns = nullptr;

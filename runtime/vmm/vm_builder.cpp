@@ -221,6 +221,7 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config) {
   // lists it in KVM_GET_SUPPORTED_CPUID; the capability says whether it can.
   const bool tsc_deadline = m->kvm_.check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0;
   m->vcpu_exited_ = std::make_unique<std::atomic<bool>[]>(config.vcpus);
+  m->vcpu_dump_requested_ = std::make_unique<std::atomic<bool>[]>(config.vcpus);
   for (uint32_t id = 0; id < config.vcpus; ++id) {
     HUSK_TRY_ASSIGN(kvm::Vcpu vcpu, m->vm_.create_vcpu(id));
     HUSK_TRY(setup_vcpu(vcpu, supported_cpuid, config.vcpus, kernel_entry, tsc_deadline));

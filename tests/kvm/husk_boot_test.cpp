@@ -88,6 +88,24 @@ TEST_CASE("SIGTERM and SIGINT to husk stop a spinning guest", "[kvm]") {
   }
 }
 
+TEST_CASE("SIGQUIT to husk logs where every vCPU is, and the VM runs on", "[kvm]") {
+  // A hung guest can be asked where it is: each vCPU's registers and last
+  // exits, then the guest goes on (it still answers the SIGTERM after).
+  TempDir dir;
+  const std::string kernel = dir.write("spin.elf", make_tiny_elf(Asm().print("q").spin().bytes));
+  std::string cmd;
+  for (const std::string& a : boot_args(kernel, {"--vcpus", "2"})) cmd += "'" + a + "' ";
+  auto r = run_process({"sh", "-c", cmd + "& p=$!; sleep 1; kill -QUIT $p; sleep 1; kill -TERM $p; wait $p"}, 60);
+  INFO(r.err);
+  CHECK_FALSE(r.timed_out);
+  CHECK(r.exit_code == 1);                 // stopped by the SIGTERM, not the SIGQUIT
+  CHECK(r.err.find("husk received TERM") != std::string::npos);
+  CHECK(r.err.find("state dump requested") != std::string::npos);
+  CHECK(r.err.find("vCPU 0 state:") != std::string::npos);
+  CHECK(r.err.find("vCPU 1 state:") != std::string::npos);
+  CHECK(r.err.find("write 0x3f8 size 1 value 0x71") != std::string::npos);  // the "q"
+}
+
 TEST_CASE("husk boot explains bad input", "[kvm]") {
   TempDir dir;
   SECTION("a missing kernel names the path") {
