@@ -25,6 +25,27 @@ namespace husk::guest {
 
 namespace proto = agent::proto;
 
+namespace {
+
+// Reads and drops until the peer hangs up, fails, or timeout_ms pass.
+void wait_for_hangup(int fd, int timeout_ms) {
+  timespec start{};
+  ::clock_gettime(CLOCK_MONOTONIC, &start);
+  for (;;) {
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    const long spent = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+    if (spent >= timeout_ms) return;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout_ms - spent)) <= 0) return;
+    char buf[512];
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) return;
+  }
+}
+
+}  // namespace
+
 Server::~Server() {
   // Leave nothing behind: kill every job's tree, reap the leaders, remove
   // the cgroups. Only reached when the agent stops (tests, shutdown).
@@ -274,6 +295,13 @@ void Server::handle_frame(const proto::FrameView& frame) {
         pollfd p{conn_.get(), POLLOUT, 0};
         ::poll(&p, 1, 10);
         flush_out();
+      }
+      // A written Ack is still only in this kernel's vsock queue: the reset
+      // could win the race to the host. Wait (bounded) for the host to read
+      // it and hang up; a host that never does costs one second.
+      if (conn_) {
+        ::shutdown(conn_.get(), SHUT_WR);
+        wait_for_hangup(conn_.get(), 1000);
       }
       stop_ = true;
       return;

@@ -100,6 +100,9 @@ Result<vmm::VmExit> VmSession::finish(std::chrono::milliseconds grace) {
   if (agent_) {
     // The agent syncs and reboots; with reboot=k that resets the VM.
     (void)agent_->shutdown();
+    // The agent waits for this hang-up before it resets the VM, so that its
+    // Ack is not lost in the guest's queue.
+    ::shutdown(agent_->fd(), SHUT_RDWR);
   }
   const auto deadline = Clock::now() + grace;
   while (!machine_->stopped() && Clock::now() < deadline) {
