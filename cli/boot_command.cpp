@@ -10,6 +10,7 @@
 
 #include "cli/exit_codes.h"
 #include "cli/terminal.h"
+#include "cli/vm_options.h"
 #include "runtime/arch/x86_64/layout.h"
 #include "runtime/vmm/vm_builder.h"
 
@@ -19,7 +20,7 @@ namespace {
 
 struct BootOptions {
   vmm::VmConfig vm;
-  std::vector<std::string> disks;
+  VmFlags flags;
   std::string vsock;
   bool no_input = false;
   std::string timeline_json;  // write the boot timeline here
@@ -51,13 +52,9 @@ void write_timeline(const std::string& path, const vmm::BootTimeline& t, const v
 
 int run_boot(BootOptions& options) {
   options.vm.console_input_fd = options.no_input ? -1 : STDIN_FILENO;
-  for (const std::string& spec : options.disks) {
-    auto disk = vmm::parse_disk_spec(spec);
-    if (!disk) {
-      fmt::print(stderr, "husk: {}\n", disk.error().message);
-      return kExitUsage;
-    }
-    options.vm.disks.push_back(*disk);
+  if (auto applied = apply_vm_flags(options.flags, options.vm); !applied) {
+    fmt::print(stderr, "husk: {}\n", applied.error().message);
+    return kExitUsage;
   }
   if (!options.vsock.empty()) {
     auto vsock = vmm::parse_vsock_spec(options.vsock);
@@ -101,25 +98,13 @@ int run_boot(BootOptions& options) {
 void add_boot_command(CLI::App& app, int& exit_code) {
   auto options = std::make_shared<BootOptions>();
   CLI::App* cmd = app.add_subcommand("boot", "Boot a kernel and stream its serial console");
-  cmd->add_option("--kernel", options->vm.kernel_path, "vmlinux (ELF) or bzImage to boot")
-      ->required();
-  cmd->add_option("--initrd", options->vm.initrd_path, "initramfs to load");
-  cmd->add_option("--cmdline", options->vm.cmdline, "kernel command line")
-      ->capture_default_str();
-  cmd->add_option("--vcpus", options->vm.vcpus,
-                  fmt::format("number of vCPUs (1-{})", x86_64::kMaxVcpus))
-      ->capture_default_str();
-  cmd->add_option("--memory", options->vm.memory_mib, "guest memory in MiB")
-      ->capture_default_str();
+  add_vm_flags(*cmd, options->flags, kVmShape | kVmCmdline | kVmDevices);
+  cmd->get_option("--kernel")->required();
   cmd->add_option("--console", options->vm.console_path,
                   "write the console to this file instead of stdout");
-  cmd->add_option("--disk", options->disks,
-                  "attach a virtio-blk disk: PATH[,ro|,cow|,rw] (default cow: writes vanish "
-                  "with the VM); repeatable, /dev/vda first");
   cmd->add_option("--vsock", options->vsock,
                   "attach a virtio-vsock device with its host side on this Unix socket: "
                   "PATH[,cid=N] (guest CID 3 by default)");
-  cmd->add_flag("--rng", options->vm.rng, "attach a virtio-rng entropy device");
   cmd->add_flag("--no-input", options->no_input, "do not forward stdin to the guest console");
   cmd->add_option("--timeline-json", options->timeline_json,
                   "write boot timestamps and the exit reason as JSON to this file");

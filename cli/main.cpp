@@ -2,6 +2,8 @@
 // messages live here; the runtime returns errors as values.
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <string>
+#include <string_view>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -10,6 +12,8 @@
 #include "cli/doctor_command.h"
 #include "cli/exec_command.h"
 #include "cli/exit_codes.h"
+#include "cli/run_command.h"
+#include "cli/version.h"
 
 int main(int argc, char** argv) {
   // Logs go to stderr so stdout stays the guest's console; HUSK_LOG sets
@@ -22,16 +26,21 @@ int main(int argc, char** argv) {
 
   CLI::App app{"husk: a microVM sandbox runtime"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "husk 0.1.0");
+  app.set_version_flag("--version", std::string("husk ") + husk::cli::kHuskVersion);
   int exit_code = husk::cli::kExitOk;
   husk::cli::add_boot_command(app, exit_code);
   husk::cli::add_doctor_command(app, exit_code);
   husk::cli::add_exec_command(app, exit_code);
+  husk::cli::add_run_command(app, exit_code);
+  husk::cli::add_validate_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
-    return code == 0 ? 0 : husk::cli::kExitUsage;
+    if (code == 0) return 0;
+    // exec keeps 0-124 for its command's status: its own usage errors are 125.
+    const bool exec = argc > 1 && std::string_view(argv[1]) == "exec";
+    return exec ? husk::cli::kExecHuskFailed : husk::cli::kExitUsage;
   }
   return exit_code;
 }

@@ -144,10 +144,12 @@ struct Limits {
   uint64_t memory_bytes = 0;  // cgroup memory.max (cgroups only)
   uint32_t pids = 0;          // cgroup pids.max (cgroups only)
   uint64_t output_bytes = 0;  // stdout + stderr together
+  uint64_t open_files = 0;    // RLIMIT_NOFILE for the job, 0 none
+  uint64_t file_size = 0;     // RLIMIT_FSIZE in bytes, 0 none
   template <typename S, typename V>
   static bool fields(S& s, V& v) {
     return v.u64(s.wall_ms) && v.u64(s.cpu_ms) && v.u64(s.memory_bytes) && v.u32(s.pids) &&
-           v.u64(s.output_bytes);
+           v.u64(s.output_bytes) && v.u64(s.open_files) && v.u64(s.file_size);
   }
 };
 

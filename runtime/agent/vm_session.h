@@ -50,6 +50,8 @@ class VmSession {
   // Stops the VM at once (agent lost, deadline).
   void kill(const std::string& why);
   [[nodiscard]] bool vm_stopped() const { return machine_->stopped(); }
+  // The VM's build and first-run times (CLOCK_MONOTONIC).
+  [[nodiscard]] vmm::BootTimeline timeline() const { return machine_->timeline(); }
 
  private:
   VmSession(PrivateDir dir, std::unique_ptr<vmm::Machine> machine)

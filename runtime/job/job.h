@@ -25,6 +25,8 @@ struct VmSpec {
   std::string initramfs;
   // A root disk: booted with husk.root=/dev/vda (the initramfs switches to it).
   std::optional<vmm::DiskConfig> root_disk;
+  std::vector<vmm::DiskConfig> disks;  // more disks, after the root disk
+  std::string cmdline;                 // empty: husk's default for jobs
   uint32_t vcpus = 1;
   uint64_t memory_mib = 256;
   std::chrono::milliseconds boot_timeout{120'000};
@@ -65,6 +67,7 @@ struct Step {
   Stdin stdin;
   Limits limits;                   // already merged with the job's [limits]
   bool continue_on_error = false;
+  bool is_process = false;         // the job's [process] (results say "process")
 };
 
 struct FileUpload {

@@ -60,6 +60,10 @@ class JobParser {
   std::map<std::string, std::string> env_;
 };
 
+bool valid_env_name(std::string_view name) {
+  return !name.empty() && name.find('=') == std::string_view::npos && name.find('\0') == std::string_view::npos;
+}
+
 std::string resolve(const fs::path& dir, const std::string& p) {
   const fs::path path(p);
   return (path.is_absolute() ? path : dir / path).lexically_normal().string();
@@ -104,7 +108,16 @@ Result<Job> JobParser::parse(const toml::table& root) {
   const toml::table* process = r_.table(root, "", "process");
   if (process != nullptr) {
     if (auto p = parse_step(*process, "process.", true)) {
-      if (options_.has_request_input) p->stdin = Stdin{Stdin::Kind::kRequest, ""};
+      if (options_.has_request_input) {
+        if (root.contains("cases")) {
+          r_.error(TomlReader::where(root, "cases"), "cases", "--input is for a [process] without [[cases]]");
+        } else if (p->stdin.kind != Stdin::Kind::kNone) {
+          r_.error(TomlReader::where(*process, process->contains("stdin") ? "stdin" : "stdin_file"), "process.stdin",
+                   "--input gives [process] its stdin: remove stdin/stdin_file or do not use --input");
+        }
+        p->stdin = Stdin{Stdin::Kind::kRequest, ""};
+      }
+      p->is_process = true;
       if (root.contains("cases")) {
         job.judge = Judge{};
         job.judge->program = std::move(*p);
@@ -151,7 +164,9 @@ std::map<std::string, std::string> JobParser::base_env(const toml::table& root) 
   if (r_.boolean(root, "", "inherit_env").value_or(false)) env = options_.host_env;
   if (const toml::table* t = r_.table(root, "", "env")) {
     for (const auto& [key, value] : *t) {
-      if (const auto* s = value.as_string()) {
+      if (!valid_env_name(key.str())) {
+        r_.error(key.source(), fmt::format("env.{}", key.str()), "expected a variable name without '=' or NUL");
+      } else if (const auto* s = value.as_string()) {
         env[std::string(key.str())] = s->get();
       } else {
         r_.error(value.source(), fmt::format("env.{}", key.str()), "expected a string");
@@ -212,7 +227,7 @@ Limits JobParser::parse_limits(const toml::table* t, std::string_view prefix) {
   l.stdout_max = r_.size(*t, prefix, "stdout_max", 1, kMaxBytes);
   l.stderr_max = r_.size(*t, prefix, "stderr_max", 1, kMaxBytes);
   l.kill_signal = r_.signal(*t, prefix, "kill_signal");
-  l.kill_grace = r_.duration(*t, prefix, "kill_grace", std::chrono::hours(1));
+  l.kill_grace = r_.duration(*t, prefix, "kill_grace", kMaxTime);
   return l;
 }
 
@@ -247,7 +262,9 @@ std::optional<Step> JobParser::parse_step(const toml::table& t, std::string_view
   step.env = env_;
   if (const toml::table* env = r_.table(t, prefix, "env")) {
     for (const auto& [key, value] : *env) {
-      if (const auto* s = value.as_string()) {
+      if (!valid_env_name(key.str())) {
+        r_.error(key.source(), fmt::format("{}env.{}", prefix, key.str()), "expected a variable name without '=' or NUL");
+      } else if (const auto* s = value.as_string()) {
         step.env[std::string(key.str())] = s->get();
       } else {
         r_.error(value.source(), fmt::format("{}env.{}", prefix, key.str()), "expected a string");
@@ -322,17 +339,14 @@ void JobParser::parse_files(const toml::table& root, Job& job) {
     if (!t.contains("source")) r_.error(t.source(), prefix + "source", "every file needs a source");
     if (!t.contains("destination")) r_.error(t.source(), prefix + "destination", "every file needs a destination");
     if (const toml::node* m = t.get("mode")) {
+      // A string only: a TOML integer 755 would be decimal 755.
       const auto* s = m->as_string();
-      const auto* num = m->as_integer();
       uint32_t mode = 0;
       bool ok = false;
       if (s != nullptr && !s->get().empty() && s->get().size() <= 5 &&
           s->get().find_first_not_of("01234567") == std::string::npos) {
         mode = static_cast<uint32_t>(std::stoul(s->get(), nullptr, 8));
         ok = mode <= 07777;
-      } else if (num != nullptr && num->get() >= 0 && num->get() <= 07777) {
-        mode = static_cast<uint32_t>(num->get());
-        ok = true;
       }
       if (ok) {
         f.mode = mode;
@@ -425,7 +439,9 @@ void JobParser::parse_outputs(const toml::table* t, Job& job) {
     }
     out.paths = *paths;
   }
-  if (out.paths.empty()) r_.error(t->source(), "outputs.paths", "expected a non-empty array of guest paths or globs");
+  if (!t->contains("paths") || (t->get("paths")->is_array() && t->get("paths")->as_array()->empty())) {
+    r_.error(TomlReader::where(*t, "paths"), "outputs.paths", "expected a non-empty array of guest paths or globs");
+  }
   if (auto dir = host_path(*t, "outputs.", "dir", false)) {
     out.dir = *dir;
   } else if (!t->contains("dir")) {

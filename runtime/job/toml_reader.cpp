@@ -61,7 +61,7 @@ void TomlReader::error(const toml::source_region& where, std::string_view key, s
                                 key.empty() ? "" : ": ", what));
 }
 
-void TomlReader::error(std::string_view what) { errors_.push_back(fmt::format("{}: {}", file_, what)); }
+void TomlReader::error(std::string_view what) { errors_.push_back(fmt::format("{}:1:1: {}", file_, what)); }
 
 toml::source_region TomlReader::where(const toml::table& t, std::string_view key) {
   if (const toml::node* n = t.get(key)) return n->source();

@@ -23,7 +23,7 @@ class TomlReader {
 
   // Records a problem at `where` (a node's or key's source region).
   void error(const toml::source_region& where, std::string_view key, std::string_view what);
-  // Records a problem with no position (the file as a whole).
+  // Records a problem of the file as a whole (reported at 1:1).
   void error(std::string_view what);
   [[nodiscard]] const std::vector<std::string>& errors() const { return errors_; }
 

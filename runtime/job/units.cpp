@@ -80,9 +80,10 @@ Result<uint64_t> parse_size(std::string_view text) {
   double factor = 0;
   if (!find_factor(kSizeUnits, unit, factor)) return bad(" (units: B, KiB, MiB, GiB, TiB, kB, MB, GB, TB)");
   const double bytes = number * factor;
-  if (bytes >= 18446744073709551615.0) return bad(" (too large)");
+  const double rounded = std::round(bytes);
+  if (rounded >= 18446744073709551616.0) return bad(" (too large)");
   if (unit == "B" && bytes != std::floor(bytes)) return bad(" (a byte count is whole)");
-  return static_cast<uint64_t>(std::llround(bytes));
+  return static_cast<uint64_t>(rounded);
 }
 
 Result<int> parse_signal(std::string_view text) {

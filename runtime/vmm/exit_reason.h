@@ -14,7 +14,7 @@ enum class ExitReason {
   kInternalError,     // KVM_EXIT_INTERNAL_ERROR: KVM could not run the guest
   kEntryFailure,      // KVM_EXIT_FAIL_ENTRY
   kVcpuError,         // an ioctl failed or an exit husk cannot handle
-  kSignal,            // husk received SIGINT or SIGTERM
+  kSignal,            // husk received SIGINT, SIGTERM or SIGHUP
   kHostStop,          // husk itself stopped the VM (job done, agent lost, timeout)
 };
 

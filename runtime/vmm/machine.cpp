@@ -28,16 +28,17 @@ int64_t monotonic_ns() {
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-// Blocks SIGINT, SIGTERM and SIGQUIT for the calling thread (and so for the
-// threads it starts) while the VM runs, and restores the old mask
-// afterwards. The signals are then read from a signalfd: the first two as an
-// ordinary stop reason, SIGQUIT as a request for a state dump.
+// Blocks SIGINT, SIGTERM, SIGHUP and SIGQUIT for the calling thread (and so
+// for the threads it starts) while the VM runs, and restores the old mask
+// afterwards. The signals are then read from a signalfd: the first three as
+// an ordinary stop reason, SIGQUIT as a request for a state dump.
 class BlockedStopSignals {
  public:
   BlockedStopSignals() {
     sigemptyset(&set_);
     sigaddset(&set_, SIGINT);
     sigaddset(&set_, SIGTERM);
+    sigaddset(&set_, SIGHUP);
     sigaddset(&set_, SIGQUIT);
     ::pthread_sigmask(SIG_BLOCK, &set_, &old_);
     fd_.reset(::signalfd(-1, &set_, SFD_CLOEXEC | SFD_NONBLOCK));

@@ -1,0 +1,63 @@
+#include "cli/vm_options.h"
+
+#include <fmt/format.h>
+
+#include "runtime/arch/x86_64/layout.h"
+
+namespace husk::cli {
+
+void add_vm_flags(CLI::App& cmd, VmFlags& f, unsigned groups) {
+  if (groups & kVmShape) {
+    cmd.add_option("--kernel", f.kernel, "guest kernel: vmlinux (ELF) or bzImage");
+    cmd.add_option("--initrd", f.initrd, "initramfs");
+    cmd.add_option("--vcpus", f.vcpus, fmt::format("vCPUs (1-{})", x86_64::kMaxVcpus))
+        ->check(CLI::Range(1u, x86_64::kMaxVcpus));
+    cmd.add_option("--memory", f.memory_mib, "guest memory in MiB")->check(CLI::Range(16ull, 1ull << 22));
+  }
+  if (groups & kVmCmdline) {
+    cmd.add_option("--cmdline", f.cmdline, "kernel command line");
+  }
+  if (groups & kVmDevices) {
+    cmd.add_option("--disk", f.disks,
+                   "attach a virtio-blk disk: PATH[,ro|,cow|,rw] (default cow: writes vanish with the VM); "
+                   "repeatable, /dev/vda first")
+        ->allow_extra_args(false);
+    cmd.add_flag("--rng", f.rng, "attach a virtio-rng entropy device");
+  }
+}
+
+namespace {
+Result<std::vector<vmm::DiskConfig>> parse_disks(const std::vector<std::string>& specs) {
+  std::vector<vmm::DiskConfig> out;
+  for (const std::string& spec : specs) {
+    HUSK_TRY_ASSIGN(vmm::DiskConfig disk, vmm::parse_disk_spec(spec));
+    out.push_back(std::move(disk));
+  }
+  return out;
+}
+}  // namespace
+
+Result<void> apply_vm_flags(const VmFlags& f, vmm::VmConfig& config) {
+  if (f.kernel) config.kernel_path = *f.kernel;
+  if (f.initrd) config.initrd_path = *f.initrd;
+  if (f.cmdline) config.cmdline = *f.cmdline;
+  if (f.vcpus) config.vcpus = *f.vcpus;
+  if (f.memory_mib) config.memory_mib = *f.memory_mib;
+  HUSK_TRY_ASSIGN(std::vector<vmm::DiskConfig> disks, parse_disks(f.disks));
+  config.disks.insert(config.disks.end(), disks.begin(), disks.end());
+  config.rng = config.rng || f.rng;
+  return {};
+}
+
+Result<void> apply_vm_flags(const VmFlags& f, job::VmSpec& vm) {
+  if (f.kernel) vm.kernel = *f.kernel;
+  if (f.initrd) vm.initramfs = *f.initrd;
+  if (f.cmdline) vm.cmdline = *f.cmdline;
+  if (f.vcpus) vm.vcpus = *f.vcpus;
+  if (f.memory_mib) vm.memory_mib = *f.memory_mib;
+  HUSK_TRY_ASSIGN(std::vector<vmm::DiskConfig> disks, parse_disks(f.disks));
+  vm.disks.insert(vm.disks.end(), disks.begin(), disks.end());
+  return {};
+}
+
+}  // namespace husk::cli

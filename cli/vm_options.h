@@ -1,0 +1,41 @@
+// The VM flags of `husk boot`, `exec` and `run`, declared and parsed in one
+// place. Each command picks the groups it offers; values the user did not
+// give stay unset, so a job file's [vm] keeps them.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/common/result.h"
+#include "runtime/job/job.h"
+#include "runtime/vmm/vm_config.h"
+
+namespace husk::cli {
+
+struct VmFlags {
+  std::optional<std::string> kernel;
+  std::optional<std::string> initrd;
+  std::optional<std::string> cmdline;
+  std::optional<uint32_t> vcpus;
+  std::optional<uint64_t> memory_mib;
+  std::vector<std::string> disks;  // PATH[,ro|,cow|,rw]
+  bool rng = false;
+};
+
+enum VmFlagGroups : unsigned {
+  kVmShape = 1,    // --kernel --initrd --vcpus --memory
+  kVmCmdline = 2,  // --cmdline
+  kVmDevices = 4,  // --disk --rng
+};
+
+void add_vm_flags(CLI::App& cmd, VmFlags& flags, unsigned groups);
+
+// Applies the flags to a VM configuration (disk specs parsed here).
+[[nodiscard]] Result<void> apply_vm_flags(const VmFlags& flags, vmm::VmConfig& config);
+// Applies the flags over a job's [vm] (the flags win).
+[[nodiscard]] Result<void> apply_vm_flags(const VmFlags& flags, job::VmSpec& vm);
+
+}  // namespace husk::cli

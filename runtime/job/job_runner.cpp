@@ -1,0 +1,276 @@
+#include "runtime/job/job_runner.h"
+
+#include <time.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "runtime/agent/vm_session.h"
+#include "runtime/job/compare.h"
+#include "runtime/job/file_transfer.h"
+#include "runtime/job/run_program.h"
+#include "runtime/job/units.h"
+
+namespace husk::job {
+
+namespace {
+
+constexpr const char* kCmdline = "console=ttyS0 reboot=k panic=-1 quiet";
+constexpr const char* kCheckDir = "/tmp/husk-check";
+constexpr auto kCheckerWall = std::chrono::seconds(30);
+
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+class Runner {
+ public:
+  Runner(const Job& job, const RunnerOptions& options) : job_(job), options_(options) {}
+  JobResult run();
+
+ private:
+  void say(const std::string& line) {
+    if (options_.progress) options_.progress(line);
+  }
+  // The stdin a Step or Case names, read now.
+  Result<std::optional<std::string>> stdin_of(const Stdin& s);
+  ProgramRun program_for(const Step& step, RunKind kind);
+  // Records a run; false when the job cannot go on (VM lost, output closed).
+  bool record(ProgramOutcome& outcome, std::vector<RunResult>& into);
+  void run_steps();
+  void run_cases();
+  // Judges one case's output (checker in the guest, or a comparison).
+  void judge_case(const Case& c, const std::optional<std::string>& input, const std::string& output, RunResult& r);
+  void fail_job(Verdict v, std::string message) {
+    if (result_.verdict == Verdict::kOk) {
+      result_.verdict = v;
+      result_.message = std::move(message);
+    }
+  }
+
+  const Job& job_;
+  const RunnerOptions& options_;
+  JobResult result_;
+  std::unique_ptr<agent::VmSession> session_;
+  Clock::time_point start_;
+  bool stop_ = false;  // nothing more can run
+};
+
+Result<std::optional<std::string>> Runner::stdin_of(const Stdin& s) {
+  switch (s.kind) {
+    case Stdin::Kind::kNone: return std::optional<std::string>();
+    case Stdin::Kind::kInline: return std::optional<std::string>(s.value);
+    case Stdin::Kind::kRequest: return std::optional<std::string>(options_.request);
+    case Stdin::Kind::kFile: {
+      std::ifstream in(s.value, std::ios::binary);
+      std::ostringstream data;
+      data << in.rdbuf();
+      if (!in) return fail_errno(fmt::format("cannot read {}", s.value));
+      return std::optional<std::string>(data.str());
+    }
+  }
+  return std::optional<std::string>();
+}
+
+ProgramRun Runner::program_for(const Step& step, RunKind kind) {
+  ProgramRun p;
+  p.name = step.name;
+  p.kind = kind;
+  p.argv = step.argv;
+  p.env = step.env;
+  p.cwd = step.cwd;
+  p.uid = step.uid;
+  p.gid = step.gid;
+  p.limits = step.limits;
+  return p;
+}
+
+bool Runner::record(ProgramOutcome& outcome, std::vector<RunResult>& into) {
+  const RunResult& r = outcome.result;
+  say(fmt::format("{} '{}': {}{}{} ({:.0f} ms)", r.kind == RunKind::kCase ? "case" : "step", r.name,
+                  verdict_code(r.verdict), r.message.empty() ? "" : ": ", r.message, r.end_ms - r.start_ms));
+  into.push_back(std::move(outcome.result));
+  if (outcome.vm_lost || outcome.output_closed) {
+    stop_ = true;
+    fail_job(into.back().verdict, fmt::format("'{}': {}", into.back().name, into.back().message));
+    return false;
+  }
+  return true;
+}
+
+void Runner::run_steps() {
+  for (const Step& step : job_.steps) {
+    if (stop_) return;
+    ProgramRun p = program_for(step, step.is_process ? RunKind::kProcess : RunKind::kStep);
+    auto input = stdin_of(step.stdin);
+    if (!input) {
+      fail_job(Verdict::kInternal, input.error().message);
+      stop_ = true;
+      return;
+    }
+    p.stdin_data = std::move(*input);
+    p.stdout_fd = options_.stdout_fd;
+    p.stderr_fd = options_.stderr_fd;
+    say(fmt::format("step '{}' starts", step.name));
+    ProgramOutcome outcome = run_program(*session_, p, start_);
+    const Verdict v = outcome.result.verdict;
+    const std::string message = fmt::format("step '{}': {}", step.name, outcome.result.message);
+    if (!record(outcome, result_.steps)) return;
+    if (v != Verdict::kOk && !step.continue_on_error) {
+      fail_job(v, message);
+      stop_ = true;  // later steps, the process and the cases need this one
+      return;
+    }
+  }
+}
+
+void Runner::judge_case(const Case& c, const std::optional<std::string>& input, const std::string& output,
+                        RunResult& r) {
+  if (c.compare != Compare::kChecker) {
+    if (c.expected && !outputs_match(c.compare, *c.expected, output)) {
+      r.verdict = Verdict::kWrongAnswer;
+      r.message = fmt::format("output differs from the expected one (compare: {})", compare_name(c.compare));
+    }
+    return;
+  }
+  agent::AgentClient& agent = session_->agent();
+  const std::string dir = kCheckDir;
+  for (const auto& [name, data] : {std::pair{"input", input.value_or("")}, std::pair{"expected", c.expected.value_or("")},
+                                   std::pair{"output", output}}) {
+    if (auto w = agent.write_file(dir + "/" + name, data, 0644, true); !w) {
+      r.verdict = Verdict::kInternal;
+      r.message = fmt::format("cannot give the checker its files: {}", w.error().message);
+      return;
+    }
+  }
+  Step checker;
+  checker.name = c.name + " (checker)";
+  checker.argv = job_.judge->checker;
+  checker.argv.insert(checker.argv.end(), {dir + "/input", dir + "/expected", dir + "/output"});
+  checker.env = job_.judge->program.env;
+  checker.limits.wall_time = kCheckerWall;
+  ProgramRun p = program_for(checker, RunKind::kCase);
+  ProgramOutcome verdict = run_program(*session_, p, start_);
+  if (verdict.vm_lost) stop_ = true;
+  if (verdict.result.verdict == Verdict::kOk) return;
+  if (verdict.result.verdict == Verdict::kRuntimeError && verdict.result.exit_code == 1) {
+    r.verdict = Verdict::kWrongAnswer;
+    r.message = verdict.result.stdout_head.empty() ? "the checker refused the output"
+                                                   : "checker: " + verdict.result.stdout_head.substr(0, 200);
+    return;
+  }
+  r.verdict = Verdict::kInternal;
+  r.message = fmt::format("the checker failed: {} {}", verdict.result.message, verdict.result.stderr_head.substr(0, 200));
+}
+
+void Runner::run_cases() {
+  const Judge& judge = *job_.judge;
+  for (const Case& c : job_.cases) {
+    if (stop_) return;
+    ProgramRun p = program_for(judge.program, RunKind::kCase);
+    p.name = c.name;
+    p.limits = c.limits;
+    p.keep_stdout = true;
+    auto input = stdin_of(c.stdin.kind == Stdin::Kind::kNone ? judge.program.stdin : c.stdin);
+    if (!input) {
+      fail_job(Verdict::kInternal, input.error().message);
+      stop_ = true;
+      return;
+    }
+    p.stdin_data = *input;
+    ProgramOutcome outcome = run_program(*session_, p, start_);
+    outcome.result.compare = compare_name(c.compare);
+    if (outcome.result.verdict == Verdict::kOk && !outcome.vm_lost) {
+      judge_case(c, *input, outcome.stdout_all, outcome.result);
+    }
+    const Verdict v = outcome.result.verdict;
+    const std::string message = fmt::format("case '{}': {}", c.name, outcome.result.message);
+    if (!record(outcome, result_.cases)) return;
+    if (v != Verdict::kOk) {
+      fail_job(v, message);
+      if (judge.stop_on_failure) return;
+    }
+  }
+}
+
+JobResult Runner::run() {
+  start_ = Clock::now();
+  result_.job = job_.source;
+  {
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    result_.timeline.vmm_start_unix_ms = static_cast<double>(now.tv_sec) * 1e3 + static_cast<double>(now.tv_nsec) / 1e6;
+  }
+  agent::SessionOptions session_options;
+  session_options.boot_timeout = job_.vm.boot_timeout;
+  say("booting the VM");
+  auto session = agent::VmSession::start(vm_config_for(job_.vm), session_options);
+  if (!session) {
+    result_.verdict = Verdict::kInternal;
+    result_.message = fmt::format("the VM did not start: {}", session.error().message);
+    result_.timeline.end_ms = ms_since(start_);
+    return std::move(result_);
+  }
+  session_ = std::move(*session);
+  const int64_t start_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(start_.time_since_epoch()).count();
+  if (const int64_t first = session_->timeline().first_run_ns; first != 0) {
+    result_.timeline.kernel_entry_ms = static_cast<double>(first - start_ns) / 1e6;
+  }
+  result_.timeline.agent_ready_ms = static_cast<double>(session_->boot_time().count());
+  say(fmt::format("agent ready after {} ms", session_->boot_time().count()));
+
+  agent::AgentClient& agent = session_->agent();
+  const auto wall_now = std::chrono::system_clock::now().time_since_epoch();
+  (void)agent.set_clock(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(wall_now).count()));
+  (void)agent.set_hostname(job_.hostname.empty() ? "husk" : job_.hostname);
+  if (auto up = upload_files(agent, job_.files); !up) {
+    fail_job(Verdict::kInternal, fmt::format("files: {}", up.error().message));
+    stop_ = true;
+  }
+  run_steps();
+  if (job_.judge) run_cases();
+  if (job_.outputs && !session_->vm_stopped()) {
+    if (auto got = collect_outputs(agent, *job_.outputs, result_); !got) {
+      fail_job(Verdict::kInternal, got.error().message);
+    }
+  }
+  const bool vm_gone = session_->vm_stopped();
+  if (result_.verdict == Verdict::kInternal || vm_gone) result_.console_tail = session_->console_tail(8);
+  result_.timeline.shutdown_ms = ms_since(start_);
+  auto exit = session_->finish();
+  if (exit && exit->reason == vmm::ExitReason::kSignal) {
+    result_.verdict = Verdict::kInternal;
+    result_.message = fmt::format("interrupted: {}", exit->detail);
+  } else if (exit && !vmm::is_clean_exit(exit->reason) && exit->reason != vmm::ExitReason::kHostStop) {
+    fail_job(Verdict::kInternal, fmt::format("the VM failed ({}): {}", vmm::exit_reason_name(exit->reason), exit->detail));
+  }
+  session_.reset();
+  result_.timeline.end_ms = ms_since(start_);
+  return std::move(result_);
+}
+
+}  // namespace
+
+vmm::VmConfig vm_config_for(const VmSpec& vm) {
+  vmm::VmConfig config;
+  config.kernel_path = vm.kernel;
+  config.initrd_path = vm.initramfs;
+  config.cmdline = vm.cmdline.empty() ? kCmdline : vm.cmdline;
+  config.vcpus = vm.vcpus;
+  config.memory_mib = vm.memory_mib;
+  config.rng = true;
+  if (vm.root_disk) {
+    config.disks.push_back(*vm.root_disk);
+    config.cmdline += " husk.root=/dev/vda";
+    if (vm.root_disk->mode == vmm::DiskMode::kPersistent) config.cmdline += " husk.rootflags=rw";
+  }
+  config.disks.insert(config.disks.end(), vm.disks.begin(), vm.disks.end());
+  return config;
+}
+
+JobResult run_job(const Job& job, const RunnerOptions& options) { return Runner(job, options).run(); }
+
+}  // namespace husk::job

@@ -1,0 +1,37 @@
+// run_job: a Job from boot to verdict. Boots the VM (agent::VmSession),
+// uploads the files, runs the steps, the process or the cases, enforces
+// the limits (the agent's, and the host's own deadline and stream caps),
+// collects the outputs, shuts the VM down and returns a JobResult. Every
+// failure of husk or the VM is a result with verdict XX, never a throw.
+#pragma once
+
+#include <unistd.h>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "runtime/job/job.h"
+#include "runtime/job/job_result.h"
+
+namespace husk::job {
+
+struct RunnerOptions {
+  // Steps' and the process's output streams here as it comes; -1: kept
+  // only in the result (cases never stream).
+  int stdout_fd = STDOUT_FILENO;
+  int stderr_fd = STDERR_FILENO;
+  // The request (`husk run --input`), for a process whose stdin is kRequest.
+  std::string request;
+  // Progress lines (-v): boot, each run's start and end.
+  std::function<void(std::string_view)> progress;
+};
+
+[[nodiscard]] JobResult run_job(const Job& job, const RunnerOptions& options);
+
+// The VM configuration a job's VmSpec gives (the agent's vsock and console
+// are VmSession's business).
+[[nodiscard]] vmm::VmConfig vm_config_for(const VmSpec& vm);
+
+}  // namespace husk::job
