@@ -12,7 +12,7 @@ GUEST      := $(BUILD)/guest
 # Every Debian package husk needs to build, test and run its guest.
 DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
   libseccomp-dev libcli11-dev libtomlplusplus-dev catch2 libexpected-dev \
-  libspdlog-dev libfmt-dev nlohmann-json3-dev nettle-dev \
+  libspdlog-dev libfmt-dev nlohmann-json3-dev nettle-dev python3-jsonschema \
   qemu-system-x86 busybox-static linux-source-6.1 flex bison libelf-dev bc \
   cpio xz-utils zstd kmod e2fsprogs python3 clang libclang-rt-14-dev \
   debootstrap fakeroot

@@ -100,9 +100,10 @@ std::string result_text(const JobResult& result) {
                        f.truncated ? ", cut at the outputs cap" : "");
   }
   if (!result.console_tail.empty()) out += "  last console lines:\n" + result.console_tail;
-  out += fmt::format("husk: {} {}{}{} ({:.2f} s, agent ready after {:.0f} ms)\n", verdict_code(result.verdict),
-                     verdict_meaning(result.verdict), result.message.empty() ? "" : ": ", result.message,
-                     result.timeline.end_ms / 1e3, result.timeline.agent_ready_ms);
+  const bool ok = result.verdict == Verdict::kOk;
+  out += fmt::format("husk: {}{}{}{}{} ({:.2f} s, agent ready after {:.0f} ms)\n", verdict_code(result.verdict),
+                     ok ? "" : " ", ok ? "" : verdict_meaning(result.verdict), result.message.empty() ? "" : ": ",
+                     result.message, result.timeline.end_ms / 1e3, result.timeline.agent_ready_ms);
   return out;
 }
 
