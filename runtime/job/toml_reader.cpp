@@ -117,48 +117,41 @@ std::optional<bool> TomlReader::boolean(const toml::table& t, std::string_view p
   return std::nullopt;
 }
 
-std::optional<std::chrono::milliseconds> TomlReader::duration(const toml::table& t, std::string_view prefix,
-                                                              std::string_view key, std::chrono::milliseconds max) {
+template <typename T, typename Parse, typename InRange>
+std::optional<T> TomlReader::unit_value(const toml::table& t, std::string_view prefix, std::string_view key,
+                                        std::string_view expected, Parse parse, InRange in_range) {
   const toml::node* n = t.get(key);
   if (n == nullptr) return std::nullopt;
   const auto* s = n->as_string();
   if (s == nullptr) {
-    wrong_type(*n, prefix, key, "a duration string such as \"10s\"");
+    wrong_type(*n, prefix, key, expected);
     return std::nullopt;
   }
-  auto d = parse_duration(s->get());
-  if (!d) {
-    error(n->source(), full_key(prefix, key), d.error().message);
+  auto value = parse(s->get());
+  if (!value) {
+    error(n->source(), full_key(prefix, key), value.error().message);
     return std::nullopt;
   }
-  if (d->count() <= 0 || *d > max) {
-    error(n->source(), full_key(prefix, key),
-          fmt::format("expected more than 0 and at most {}, got \"{}\"", format_duration(max), s->get()));
+  if (std::string why = in_range(*value); !why.empty()) {
+    error(n->source(), full_key(prefix, key), fmt::format("expected {}, got \"{}\"", why, s->get()));
     return std::nullopt;
   }
-  return *d;
+  return *value;
+}
+
+std::optional<std::chrono::milliseconds> TomlReader::duration(const toml::table& t, std::string_view prefix,
+                                                              std::string_view key, std::chrono::milliseconds max) {
+  return unit_value<std::chrono::milliseconds>(
+      t, prefix, key, "a duration string such as \"10s\"", parse_duration, [max](std::chrono::milliseconds d) {
+        return d.count() <= 0 || d > max ? fmt::format("more than 0 and at most {}", format_duration(max)) : "";
+      });
 }
 
 std::optional<uint64_t> TomlReader::size(const toml::table& t, std::string_view prefix, std::string_view key,
                                          uint64_t min, uint64_t max) {
-  const toml::node* n = t.get(key);
-  if (n == nullptr) return std::nullopt;
-  const auto* s = n->as_string();
-  if (s == nullptr) {
-    wrong_type(*n, prefix, key, "a size string such as \"256MiB\"");
-    return std::nullopt;
-  }
-  auto bytes = parse_size(s->get());
-  if (!bytes) {
-    error(n->source(), full_key(prefix, key), bytes.error().message);
-    return std::nullopt;
-  }
-  if (*bytes < min || *bytes > max) {
-    error(n->source(), full_key(prefix, key),
-          fmt::format("expected from {} to {}, got \"{}\"", format_size(min), format_size(max), s->get()));
-    return std::nullopt;
-  }
-  return *bytes;
+  return unit_value<uint64_t>(t, prefix, key, "a size string such as \"256MiB\"", parse_size, [min, max](uint64_t b) {
+    return b < min || b > max ? fmt::format("from {} to {}", format_size(min), format_size(max)) : "";
+  });
 }
 
 std::optional<int> TomlReader::signal(const toml::table& t, std::string_view prefix, std::string_view key) {

@@ -57,6 +57,11 @@ class TomlReader {
   [[nodiscard]] static toml::source_region where(const toml::table& t, std::string_view key);
 
  private:
+  // A string with a unit: parsed by `parse`, then `in_range` returns why
+  // the value is out of range ("" when it is not).
+  template <typename T, typename Parse, typename InRange>
+  std::optional<T> unit_value(const toml::table& t, std::string_view prefix, std::string_view key,
+                              std::string_view expected, Parse parse, InRange in_range);
   void wrong_type(const toml::node& n, std::string_view prefix, std::string_view key, std::string_view expected);
 
   std::string file_;
