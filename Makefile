@@ -104,6 +104,15 @@ bench-blk: build guest
 bench-vsock: build guest
 	tests/bench/vsock
 
+# What a `husk run` job costs: per-case times of a 100-case judge job in one
+# VM beside the same 100 processes started directly (the floor), the end to
+# end time of examples/hello.toml (BENCH_RUNS), and the CI example when
+# build/guest/debian.ext4 exists (BENCH_CI=1 builds it first); writes
+# build/bench/run.json.
+.PHONY: bench-run
+bench-run: build guest
+	HUSK_BUILD=$(BUILD) tests/bench/run
+
 # The e2e tier's reliability check (not part of `make test`): many 1- and
 # 2-vCPU boots and the heaviest e2e workloads in one test host, with a report
 # of every failure and the test host's kernel log (tests/testhost/README.md).
