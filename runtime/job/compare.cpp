@@ -47,6 +47,37 @@ bool outputs_match(Compare mode, std::string_view expected, std::string_view act
   return false;
 }
 
+std::string first_difference(Compare mode, std::string_view expected, std::string_view actual) {
+  // Quoted and cut short: the texts are the program's, of any size.
+  const auto quote = [](std::string_view s) {
+    std::string out = "\"";
+    for (char c : s.substr(0, 40)) out += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
+    return out + (s.size() > 40 ? "...\"" : "\"");
+  };
+  std::vector<std::string_view> want, got;
+  const char* unit = "line";
+  if (mode == Compare::kTokens) {
+    want = tokens(expected);
+    got = tokens(actual);
+    unit = "token";
+  } else if (mode == Compare::kTrailingWhitespace) {
+    want = trimmed_lines(expected);
+    got = trimmed_lines(actual);
+  } else {
+    size_t line = 1, i = 0;
+    while (i < expected.size() && i < actual.size() && expected[i] == actual[i]) line += expected[i++] == '\n';
+    if (i == expected.size() && i == actual.size()) return "no difference";
+    return std::string("byte ") + std::to_string(i) + " (line " + std::to_string(line) + "): expected " +
+           (i < expected.size() ? quote(expected.substr(i, 1)) : "the end") + ", got " +
+           (i < actual.size() ? quote(actual.substr(i, 1)) : "the end");
+  }
+  size_t i = 0;
+  while (i < want.size() && i < got.size() && want[i] == got[i]) ++i;
+  if (i == want.size() && i == got.size()) return "no difference";
+  return std::string(unit) + " " + std::to_string(i + 1) + ": expected " + (i < want.size() ? quote(want[i]) : "the end") +
+         ", got " + (i < got.size() ? quote(got[i]) : "the end");
+}
+
 const char* compare_name(Compare mode) {
   switch (mode) {
     case Compare::kExact: return "exact";

@@ -151,7 +151,7 @@ Result<Job> JobParser::parse(const toml::table& root) {
   }
   parse_result(r_.table(root, "", "result"), job);
 
-  if (!r_.errors().empty()) {
+  if (r_.error_count() != 0) {
     std::string message;
     for (const std::string& e : r_.errors()) message += (message.empty() ? "" : "\n") + e;
     return fail(message);
@@ -239,7 +239,7 @@ std::optional<Step> JobParser::parse_step(const toml::table& t, std::string_view
                               "continue_on_error"});
   }
   Step step;
-  const size_t errors_before = r_.errors().size();
+  const size_t errors_before = r_.error_count();
   if (auto name = r_.string(t, prefix, "name")) {
     step.name = *name;
   } else if (is_process) {
@@ -278,7 +278,7 @@ std::optional<Step> JobParser::parse_step(const toml::table& t, std::string_view
   step.limits = job_limits_.merged_with(parse_limits(r_.table(t, prefix, "limits"), std::string(prefix) + "limits."));
   if (auto timeout = r_.duration(t, prefix, "timeout", kMaxTime)) step.limits.wall_time = *timeout;
   if (!is_process) step.continue_on_error = r_.boolean(t, prefix, "continue_on_error").value_or(false);
-  if (r_.errors().size() != errors_before) return std::nullopt;
+  if (r_.error_count() != errors_before) return std::nullopt;
   return step;
 }
 

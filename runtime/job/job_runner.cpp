@@ -132,7 +132,8 @@ void Runner::judge_case(const Case& c, const std::optional<std::string>& input, 
   if (c.compare != Compare::kChecker) {
     if (c.expected && !outputs_match(c.compare, *c.expected, output)) {
       r.verdict = Verdict::kWrongAnswer;
-      r.message = fmt::format("output differs from the expected one (compare: {})", compare_name(c.compare));
+      r.message = fmt::format("{} (compare: {})", first_difference(c.compare, *c.expected, output),
+                              compare_name(c.compare));
     }
     return;
   }
@@ -158,8 +159,8 @@ void Runner::judge_case(const Case& c, const std::optional<std::string>& input, 
   if (verdict.result.verdict == Verdict::kOk) return;
   if (verdict.result.verdict == Verdict::kRuntimeError && verdict.result.exit_code == 1) {
     r.verdict = Verdict::kWrongAnswer;
-    r.message = verdict.result.stdout_head.empty() ? "the checker refused the output"
-                                                   : "checker: " + verdict.result.stdout_head.substr(0, 200);
+    const std::string& said = verdict.result.stderr_head.empty() ? verdict.result.stdout_head : verdict.result.stderr_head;
+    r.message = said.empty() ? "the checker refused the output" : "checker: " + said.substr(0, 200);
     return;
   }
   r.verdict = Verdict::kInternal;
@@ -182,7 +183,7 @@ void Runner::run_cases() {
     }
     p.stdin_data = *input;
     ProgramOutcome outcome = run_program(*session_, p, start_);
-    outcome.result.compare = compare_name(c.compare);
+    outcome.result.compare = c.expected || c.compare == Compare::kChecker ? compare_name(c.compare) : "none";
     if (outcome.result.verdict == Verdict::kOk && !outcome.vm_lost) {
       judge_case(c, *input, outcome.stdout_all, outcome.result);
     }
@@ -244,6 +245,10 @@ JobResult Runner::run() {
   if (exit && exit->reason == vmm::ExitReason::kSignal) {
     result_.verdict = Verdict::kInternal;
     result_.message = fmt::format("interrupted: {}", exit->detail);
+    // The run the signal cut short says so, not just "lost the agent".
+    for (auto* runs : {&result_.steps, &result_.cases}) {
+      if (!runs->empty() && runs->back().verdict == Verdict::kInternal) runs->back().message = result_.message;
+    }
   } else if (exit && !vmm::is_clean_exit(exit->reason) && exit->reason != vmm::ExitReason::kHostStop) {
     fail_job(Verdict::kInternal, fmt::format("the VM failed ({}): {}", vmm::exit_reason_name(exit->reason), exit->detail));
   }

@@ -77,7 +77,7 @@ struct StreamState {
   bool take(std::string_view data, bool& output_closed) {
     const uint64_t room = cap == 0 ? data.size() : (bytes >= cap ? 0 : cap - bytes);
     const std::string_view kept = data.substr(0, static_cast<size_t>(std::min<uint64_t>(room, data.size())));
-    bytes += data.size();
+    bytes += kept.size();
     if (head.size() < kHeadBytes) head.append(kept.substr(0, kHeadBytes - head.size()));
     if (keep_all) all.append(kept);
     if (fd >= 0 && !output_closed && !write_all(fd, kept)) output_closed = true;

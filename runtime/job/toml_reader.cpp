@@ -57,11 +57,22 @@ std::string closest_word(std::string_view word, std::initializer_list<std::strin
 }
 
 void TomlReader::error(const toml::source_region& where, std::string_view key, std::string_view what) {
-  errors_.push_back(fmt::format("{}:{}:{}: {}{}{}", file_, where.begin.line, where.begin.column, key,
-                                key.empty() ? "" : ": ", what));
+  errors_.push_back(Problem{where.begin.line, where.begin.column,
+                            fmt::format("{}:{}:{}: {}{}{}", file_, where.begin.line, where.begin.column, key,
+                                        key.empty() ? "" : ": ", what)});
 }
 
-void TomlReader::error(std::string_view what) { errors_.push_back(fmt::format("{}:1:1: {}", file_, what)); }
+void TomlReader::error(std::string_view what) { errors_.push_back(Problem{1, 1, fmt::format("{}:1:1: {}", file_, what)}); }
+
+std::vector<std::string> TomlReader::errors() const {
+  std::vector<Problem> sorted = errors_;
+  std::stable_sort(sorted.begin(), sorted.end(), [](const Problem& a, const Problem& b) {
+    return a.line != b.line ? a.line < b.line : a.column < b.column;
+  });
+  std::vector<std::string> out;
+  for (Problem& p : sorted) out.push_back(std::move(p.text));
+  return out;
+}
 
 toml::source_region TomlReader::where(const toml::table& t, std::string_view key) {
   if (const toml::node* n = t.get(key)) return n->source();

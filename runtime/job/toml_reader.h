@@ -25,7 +25,9 @@ class TomlReader {
   void error(const toml::source_region& where, std::string_view key, std::string_view what);
   // Records a problem of the file as a whole (reported at 1:1).
   void error(std::string_view what);
-  [[nodiscard]] const std::vector<std::string>& errors() const { return errors_; }
+  // The problems so far, in the order of their place in the file.
+  [[nodiscard]] std::vector<std::string> errors() const;
+  [[nodiscard]] size_t error_count() const { return errors_.size(); }
 
   // Reports keys of `table` that are not in `known`; `prefix` is the
   // table's dotted path ("" for the root, "limits.", "steps[2].").
@@ -64,8 +66,13 @@ class TomlReader {
                               std::string_view expected, Parse parse, InRange in_range);
   void wrong_type(const toml::node& n, std::string_view prefix, std::string_view key, std::string_view expected);
 
+  struct Problem {
+    uint32_t line = 0;
+    uint32_t column = 0;
+    std::string text;
+  };
   std::string file_;
-  std::vector<std::string> errors_;
+  std::vector<Problem> errors_;
 };
 
 // The closest of `candidates` to `word` (edit distance at most 2), or "".

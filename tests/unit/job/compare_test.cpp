@@ -56,3 +56,15 @@ TEST_CASE("Watchdog fires once at its deadline unless disarmed first", "[job]") 
   }
   CHECK(fired == 1);
 }
+
+TEST_CASE("a wrong answer says where the output first differs", "[job]") {
+  using husk::job::first_difference;
+  CHECK(first_difference(Compare::kTokens, "1 2 3", "1 2 4") == "token 3: expected \"3\", got \"4\"");
+  CHECK(first_difference(Compare::kTokens, "1 2 3", "1 2") == "token 3: expected \"3\", got the end");
+  CHECK(first_difference(Compare::kTrailingWhitespace, "a\nb\nc\n", "a\nb  \nd\n") == "line 3: expected \"c\", got \"d\"");
+  CHECK(first_difference(Compare::kExact, "ab\ncd", "ab\nce") == "byte 4 (line 2): expected \"d\", got \"e\"");
+  CHECK(first_difference(Compare::kExact, "ab", "ab\n") == "byte 2 (line 1): expected the end, got \"\n\"");
+  CHECK(first_difference(Compare::kExact, std::string(100, 'x'), std::string(100, 'x')) == "no difference");
+  const std::string long_token(100, 'y');
+  CHECK(first_difference(Compare::kTokens, "x", long_token).size() < 80);
+}
