@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# rootfs/initramfs/build.sh: builds the husk guest's test initramfs, a gzip'd
-# newc cpio with busybox-static, a /dev/console node and rootfs/initramfs/init
-# (which prints `HUSK_READY uptime=... cpus=...` and resets the VM).
+# rootfs/initramfs/build.sh: builds the husk guest's initramfs, a gzip'd newc
+# cpio with busybox-static and all its applets, a /dev/console node and
+# rootfs/initramfs/init (which prints `HUSK_READY uptime=... cpus=...` and
+# resets the VM, or starts the agent). The archive depends only on its
+# inputs (mkcpio.sh: fixed owners, mtimes and order).
 #
 # Usage: rootfs/initramfs/build.sh OUT_FILE [--agent PATH]
 #   --agent PATH  also install PATH as /sbin/husk-agent (not started yet)
@@ -35,15 +37,25 @@ fi
 
 staging=$(mktemp -d)
 trap 'rm -rf "$staging"' EXIT
-mkdir -p "$staging"/{bin,sbin,dev,proc,sys,tmp,root,etc}
+mkdir -p "$staging"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,root,etc}
 cp "$busybox" "$staging/bin/busybox"
-for applet in sh ash cat cp dmesg echo grep head ls mkdir mount mv ps rm sleep \
-              stty setsid cttyhack tail umount uname; do
-  ln -s busybox "$staging/bin/$applet"
-done
-for applet in reboot poweroff halt; do
-  ln -s ../bin/busybox "$staging/sbin/$applet"
-done
+# Every applet, each where busybox itself would install it (`--list-full`:
+# bin/, sbin/, usr/bin/, usr/sbin/), as a relative symlink: a job finds
+# `true`, `sha256sum` or `/usr/bin/env` as on any Linux. linuxrc (an
+# initrd's /linuxrc) is left out: this initramfs starts /init.
+applets=$("$busybox" --list-full | LC_ALL=C sort) || die "$busybox --list-full failed"
+[[ $(wc -l <<<"$applets") -gt 100 ]] || die "$busybox lists too few applets (not the full busybox-static?)"
+while read -r applet; do
+  case $applet in
+    linuxrc) continue ;;
+    bin/busybox) continue ;;
+    bin/*) target=busybox ;;
+    sbin/*) target=../bin/busybox ;;
+    usr/bin/* | usr/sbin/*) target=../../bin/busybox ;;
+    *) die "unexpected applet location $applet" ;;
+  esac
+  ln -s "$target" "$staging/$applet"
+done <<<"$applets"
 install -m 0755 "$here/init" "$staging/init"
 [[ -z $agent ]] || install -m 0755 "$agent" "$staging/sbin/husk-agent"
 
