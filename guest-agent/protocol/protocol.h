@@ -12,6 +12,10 @@
 //     ReadFile                               -> FileData... (last set) | Error
 //     Stat                                   -> StatResult | Error
 //     Exec -> Started, Output..., Exited | ExecFailed | Error
+//     An Exec whose argv and env do not fit one frame: ExecArgs parts
+//     (same id) first, then the Exec; the agent puts the parts' items, in
+//     order, before the Exec's own (exec_args.h). An Error for the id ends
+//     it early (too large: E2BIG); nothing else is answered before the Exec.
 //   Job-scoped frames carry the Exec's id and are never acknowledged; ones
 //   for a job that has already ended are dropped (a benign race with exit):
 //     H->A StdinData, StdinClose, Signal, Credit{stdout|stderr}
@@ -25,6 +29,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -34,7 +39,8 @@
 namespace husk::agent::proto {
 
 inline constexpr uint16_t kVersionMajor = 1;
-inline constexpr uint16_t kVersionMinor = 0;
+// Minor 1: Limits::open_files and file_size. Minor 2: ExecArgs.
+inline constexpr uint16_t kVersionMinor = 2;
 inline constexpr uint32_t kDefaultVsockPort = 52;
 
 // Hello::features bits (what the agent can do on this boot).
@@ -58,6 +64,7 @@ enum class MsgType : uint16_t {
   kWriteFile = 0x17,
   kReadFile = 0x18,
   kStat = 0x19,
+  kExecArgs = 0x1a,
   // both ways (stdout/stderr credit from the host, stdin credit from the agent)
   kCredit = 0x20,
   // agent -> host
@@ -175,6 +182,15 @@ struct Exec {
   }
 };
 
+// argv and env items of an Exec too large for one frame (exec_args.h).
+struct ExecArgs {
+  HUSK_MSG(ExecArgs);
+  std::vector<std::string> argv;
+  std::vector<std::string> env;
+  template <typename S, typename V>
+  static bool fields(S& s, V& v) { return v.cstr_list(s.argv) && v.cstr_list(s.env); }
+};
+
 struct StdinData {
   HUSK_MSG(StdinData);
   std::string data;
@@ -277,6 +293,39 @@ struct Output {
   }
 };
 
+// Output with its data as a view, not a copy: encoded from the agent's read
+// buffer, decoded in place from the host's receive buffer (valid until the
+// next frame is read). The wire bytes are Output's.
+struct OutputView {
+  static constexpr MsgType kType = MsgType::kOutput;
+  Stream stream = Stream::kStdout;
+  std::span<const uint8_t> data;
+  template <typename S, typename V>
+  static bool fields(S& s, V& v) {
+    return v.enum8(s.stream, uint8_t(Stream::kCount)) && v.bytes(s.data);
+  }
+};
+
+// The start of an Output frame whose `size` data bytes follow it: the agent
+// reads a job's pipe straight into the buffer after these bytes. Together
+// they are the frame append_frame makes of Output{stream, data}.
+inline constexpr size_t kOutputHeaderSize = kHeaderSize + 1 + 4;  // stream, data length
+[[nodiscard]] inline Status put_output_header(std::span<uint8_t, kOutputHeaderSize> out, uint32_t id,
+                                              Stream stream, size_t size) {
+  if (size > kMaxFrameBody - (kOutputHeaderSize - kLengthSize)) return Status::kTooLarge;
+  size_t at = 0;
+  auto put = [&](uint64_t v, size_t n) {
+    for (size_t i = 0; i < n; ++i) out[at++] = static_cast<uint8_t>(v >> (8 * i));
+  };
+  // Little-endian, in wire order: 4 + 2 + 4 + 1 + 4 = kOutputHeaderSize.
+  put(kOutputHeaderSize - kLengthSize + size, 4);
+  put(static_cast<uint16_t>(MsgType::kOutput), 2);
+  put(id, 4);
+  put(static_cast<uint8_t>(stream), 1);
+  put(size, 4);
+  return Status::kOk;
+}
+
 // The final event of a started job, sent after all its Output.
 struct Exited {
   HUSK_MSG(Exited);
@@ -334,9 +383,9 @@ struct StatResult {
 #undef HUSK_MSG
 
 // Every message, for code (and tests) that must cover all of them.
-using AllMessages = std::tuple<Hello, SetClock, SetHostname, Shutdown, Exec, StdinData, StdinClose,
-                               Signal, Credit, WriteFile, ReadFile, Stat, Ack, Error, Started,
-                               Output, Exited, ExecFailed, FileData, StatResult>;
+using AllMessages = std::tuple<Hello, SetClock, SetHostname, Shutdown, Exec, ExecArgs, StdinData,
+                               StdinClose, Signal, Credit, WriteFile, ReadFile, Stat, Ack, Error,
+                               Started, Output, Exited, ExecFailed, FileData, StatResult>;
 
 inline bool is_known_type(uint16_t type) {
   return std::apply([type](auto... m) { return ((uint16_t(decltype(m)::kType) == type) || ...); },

@@ -18,6 +18,12 @@ namespace proto = agent::proto;
 
 namespace {
 
+// Pipe buffer for a job's stdin, stdout and stderr (the default is 64 KiB):
+// the job writes ahead while the agent waits for the host, and the agent
+// reads a whole Output frame (1 MiB) at a time. Pages are used only as the
+// pipe fills.
+constexpr int kJobPipeSize = 1 << 20;
+
 // What the child sends back when a step fails: stage, errno.
 struct ChildReport {
   int32_t stage;
@@ -58,6 +64,8 @@ struct ChildPlan {
   uint32_t uid = proto::kKeepId;
   uint32_t gid = proto::kKeepId;
   uint64_t cpu_ms = 0;  // RLIMIT_CPU fallback, 0 none
+  uint64_t open_files = 0;  // RLIMIT_NOFILE, 0 none
+  uint64_t file_size = 0;   // RLIMIT_FSIZE in bytes, 0 none
   bool reset_oom = false;
 };
 
@@ -102,6 +110,17 @@ struct ChildPlan {
     const rlimit cpu{secs, secs + 1};
     if (::setrlimit(RLIMIT_CPU, &cpu) != 0) child_fail(report, proto::ExecStage::kRlimit);
   }
+  // Soft and hard alike, so the job cannot raise them again. A value the
+  // kernel refuses (open files above fs.nr_open) fails the start, stage rlimit.
+  if (p.open_files != 0) {
+    const rlimit nofile{p.open_files, p.open_files};
+    if (::setrlimit(RLIMIT_NOFILE, &nofile) != 0) child_fail(report, proto::ExecStage::kRlimit);
+  }
+  if (p.file_size != 0) {
+    // A write past it raises SIGXFSZ, which kills the job (reported as a signal).
+    const rlimit fsize{p.file_size, p.file_size};
+    if (::setrlimit(RLIMIT_FSIZE, &fsize) != 0) child_fail(report, proto::ExecStage::kRlimit);
+  }
   if (::chdir(p.cwd) != 0) child_fail(report, proto::ExecStage::kChdir);
   if (p.gid != proto::kKeepId) {
     if (::setgroups(0, nullptr) != 0) child_fail(report, proto::ExecStage::kSetgroups);
@@ -110,6 +129,10 @@ struct ChildPlan {
   if (p.uid != proto::kKeepId && ::setuid(p.uid) != 0) {
     child_fail(report, proto::ExecStage::kSetuid);
   }
+  // execvpe searches the caller's PATH, not envp's: the job's own
+  // environment becomes ours first, so argv[0] is looked up in the job's
+  // PATH as the protocol says (glibc's default path when it has none).
+  environ = const_cast<char**>(p.envp.data());
   ::execvpe(p.argv[0], p.argv.data(), p.envp.data());
   child_fail(report, proto::ExecStage::kExec);
 }
@@ -133,6 +156,8 @@ bool spawn_job(Job& job, const proto::Exec& req, const SpawnOptions& opts, Spawn
   plan.gid = req.gid;
   plan.reset_oom = opts.reset_oom_score;
   plan.cpu_ms = opts.cpu_rlimit ? req.limits.cpu_ms : 0;
+  plan.open_files = req.limits.open_files;
+  plan.file_size = req.limits.file_size;
   plan.cgroup_procs = job.cgroup.procs_fd();
 
   UniqueFd child_in, child_out, child_err;
@@ -164,6 +189,9 @@ bool spawn_job(Job& job, const proto::Exec& req, const SpawnOptions& opts, Spawn
   }
   for (const UniqueFd* fd : {&job.out, &job.err, &job.in}) {
     if (fd->valid() && !set_nonblock(fd->get())) return fail(proto::ExecStage::kPipe, errno);
+    // Best effort, only speed depends on it (a PTY refuses, and so may
+    // fs.pipe-max-size for an agent that is not root).
+    if (fd->valid() && !req.pty) ::fcntl(fd->get(), F_SETPIPE_SZ, kJobPipeSize);
   }
 
   UniqueFd report_read, report_write;

@@ -43,6 +43,12 @@ struct Job {
   bool stdout_truncated = false;
   bool stderr_truncated = false;
   bool discarding = false;  // past the output cap or orphaned: drain and drop
+  // Coalescing (server_jobs.cpp): a busy pipe with less than a frame in it
+  // is left to fill until *_hold_ns, so a frame carries many small writes.
+  int64_t out_read_ns = 0;  // last read
+  int64_t err_read_ns = 0;
+  int64_t out_hold_ns = 0;  // 0: not held
+  int64_t err_hold_ns = 0;
 
   // Stdin: bytes received but not yet written to the pipe.
   std::string stdin_buf;

@@ -132,7 +132,8 @@ bool Server::run() {
 int Server::timeout_ms() const {
   int64_t next = INT64_MAX;
   for (const auto& [serial, job] : jobs_) {
-    for (int64_t t : {job->deadline_ns, job->linger_ns, job->next_cpu_poll_ns}) {
+    for (int64_t t : {job->deadline_ns, job->linger_ns, job->next_cpu_poll_ns, job->out_hold_ns,
+                      job->err_hold_ns}) {
       if (t != 0) next = std::min(next, t);
     }
   }
@@ -144,7 +145,7 @@ int Server::timeout_ms() const {
   if (!dead_cgroups_.empty()) ms = ms < 0 ? 50 : std::min(ms, 50);
   // A download with nothing queued has no socket event to wake it: go
   // round again at once (other events still get their turn in between).
-  if (conn_ && !downloads_.empty() && out_off_ == out_.size()) ms = 0;
+  if (conn_ && !downloads_.empty() && queued() == 0) ms = 0;
   return ms;
 }
 
@@ -179,6 +180,17 @@ void Server::accept_conn() {
   UniqueFd fd(::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
   if (!fd) return;
   if (conn_) drop_conn("replaced by a new connection");
+  if (opts_.vsock) {
+    // The receive buffer the host may fill before the guest's credit
+    // update (buf_alloc, 256 KiB by default): larger, stdin and uploads
+    // wait less on round trips. The maximum first, the size within it.
+    const uint64_t size = kVsockBuffer;
+    for (int opt : {SO_VM_SOCKETS_BUFFER_MAX_SIZE, SO_VM_SOCKETS_BUFFER_SIZE}) {
+      if (::setsockopt(fd.get(), AF_VSOCK, opt, &size, sizeof(size)) != 0) {
+        HUSK_LOG("vsock buffer size: %s", std::strerror(errno));  // only slower
+      }
+    }
+  }
   epoll_event ev{EPOLLIN, {.u64 = key(0, kConn)}};
   if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd.get(), &ev) != 0) {
     HUSK_LOG("epoll_ctl conn: %s", std::strerror(errno));
@@ -194,32 +206,35 @@ void Server::drop_conn(const char* why) {
   HUSK_LOG("host connection closed: %s", why);
   ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, conn_.get(), nullptr);
   conn_.reset();
-  in_.clear();
+  in_len_ = 0;
   out_.clear();
   out_off_ = 0;
+  output_off_ = output_end_ = 0;
   hello_done_ = false;
   close_after_flush_ = false;
   // A job without its host has nobody to report to: kill it.
   orphan_jobs();
+  exec_args_.clear();
   abort_transfers();
 }
 
 void Server::on_conn_event(uint32_t events) {
   if (events & EPOLLOUT) flush_out();
   if (!conn_ || !(events & (EPOLLIN | EPOLLHUP | EPOLLERR)) || close_after_flush_) return;
-  const size_t old = in_.size();
-  in_.resize(old + kReadSize);
-  const ssize_t n = ::read(conn_.get(), in_.data() + old, kReadSize);
-  in_.resize(old + static_cast<size_t>(std::max<ssize_t>(n, 0)));
+  // Allocated (and zeroed) once; after the compaction below only an
+  // unfinished frame (under kMaxFrame) stays, so the room is over kMaxFrame.
+  if (in_.empty()) in_.resize(2 * kMaxFrame);
+  const ssize_t n = ::read(conn_.get(), in_.data() + in_len_, in_.size() - in_len_);
   if (n == 0) return drop_conn("end of stream");
   if (n < 0) {
     if (errno != EAGAIN && errno != EINTR) drop_conn(std::strerror(errno));
     return;
   }
+  in_len_ += static_cast<size_t>(n);  // n <= in_.size() - in_len_
   size_t off = 0;
   while (!close_after_flush_) {
     proto::FrameView frame;
-    const proto::Status s = proto::peek_frame(std::span(in_).subspan(off), frame);
+    const proto::Status s = proto::peek_frame(std::span(in_.data() + off, in_len_ - off), frame);
     if (s == proto::Status::kNeedMore) break;
     if (s == proto::Status::kTooLarge || s == proto::Status::kMalformed) {
       // The stream cannot be resynchronised: say why, then hang up.
@@ -231,11 +246,12 @@ void Server::on_conn_event(uint32_t events) {
       send_error(frame.id, EPROTO, "unknown message type " + std::to_string(frame.type));
     } else {
       handle_frame(frame);
-      if (!conn_) return;  // dropped while handling: in_ is gone
+      if (!conn_) return;  // dropped while handling: in_len_ is 0
     }
     off += frame.size;
   }
-  in_.erase(in_.begin(), in_.begin() + static_cast<ptrdiff_t>(off));
+  std::memmove(in_.data(), in_.data() + off, in_len_ - off);
+  in_len_ -= off;
 }
 
 // Decodes the frame as M and hands it on, or answers a malformed one.
@@ -291,7 +307,7 @@ void Server::handle_frame(const proto::FrameView& frame) {
       HUSK_DECODE(Shutdown, m);
       send(frame.id, proto::Ack{});
       // Best effort to deliver the Ack before the VM goes away.
-      for (int i = 0; i < 100 && conn_ && out_off_ < out_.size(); ++i) {
+      for (int i = 0; i < 100 && conn_ && queued() != 0; ++i) {
         pollfd p{conn_.get(), POLLOUT, 0};
         ::poll(&p, 1, 10);
         flush_out();
@@ -305,6 +321,10 @@ void Server::handle_frame(const proto::FrameView& frame) {
       }
       stop_ = true;
       return;
+    }
+    case proto::MsgType::kExecArgs: {
+      HUSK_DECODE(ExecArgs, m);
+      return on_exec_args(frame.id, std::move(m));
     }
     case proto::MsgType::kExec: {
       HUSK_DECODE(Exec, m);
@@ -354,29 +374,50 @@ void Server::send_error(uint32_t id, int err, const std::string& message) {
   }
 }
 
+void Server::send_output_frame(size_t size) {
+  if (!conn_ || close_after_flush_) return;  // nobody to send to, as send() does
+  output_off_ = 0;
+  output_end_ = size;
+  flush_out();
+}
+
+// Sends from the queue until it is empty or the socket is full.
 void Server::flush_out() {
-  while (conn_ && out_off_ < out_.size()) {
-    const ssize_t n = ::send(conn_.get(), out_.data() + out_off_, out_.size() - out_off_,
-                             MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) break;
-      return drop_conn(std::strerror(errno));
-    }
+  const bool was_queued = queued() != 0;
+  auto send_some = [this](const uint8_t* data, size_t size) -> ssize_t {
+    const ssize_t n = ::send(conn_.get(), data, size, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno != EAGAIN && errno != EINTR) drop_conn(std::strerror(errno));
+    return n;
+  };
+  while (conn_ && output_off_ < output_end_) {
+    const ssize_t n = send_some(output_buf_.data() + output_off_, output_end_ - output_off_);
+    if (n < 0) break;
+    output_off_ += static_cast<size_t>(n);  // n <= output_end_ - output_off_
+  }
+  while (conn_ && output_off_ == output_end_ && out_off_ < out_.size()) {
+    const ssize_t n = send_some(out_.data() + out_off_, out_.size() - out_off_);
+    if (n < 0) break;
     out_off_ += static_cast<size_t>(n);
   }
+  if (!conn_) return;  // dropped: the queue is gone, the jobs orphaned
+  if (output_off_ == output_end_) output_off_ = output_end_ = 0;
+  if (queued() == 0 && close_after_flush_) return drop_conn("protocol error");
   if (out_off_ == out_.size()) {
     out_.clear();
     out_off_ = 0;
-    if (close_after_flush_) return drop_conn("protocol error");
   } else if (out_off_ > (1u << 20)) {
     out_.erase(out_.begin(), out_.begin() + static_cast<ptrdiff_t>(out_off_));
     out_off_ = 0;
   }
   update_conn_interest();
+  // The queue ran empty: the jobs' pipes may be read again.
+  if (was_queued && queued() == 0) {
+    for (auto& [serial, job] : jobs_) update_interest(*job);
+  }
 }
 
 void Server::update_conn_interest() {
-  const bool want = conn_ && out_off_ < out_.size();
+  const bool want = conn_ && queued() != 0;
   if (!conn_ || want == conn_wants_out_) return;
   epoll_event ev{EPOLLIN | (want ? EPOLLOUT : 0u), {.u64 = key(0, kConn)}};
   ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, conn_.get(), &ev);

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "guest-agent/protocol/exec_args.h"
 #include "guest-agent/protocol/protocol.h"
 #include "guest-agent/src/job.h"
 #include "guest-agent/src/log.h"
@@ -79,15 +80,26 @@ class Server {
     }
   }
   void send_error(uint32_t id, int err, const std::string& message);
+  // The send queue: an Output frame built in place (output_buf_ from
+  // output_off_ to output_end_) first, then out_ from out_off_. An Output
+  // frame is built only when the queue is empty, so this is sending order,
+  // and job output waits in its pipe rather than in a copy.
+  [[nodiscard]] size_t queued() const { return (output_end_ - output_off_) + (out_.size() - out_off_); }
+  // File chunks are read only below this (server_files.cpp).
+  [[nodiscard]] bool out_backlogged() const { return queued() >= kOutHighWater; }
+  // Sends output_buf_[0, size), an Output frame, into the empty queue:
+  // what the socket does not take at once stays in output_buf_.
+  void send_output_frame(size_t size);
   void on_signalfd();
 
   // Jobs (server_jobs.cpp).
+  void on_exec_args(uint32_t id, agent::proto::ExecArgs part);
   void on_exec(uint32_t id, agent::proto::Exec req);
   void on_credit(uint32_t id, const agent::proto::Credit& c);
   void on_stdin(uint32_t id, std::string data, bool close);
   void on_signal(uint32_t id, int signo);
   void on_job_event(uint64_t serial, Kind kind, uint32_t events);
-  void read_output(Job& job, agent::proto::Stream stream);
+  void read_output(Job& job, agent::proto::Stream stream, bool coalesce);
   void write_stdin(Job& job);
   void reap_children();
   void check_timers();
@@ -107,7 +119,9 @@ class Server {
   void pump_downloads();
   void abort_transfers();
 
-  static constexpr size_t kReadSize = 256 * 1024;
+  static constexpr size_t kMaxFrame = agent::proto::kLengthSize + agent::proto::kMaxFrameBody;
+  static constexpr uint64_t kVsockBuffer = 2u << 20;
+  static constexpr size_t kOutHighWater = 512 * 1024;
 
   ServerOptions opts_;
   UniqueFd epoll_;
@@ -117,17 +131,23 @@ class Server {
   bool hello_done_ = false;
   bool close_after_flush_ = false;
   bool stop_ = false;
-  std::vector<uint8_t> in_;
+  std::vector<uint8_t> in_;  // empty until the first read, then 2 * kMaxFrame
+  size_t in_len_ = 0;        // bytes received and not yet handled
   std::vector<uint8_t> out_;
   size_t out_off_ = 0;
   bool conn_wants_out_ = false;
 
   uint64_t next_serial_ = 1;
   std::map<uint64_t, std::unique_ptr<Job>> jobs_;  // by serial
+  agent::proto::ExecArgsCollector exec_args_;      // Execs arriving in parts
   std::vector<Cgroup> dead_cgroups_;               // rmdir retried until empty
   std::map<uint32_t, Upload> uploads_;             // by request id
   std::vector<Download> downloads_;
-  std::string read_buf_;  // scratch for output and file reads
+  std::string read_buf_;  // scratch for file reads, kept at kMaxChunk
+  // One Output frame built in place: header, then the data read after it.
+  std::vector<uint8_t> output_buf_;
+  size_t output_off_ = 0;  // sent so far
+  size_t output_end_ = 0;  // the frame's size; == output_off_: none pending
 };
 
 }  // namespace husk::guest

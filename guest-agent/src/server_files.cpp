@@ -1,7 +1,7 @@
 // File requests in the agent's loop: WriteFile (chunks into a temporary file
 // renamed over the target after the last one), ReadFile (FileData chunks
 // paced by the host socket: the next chunk is read only while less than
-// kOutHighWater bytes wait to be sent) and Stat.
+// kOutHighWater bytes wait to be sent, server.h) and Stat.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,8 +17,6 @@ namespace husk::guest {
 namespace proto = agent::proto;
 
 namespace {
-constexpr size_t kOutHighWater = 512 * 1024;
-
 std::string errno_text(const std::string& what, const std::string& path, int err) {
   return what + " " + path + ": " + std::strerror(err);
 }
@@ -90,10 +88,10 @@ void Server::on_read_file(uint32_t id, const proto::ReadFile& req) {
 
 void Server::pump_downloads() {
   while (conn_ && !close_after_flush_ && !downloads_.empty() &&
-         out_.size() - out_off_ < kOutHighWater) {
+         !out_backlogged()) {
     Download& d = downloads_.front();
-    read_buf_.resize(proto::kMaxChunk);
-    const ssize_t n = ::read(d.fd.get(), read_buf_.data(), read_buf_.size());
+    if (read_buf_.size() < proto::kMaxChunk) read_buf_.resize(proto::kMaxChunk);
+    const ssize_t n = ::read(d.fd.get(), read_buf_.data(), proto::kMaxChunk);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       send_error(d.id, errno, std::string("read_file: ") + std::strerror(errno));
@@ -102,8 +100,7 @@ void Server::pump_downloads() {
     } else if (d.max_bytes != 0 && d.offset + static_cast<uint64_t>(n) > d.max_bytes) {
       send_error(d.id, EFBIG, "read_file: file larger than " + std::to_string(d.max_bytes) + " bytes");
     } else {
-      read_buf_.resize(static_cast<size_t>(n));
-      send(d.id, proto::FileData{d.offset, false, read_buf_});
+      send(d.id, proto::FileData{d.offset, false, read_buf_.substr(0, static_cast<size_t>(n))});
       d.offset += static_cast<uint64_t>(n);
       continue;
     }

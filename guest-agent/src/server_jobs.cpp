@@ -2,6 +2,7 @@
 // credit, reaping, limits (wall deadline, CPU time, output cap) and the
 // final Exited event.
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,8 +19,11 @@ namespace husk::guest {
 namespace proto = agent::proto;
 
 namespace {
-constexpr uint64_t kStdinWindow = 256 * 1024;
-constexpr uint64_t kStdinRegrant = 64 * 1024;
+// Stdin credit: with less than a few frames the host waits on the credit's
+// round trip; what is granted may sit in stdin_buf while the job does not
+// read, so it is the bound of that buffer too.
+constexpr uint64_t kStdinWindow = 2u << 20;
+constexpr uint64_t kStdinRegrant = 512 * 1024;
 constexpr uint64_t kMaxCredit = uint64_t{1} << 40;  // sum of grants is clamped, never wraps
 constexpr int64_t kCpuPollNs = 10'000'000;
 // After the leader exits (and the rest of its tree was killed), pipes still
@@ -27,6 +31,32 @@ constexpr int64_t kCpuPollNs = 10'000'000;
 // escaped the tree must not hold the job open.
 constexpr int64_t kLingerNs = 2'000'000'000;
 constexpr uint64_t kMaxWallMs = uint64_t{1} << 40;
+// An Output frame at most: 1 MiB with its header, the pipe's size, so one
+// read and one frame take all a busy pipe holds (each system call costs
+// more in a nested guest than the bytes it moves); a whole number of the
+// guest's 64 KiB vsock packets, so no small tail packet follows a frame.
+constexpr size_t kOutputFrame = size_t{1} << 20;
+static_assert(kOutputFrame - proto::kLengthSize <= proto::kMaxFrameBody);
+constexpr size_t kOutputData = kOutputFrame - proto::kOutputHeaderSize;
+// Output read per wake-up of one pipe, frame by frame: a writer that keeps
+// its pipe full is served with few trips round the loop.
+constexpr size_t kOutputRound = 4 * kOutputData;
+// Output coalescing. Every frame the guest sends costs about as much as a
+// full one (a vsock packet, a virtqueue kick, an exit to the VMM), so a job
+// that writes small pieces (4 KiB from busybox's head or cat) would cap the
+// stream at a fraction of the link, and so would the small tail left in the
+// pipe after each full frame. A pipe read within kBusyWindowNs of its last
+// read, holding less than a frame, is left for kCoalesceNs while the job
+// fills it. An occasional write (a prompt, a log line) is read at once, the
+// end of the output too (the pipe hung up); a stream of small writes waits
+// at most kCoalesceNs.
+constexpr int64_t kCoalesceNs = 4'000'000;
+constexpr int64_t kBusyWindowNs = 2 * kCoalesceNs;
+
+std::string too_large_text() {
+  return "Exec: argv and env larger than " + std::to_string(proto::kMaxExecArgBytes) +
+         " bytes (each string counts its length + 9, as Linux counts them)";
+}
 }  // namespace
 
 Job* Server::find_job(uint32_t id) {
@@ -36,8 +66,28 @@ Job* Server::find_job(uint32_t id) {
   return nullptr;
 }
 
+void Server::on_exec_args(uint32_t id, proto::ExecArgs part) {
+  if (find_job(id) != nullptr) return send_error(id, EEXIST, "request id names a running job");
+  switch (exec_args_.add(id, std::move(part))) {
+    case proto::ExecArgsCollector::Outcome::kOk:
+    case proto::ExecArgsCollector::Outcome::kRefused: return;
+    case proto::ExecArgsCollector::Outcome::kTooLarge: return send_error(id, E2BIG, too_large_text());
+    case proto::ExecArgsCollector::Outcome::kTooMany:
+      send_error(id, EBUSY, "ExecArgs: more than " + std::to_string(proto::kMaxPendingExecs) +
+                                " requests in parts at once");
+      close_after_flush_ = true;
+      return;
+  }
+}
+
 void Server::on_exec(uint32_t id, proto::Exec req) {
   if (find_job(id) != nullptr) return send_error(id, EEXIST, "request id names a running job");
+  switch (exec_args_.finish(id, req)) {
+    case proto::ExecArgsCollector::Outcome::kOk: break;
+    case proto::ExecArgsCollector::Outcome::kRefused: return;  // answered at the refusal
+    case proto::ExecArgsCollector::Outcome::kTooLarge:
+    case proto::ExecArgsCollector::Outcome::kTooMany: return send_error(id, E2BIG, too_large_text());
+  }
   auto failed = [&](proto::ExecStage stage, int err) { send(id, proto::ExecFailed{stage, err}); };
   if (req.argv.empty() || req.argv[0].empty()) return failed(proto::ExecStage::kRequest, EINVAL);
   if (!opts_.cgroups && (req.limits.memory_bytes != 0 || req.limits.pids != 0)) {
@@ -118,44 +168,71 @@ void Server::on_signal(uint32_t id, int signo) {
   ::kill(-job->pid, signo);  // the job's process group (it called setsid)
 }
 
-void Server::on_job_event(uint64_t serial, Kind kind, uint32_t /*events*/) {
+void Server::on_job_event(uint64_t serial, Kind kind, uint32_t events) {
   auto it = jobs_.find(serial);
   if (it == jobs_.end()) return;
   Job& job = *it->second;
-  if (kind == kJobOut) read_output(job, proto::Stream::kStdout);
-  if (kind == kJobErr) read_output(job, proto::Stream::kStderr);
+  // A hung-up pipe holds the output's end: read it now, do not coalesce.
+  const bool coalesce = (events & (EPOLLHUP | EPOLLERR)) == 0;
+  if (kind == kJobOut) read_output(job, proto::Stream::kStdout, coalesce);
+  if (kind == kJobErr) read_output(job, proto::Stream::kStderr, coalesce);
   if (kind == kJobIn) write_stdin(job);
   maybe_finish(job);
 }
 
-void Server::read_output(Job& job, proto::Stream stream) {
+void Server::read_output(Job& job, proto::Stream stream, bool coalesce) {
   const bool is_out = stream == proto::Stream::kStdout;
   UniqueFd& fd = is_out ? job.out : job.err;
   uint64_t& credit = is_out ? job.credit_out : job.credit_err;
-  const size_t budget = job.discarding ? proto::kMaxChunk
-                                       : static_cast<size_t>(std::min<uint64_t>(credit, proto::kMaxChunk));
-  if (!fd || budget == 0) return update_interest(job);
-  read_buf_.resize(budget);
-  const ssize_t n = ::read(fd.get(), read_buf_.data(), budget);
-  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-  if (n <= 0) return close_output(job, stream);  // EOF, or EIO from a hung-up PTY
-  if (job.discarding) return;
-  size_t keep = static_cast<size_t>(n);
-  const uint64_t cap = job.limits.output_bytes;
-  if (cap != 0 && job.output_total + keep > cap) {
-    keep = static_cast<size_t>(cap - job.output_total);
-    (is_out ? job.stdout_truncated : job.stderr_truncated) = true;
-    job.set_reason(proto::ExitReason::kOutputLimit);
-    // Killing, not discarding: a job that spews output would otherwise run to
-    // its deadline, and the verdict (OL) is already decided.
-    kill_tree(job);
-    job.discarding = true;
-  }
-  if (keep != 0) {
-    read_buf_.resize(keep);
-    send(job.id, proto::Output{stream, read_buf_});
-    credit -= keep;  // keep <= n <= budget <= credit
-    job.output_total += keep;
+  int64_t& last_read = is_out ? job.out_read_ns : job.err_read_ns;
+  int64_t& hold = is_out ? job.out_hold_ns : job.err_hold_ns;
+  if (output_buf_.empty()) output_buf_.resize(kOutputFrame);
+  const std::span<uint8_t, proto::kOutputHeaderSize> header(output_buf_.data(), proto::kOutputHeaderSize);
+  uint8_t* const data = output_buf_.data() + proto::kOutputHeaderSize;
+  for (size_t round = 0; fd && round < kOutputRound;) {
+    // Something waits to be sent: the bytes stay in the pipe until the
+    // queue is empty (flush_out re-arms the pipes then).
+    if (!job.discarding && queued() != 0) break;
+    const size_t budget = job.discarding ? kOutputData
+                                         : static_cast<size_t>(std::min<uint64_t>(credit, kOutputData));
+    if (budget == 0) break;
+    const int64_t now = monotonic_ns();
+    if (coalesce && !job.discarding && hold == 0 && last_read != 0 && now - last_read < kBusyWindowNs) {
+      int waiting = 0;
+      if (::ioctl(fd.get(), FIONREAD, &waiting) == 0 && waiting > 0 && static_cast<size_t>(waiting) < budget) {
+        hold = now + kCoalesceNs;  // check_timers reads it then
+        break;
+      }
+    }
+    const ssize_t n = ::read(fd.get(), data, budget);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
+    if (n <= 0) {
+      close_output(job, stream);  // EOF, or EIO from a hung-up PTY
+      break;
+    }
+    last_read = now;
+    round += static_cast<size_t>(n);
+    if (job.discarding) continue;
+    size_t keep = static_cast<size_t>(n);
+    const uint64_t cap = job.limits.output_bytes;
+    if (cap != 0 && job.output_total + keep > cap) {
+      keep = static_cast<size_t>(cap - job.output_total);
+      (is_out ? job.stdout_truncated : job.stderr_truncated) = true;
+      job.set_reason(proto::ExitReason::kOutputLimit);
+      // Killing, not discarding: a job that spews output would otherwise run to
+      // its deadline, and the verdict (OL) is already decided.
+      kill_tree(job);
+      job.discarding = true;
+    }
+    if (keep != 0) {
+      // keep <= n <= budget <= kOutputData: header and data fill at most
+      // output_buf_ (kOutputFrame), within a frame.
+      if (proto::put_output_header(header, job.id, stream, keep) == proto::Status::kOk) {
+        send_output_frame(proto::kOutputHeaderSize + keep);
+      }
+      credit -= keep;  // keep <= n <= budget <= credit
+      job.output_total += keep;
+    }
   }
   update_interest(job);
 }
@@ -205,8 +282,9 @@ void Server::set_registered(Job& job, Kind kind, bool want) {
 }
 
 void Server::update_interest(Job& job) {
-  set_registered(job, kJobOut, job.discarding || job.credit_out > 0);
-  set_registered(job, kJobErr, job.discarding || job.credit_err > 0);
+  const bool sendable = queued() == 0;
+  set_registered(job, kJobOut, job.discarding || (sendable && job.credit_out > 0 && job.out_hold_ns == 0));
+  set_registered(job, kJobErr, job.discarding || (sendable && job.credit_err > 0 && job.err_hold_ns == 0));
   set_registered(job, kJobIn, !job.stdin_buf.empty());
 }
 
@@ -278,13 +356,22 @@ void Server::check_timers() {
         job.next_cpu_poll_ns = 0;
       }
     }
+    // A held pipe has had its time to fill: read what is there.
+    if (job.out_hold_ns != 0 && now >= job.out_hold_ns) {
+      job.out_hold_ns = 0;
+      read_output(job, proto::Stream::kStdout, false);
+    }
+    if (job.err_hold_ns != 0 && now >= job.err_hold_ns) {
+      job.err_hold_ns = 0;
+      read_output(job, proto::Stream::kStderr, false);
+    }
     if (job.linger_ns != 0 && now >= job.linger_ns) {
       // Only pipes we could read from (not waiting on the host's credit).
       if (job.out && (job.discarding || job.credit_out > 0)) close_output(job, proto::Stream::kStdout);
       if (job.err && (job.discarding || job.credit_err > 0)) close_output(job, proto::Stream::kStderr);
       job.linger_ns = (job.out || job.err) ? now + kLingerNs : 0;
-      maybe_finish(job);
     }
+    maybe_finish(job);  // last: it may erase the job
   }
   std::erase_if(dead_cgroups_, [](Cgroup& cg) { return cg.remove(); });
 }

@@ -124,6 +124,7 @@ Result<proto::Hello> AgentClient::hello() {
                                 std::to_string(proto::kVersionMajor) + "." +
                                 std::to_string(proto::kVersionMinor)});
   }
+  agent_minor_ = agent.minor;
   return agent;
 }
 

@@ -8,6 +8,10 @@
 // the agent credit only after a callback returns, so a slow consumer slows
 // the job instead of growing a buffer. Everything the agent sends is
 // untrusted input and is checked (frame bounds, credit, offsets).
+//
+// An Exec whose argv and env do not fit one frame goes as ExecArgs parts
+// and the Exec (guest-agent/protocol/exec_args.h); one over the agent's
+// bound (8 MiB as Linux counts strings) is refused before anything is sent.
 #pragma once
 
 #include <algorithm>
@@ -72,6 +76,13 @@ class AgentClient {
   // The longest wait for the agent's next frame (-1: no limit, the default).
   // exec() waits at least limits.wall_ms plus a grace period.
   void set_timeout_ms(int ms) { timeout_ms_ = ms; }
+  // Output credit per stream: the bytes the agent may send beyond what the
+  // callbacks have consumed. It is re-granted in halves, and the agent's
+  // frames are up to 1 MiB, so a few MiB keep the stream from waiting on the
+  // credit's round trip (`make bench-vsock` measures 256 KiB beside it).
+  // What is actually buffered stays small: the agent holds one frame and
+  // the socket buffers the rest.
+  static constexpr uint32_t kDefaultOutputWindow = 8u << 20;
   // Output credit granted per stream; re-granted as the callbacks consume.
   void set_output_window(uint32_t bytes) { window_ = std::clamp<uint32_t>(bytes, 4096, 64u << 20); }
 
@@ -80,7 +91,8 @@ class AgentClient {
   [[nodiscard]] Result<void> set_clock(uint64_t unix_ns);
   [[nodiscard]] Result<void> set_hostname(const std::string& name);
   // Runs a job to its end. A job that could not start is a successful
-  // result with started == false; errors are for the connection/protocol.
+  // result with started == false; errors are for the connection/protocol,
+  // and E2BIG for argv and env too large to send.
   [[nodiscard]] Result<ExecResult> exec(const ExecRequest& req, const ExecCallbacks& cb = {});
   // Signals the job exec() is running (from a callback), its process group.
   [[nodiscard]] Result<void> signal_running(int signo);
@@ -110,7 +122,9 @@ class AgentClient {
   uint32_t next_id_ = 1;
   uint32_t running_id_ = 0;  // the Exec in progress, 0 none
   int timeout_ms_ = -1;
-  uint32_t window_ = 256 * 1024;
+  uint32_t window_ = kDefaultOutputWindow;
+  // The agent's protocol minor from hello(); until then, assume ours.
+  uint16_t agent_minor_ = proto::kVersionMinor;
 };
 
 // The agent's Error frame as a husk::Error: its errno and "agent: message".

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <climits>
 
+#include "guest-agent/protocol/exec_args.h"
 #include "runtime/agent/agent_client.h"
 #include "runtime/common/scope_guard.h"
 
@@ -28,6 +29,52 @@ Result<M> decode_as(const proto::FrameView& frame) {
                           std::to_string(frame.type));
   }
   return msg;
+}
+
+// The frames that start request `id`: the Exec alone when it fits one
+// frame, else its argv and env in ExecArgs parts and then the Exec. Refuses,
+// before anything is sent, what the agent would refuse.
+Result<std::vector<uint8_t>> exec_frames(uint32_t id, proto::Exec msg, uint16_t agent_minor) {
+  std::vector<uint8_t> out;
+  if (proto::append_frame(out, id, msg) == proto::Status::kOk) return out;
+  const uint64_t bytes = proto::exec_arg_bytes(msg.argv, msg.env);
+  if (bytes > proto::kMaxExecArgBytes) {
+    return Unexpected(Error{E2BIG, "agent: argv and env are " + std::to_string(bytes) +
+                                       " bytes (" + std::to_string(msg.argv.size()) + " arguments, " +
+                                       std::to_string(msg.env.size()) +
+                                       " variables; each string counts its length + 9, as Linux "
+                                       "counts them); the guest agent takes at most " +
+                                       std::to_string(proto::kMaxExecArgBytes)});
+  }
+  for (const auto* list : {&msg.argv, &msg.env}) {
+    for (size_t i = 0; i < list->size(); ++i) {
+      if ((*list)[i].size() > proto::kMaxExecArgString) {
+        return Unexpected(Error{E2BIG, std::string("agent: ") + (list == &msg.argv ? "argument " : "variable ") +
+                                           std::to_string(i) + " is " + std::to_string((*list)[i].size()) +
+                                           " bytes; one string can be at most " +
+                                           std::to_string(proto::kMaxExecArgString) +
+                                           " (Linux's own limit is 131072)"});
+      }
+    }
+  }
+  if (agent_minor < 2) {
+    return Unexpected(Error{EPROTONOSUPPORT, "agent: argv and env need more than one frame, which the "
+                                             "guest agent (protocol 1." + std::to_string(agent_minor) +
+                                             ") cannot take; update the agent in the guest"});
+  }
+  for (const proto::ExecArgs& part : proto::split_exec_args(msg)) {
+    // split_exec_args keeps each part within kExecArgsPartBytes and
+    // kMaxListItems, so it fits a frame; a failure is a bug in the split.
+    if (proto::append_frame(out, id, part) != proto::Status::kOk) {
+      return fail("agent: ExecArgs part does not fit a frame");
+    }
+  }
+  // Without argv and env the Exec holds its cwd, at most kInlineStdinMax
+  // bytes of stdin and fixed fields.
+  if (proto::append_frame(out, id, msg) != proto::Status::kOk) {
+    return fail("agent: Exec too large for one frame even without argv and env");
+  }
+  return out;
 }
 
 }  // namespace
@@ -58,7 +105,9 @@ Result<ExecResult> AgentClient::exec(const ExecRequest& req, const ExecCallbacks
     msg.stdin_mode = proto::StdinMode::kStream;
     streamed = req.stdin_data;
   }
-  HUSK_TRY(stream_.send(id, msg, timeout_ms_));
+  bool stdin_closed = msg.stdin_mode != proto::StdinMode::kStream;
+  HUSK_TRY_ASSIGN(const std::vector<uint8_t> start, exec_frames(id, std::move(msg), agent_minor_));
+  HUSK_TRY(stream_.write_all(start, timeout_ms_));
   HUSK_TRY(stream_.send(id, proto::Credit{proto::Stream::kStdout, window_}, timeout_ms_));
   HUSK_TRY(stream_.send(id, proto::Credit{proto::Stream::kStderr, window_}, timeout_ms_));
   running_id_ = id;
@@ -74,7 +123,6 @@ Result<ExecResult> AgentClient::exec(const ExecRequest& req, const ExecCallbacks
   uint64_t consumed[2] = {0, 0};            // delivered but not yet re-granted
   uint64_t stdin_credit = 0;
   size_t stdin_sent = 0;
-  bool stdin_closed = msg.stdin_mode != proto::StdinMode::kStream;
 
   for (;;) {
     if (result.started && !stdin_closed) {
@@ -97,7 +145,9 @@ Result<ExecResult> AgentClient::exec(const ExecRequest& req, const ExecCallbacks
         break;
       }
       case proto::MsgType::kOutput: {
-        HUSK_TRY_ASSIGN(const proto::Output out, decode_as<proto::Output>(frame));
+        // A view into the receive buffer: the data is handed to the
+        // callback without a copy.
+        HUSK_TRY_ASSIGN(const proto::OutputView out, decode_as<proto::OutputView>(frame));
         if (!result.started || out.stream == proto::Stream::kStdin) {
           return protocol_error("output before Started or on stdin");
         }
@@ -107,7 +157,7 @@ Result<ExecResult> AgentClient::exec(const ExecRequest& req, const ExecCallbacks
         credit[s] -= out.data.size();
         (s == 0 ? result.stdout_bytes : result.stderr_bytes) += out.data.size();
         const auto& sink = s == 0 ? cb.on_stdout : cb.on_stderr;
-        if (sink) sink(out.data);
+        if (sink) sink(std::string_view(reinterpret_cast<const char*>(out.data.data()), out.data.size()));
         // Re-grant only what the callback has consumed: the window bounds
         // what is in flight, so a slow consumer slows the job.
         consumed[s] += out.data.size();

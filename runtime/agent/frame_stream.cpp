@@ -5,11 +5,15 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 namespace husk::agent {
 
 namespace {
-constexpr size_t kReadSize = 256 * 1024;
+// The largest frame, and the buffer: two of them, so that after compaction
+// a partial frame always has room to complete.
+constexpr size_t kMaxFrame = proto::kLengthSize + proto::kMaxFrameBody;
+constexpr size_t kBufferSize = 2 * kMaxFrame;
 }  // namespace
 
 Result<void> FrameStream::write_all(std::span<const uint8_t> bytes, int timeout_ms) {
@@ -41,31 +45,35 @@ Result<bool> FrameStream::fill(int timeout_ms) {
   } while (rc < 0 && errno == EINTR);
   if (rc < 0) return fail_errno("agent: poll");
   if (rc == 0) return false;
-  const size_t old = in_.size();
-  in_.resize(old + kReadSize);
+  if (in_.empty()) in_.resize(kBufferSize);
+  if (in_.size() - end_ < kMaxFrame) {
+    // Move the unfinished frame (under kMaxFrame bytes, or peek_frame would
+    // have refused it) to the front; the room left is then over kMaxFrame.
+    std::memmove(in_.data(), in_.data() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+  }
   ssize_t n;
   do {
-    n = ::read(fd_.get(), in_.data() + old, kReadSize);
+    n = ::read(fd_.get(), in_.data() + end_, in_.size() - end_);
   } while (n < 0 && errno == EINTR);
-  in_.resize(old + static_cast<size_t>(n > 0 ? n : 0));
   if (n < 0 && errno == EAGAIN) return true;
   if (n < 0) return fail_errno("agent: read");
   if (n == 0) return Unexpected(Error{ECONNRESET, "agent: connection closed"});
+  end_ += static_cast<size_t>(n);  // n <= in_.size() - end_
   return true;
 }
 
 Result<std::optional<proto::FrameView>> FrameStream::next(int timeout_ms) {
   if (broken_) return fail("agent: connection unusable after a protocol error");
-  // Drop the frame handed out last time; compact only when it pays.
-  if (consumed_ > 0 && (consumed_ == in_.size() || consumed_ > (4u << 20))) {
-    in_.erase(in_.begin(), in_.begin() + static_cast<ptrdiff_t>(consumed_));
-    consumed_ = 0;
-  }
+  // The frame handed out last time is no longer in use: when nothing
+  // follows it, start again at the front.
+  if (begin_ == end_) begin_ = end_ = 0;
   for (;;) {
     proto::FrameView frame;
-    const proto::Status s = proto::peek_frame(std::span(in_).subspan(consumed_), frame);
+    const proto::Status s = proto::peek_frame(std::span(in_.data() + begin_, end_ - begin_), frame);
     if (s == proto::Status::kOk) {
-      consumed_ += frame.size;  // peek_frame checked frame.size <= bytes left
+      begin_ += frame.size;  // peek_frame checked frame.size <= end_ - begin_
       return frame;
     }
     if (s != proto::Status::kNeedMore) {

@@ -6,6 +6,10 @@
 // located with proto::peek_frame, which bounds every length, and a stream
 // that sends an oversized, malformed or unknown frame is marked broken and
 // fails every later call.
+//
+// Received bytes go into one buffer allocated (and zeroed) once per stream,
+// read in large pieces and handed out in place: a frame's payload is never
+// copied here, and the buffer is compacted only when its tail runs short.
 #pragma once
 
 #include <cstdint>
@@ -50,8 +54,9 @@ class FrameStream {
   Result<bool> fill(int timeout_ms);
 
   UniqueFd fd_;
-  std::vector<uint8_t> in_;
-  size_t consumed_ = 0;  // bytes of in_ handed out already
+  std::vector<uint8_t> in_;  // empty until the first read, then kBufferSize
+  size_t begin_ = 0;         // first byte of in_ not handed out yet
+  size_t end_ = 0;           // end of the bytes received
   bool broken_ = false;
 };
 

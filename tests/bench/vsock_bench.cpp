@@ -5,7 +5,11 @@
 // device; the host speaks AF_VSOCK), and measures on that one VM:
 //   exec_true       round trip of an agent Exec of `true` (N runs after warm-up)
 //   agent_stdin     MiB/s of a job's stdin (host -> `cat >/dev/null`)
-//   agent_stdout    MiB/s of a job's stdout (`head -c N /dev/zero` -> host)
+//   agent_stdout    MiB/s of a job's stdout: vsock_bench_guest writing zeros
+//                   in 256 KiB pieces (the raw run's writer) -> host, with
+//                   AgentClient's default credit window and with 256 KiB;
+//                   and busybox `head -c N /dev/zero` (4 KiB writes, and a
+//                   costly writer in itself: see head_alone_mib_s)
 //   raw_h2g/raw_g2h MiB/s of one plain vsock stream to/from a guest program
 //                   (vsock_bench_guest), no agent in the data path
 // and writes one JSON object. A benchmark: it prints numbers, judges none.
@@ -34,6 +38,8 @@
 #include <iterator>
 #include <sstream>
 #include <thread>
+#include <tuple>
+#include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -230,28 +236,39 @@ void measure(AgentClient& agent, const Guest& guest, const Options& o, json& res
   } else {
     errors.push_back("agent stdin: " + j.error + j.err);
   }
-  // Output with AgentClient's default credit window (what `husk exec` uses),
-  // then with a 4 MiB window, to show what the window costs.
-  for (const auto& [key, window] : {std::pair{"agent_stdout_mib_s", 0u}, {"agent_stdout_4mib_window_mib_s", 4u << 20}}) {
-    if (window != 0) agent.set_output_window(window);
+  // Output: the raw run's writer on the job's stdout, with AgentClient's
+  // default credit window (what `husk exec` uses) and with 256 KiB (the old
+  // default), then busybox head's small writes; every byte is counted.
+  const std::string size = std::to_string(bytes);
+  const std::vector<std::tuple<const char*, uint32_t, std::vector<std::string>>> outputs{
+      {"agent_stdout_mib_s", 0, {"/tmp/vsock_bench_guest", "stdout", size}},
+      {"agent_stdout_256k_window_mib_s", 256 * 1024, {"/tmp/vsock_bench_guest", "stdout", size}},
+      {"agent_stdout_head_mib_s", 0, {"head", "-c", size, "/dev/zero"}}};
+  for (const auto& [key, window, argv] : outputs) {
+    agent.set_output_window(window != 0 ? window : AgentClient::kDefaultOutputWindow);
     uint64_t got = 0;
     husk::agent::ExecCallbacks count;
     count.on_stdout = [&](std::string_view d) { got += d.size(); };
     t = Clock::now();
-    husk::agent::ExecRequest out = request({"head", "-c", std::to_string(bytes), "/dev/zero"});
+    husk::agent::ExecRequest out = request(argv);
     out.env = {"PATH=/usr/bin:/bin"};
     auto r = agent.exec(out, count);
     const double out_ms = ms_since(t);
-    if (r && r->started && got == bytes) {
+    if (r && r->started && r->exit.exit_code == 0 && got == bytes) {
       result[key] = mib_per_s(bytes, out_ms);
     } else {
-      errors.push_back(fmt::format("{}: got {} of {} bytes", key, got, bytes));
+      errors.push_back(fmt::format("{}: got {} of {} bytes{}", key, got, bytes, r ? "" : ": " + r.error().message));
     }
   }
-  agent.set_output_window(256 * 1024);
-  fmt::print(stderr, "vsock-bench {}: agent stdin {} MiB/s, stdout {} MiB/s ({} with a 4 MiB window)\n", o.vmm,
-             result.value("agent_stdin_mib_s", 0.0), result.value("agent_stdout_mib_s", 0.0),
-             result.value("agent_stdout_4mib_window_mib_s", 0.0));
+  agent.set_output_window(AgentClient::kDefaultOutputWindow);
+  // What busybox head costs by itself, writing to /dev/null in the guest.
+  t = Clock::now();
+  j = run_job(agent, request({"sh", "-c", "head -c " + size + " /dev/zero > /dev/null"}));
+  if (j.ok && j.exit_code == 0) result["head_alone_mib_s"] = mib_per_s(bytes, ms_since(t));
+  fmt::print(stderr, "vsock-bench {}: agent stdin {} MiB/s, stdout {} MiB/s ({} with a 256 KiB window, {} from head; head alone {})\n",
+             o.vmm, result.value("agent_stdin_mib_s", 0.0), result.value("agent_stdout_mib_s", 0.0),
+             result.value("agent_stdout_256k_window_mib_s", 0.0), result.value("agent_stdout_head_mib_s", 0.0),
+             result.value("head_alone_mib_s", 0.0));
 
   // Raw vsock, host -> guest: the guest program listens, we connect and send.
   {
@@ -313,6 +330,11 @@ void measure(AgentClient& agent, const Guest& guest, const Options& o, json& res
   }
   fmt::print(stderr, "vsock-bench {}: raw host->guest {} MiB/s, guest->host {} MiB/s\n", o.vmm,
              result.value("raw_host_to_guest_mib_s", 0.0), result.value("raw_guest_to_host_mib_s", 0.0));
+  // Issue 10's measure: the job's stdout against the raw stream, same VM.
+  if (result.contains("agent_stdout_mib_s") && result.value("raw_guest_to_host_mib_s", 0.0) > 0) {
+    result["agent_stdout_over_raw"] = std::round(result["agent_stdout_mib_s"].get<double>() /
+                                                 result["raw_guest_to_host_mib_s"].get<double>() * 1000) / 1000;
+  }
   result["errors"] = errors;
 }
 

@@ -5,7 +5,10 @@
  *                                      close, print the byte count
  *   vsock_bench_guest send PORT BYTES  connect to the host (CID 2) on PORT,
  *                                      write BYTES zero bytes, shut down the
- *                                      write side, wait for the host's EOF */
+ *                                      write side, wait for the host's EOF
+ *   vsock_bench_guest stdout BYTES     write BYTES zero bytes to stdout, in
+ *                                      the same pieces as `send`: the agent's
+ *                                      stdout path with the raw run's writer */
 #include <linux/vm_sockets.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +21,19 @@ static unsigned char buf[256 * 1024];
 
 int main(int argc, char** argv) {
   if (argc < 3) return 2;
+  if (!strcmp(argv[1], "stdout")) {
+    uint64_t bytes = strtoull(argv[2], 0, 10);
+    for (uint64_t sent = 0; sent < bytes;) {
+      size_t n = bytes - sent < sizeof buf ? (size_t)(bytes - sent) : sizeof buf;
+      ssize_t w = write(1, buf, n);
+      if (w <= 0) {
+        perror("stdout write");
+        return 4;
+      }
+      sent += (uint64_t)w;
+    }
+    return 0;
+  }
   unsigned port = (unsigned)strtoul(argv[2], 0, 10);
   if (!strcmp(argv[1], "sink")) {
     int s = socket(AF_VSOCK, SOCK_STREAM, 0);

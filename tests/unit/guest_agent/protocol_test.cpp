@@ -26,13 +26,14 @@ AllMessages samples() {
   exec.pty = true;
   exec.rows = 50;
   exec.cols = 132;
-  exec.limits = {1500, 900, 64u << 20, 32, 1u << 20};
+  exec.limits = {1500, 900, 64u << 20, 32, 1u << 20, 256, 4u << 20};
   Exited exited{-1, 9, 1234, 567, 8u << 20, 99999, ExitReason::kMemoryLimit, true, false, true};
   return {Hello{1, 2, kFeatureCgroups | kFeaturePty},
           SetClock{1700000000123456789ull},
           SetHostname{"sandbox"},
           Shutdown{},
           exec,
+          ExecArgs{{"arg", ""}, {"K=v"}},
           StdinData{std::string("\x00\xff\n", 3)},
           StdinClose{},
           Signal{15},
@@ -87,6 +88,38 @@ TEST_CASE("every message round-trips through a frame", "[unit][agent][protocol]"
     CHECK(back == msg);
     CHECK(decode_any(frame) == 1);  // no other type accepts it
   });
+}
+
+TEST_CASE("OutputView is encoded exactly as Output", "[unit][agent][protocol]") {
+  const std::string data("out\0put\xff", 8);
+  for (Stream stream : {Stream::kStdout, Stream::kStderr}) {
+    const std::span bytes(reinterpret_cast<const uint8_t*>(data.data()), data.size());
+    CHECK(frame_of(OutputView{stream, bytes}, 9) == frame_of(Output{stream, data}, 9));
+  }
+  // The agent's in-place frames: header, then the data read after it.
+  std::vector<uint8_t> in_place(kOutputHeaderSize);
+  REQUIRE(put_output_header(std::span<uint8_t, kOutputHeaderSize>(in_place.data(), kOutputHeaderSize), 9,
+                            Stream::kStderr, data.size()) == Status::kOk);
+  in_place.insert(in_place.end(), data.begin(), data.end());
+  CHECK(in_place == frame_of(Output{Stream::kStderr, data}, 9));
+  CHECK(put_output_header(std::span<uint8_t, kOutputHeaderSize>(in_place.data(), kOutputHeaderSize), 9,
+                          Stream::kStdout, kMaxFrameBody) == Status::kTooLarge);
+
+  // Decoded in place: the view points into the frame's own bytes.
+  const std::vector<uint8_t> buf = frame_of(Output{Stream::kStderr, data});
+  FrameView frame;
+  REQUIRE(peek_frame(buf, frame) == Status::kOk);
+  OutputView view;
+  REQUIRE(decode(frame, view) == Status::kOk);
+  CHECK(view.stream == Stream::kStderr);
+  CHECK(std::string(view.data.begin(), view.data.end()) == data);
+  CHECK(view.data.data() >= buf.data());
+  CHECK(view.data.data() + view.data.size() == buf.data() + buf.size());
+
+  std::vector<uint8_t> out;
+  const std::vector<uint8_t> big(kMaxPayload + 1, 0);
+  CHECK(append_frame(out, 1, OutputView{Stream::kStdout, big}) == Status::kTooLarge);
+  CHECK(out.empty());
 }
 
 TEST_CASE("frames back to back are found one after the other", "[unit][agent][protocol]") {
