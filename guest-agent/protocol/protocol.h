@@ -40,7 +40,8 @@ namespace husk::agent::proto {
 
 inline constexpr uint16_t kVersionMajor = 1;
 // Minor 1: Limits::open_files and file_size. Minor 2: ExecArgs.
-inline constexpr uint16_t kVersionMinor = 2;
+// Minor 3: Limits::kill_signal and kill_grace_ms.
+inline constexpr uint16_t kVersionMinor = 3;
 inline constexpr uint32_t kDefaultVsockPort = 52;
 
 // Hello::features bits (what the agent can do on this boot).
@@ -153,10 +154,15 @@ struct Limits {
   uint64_t output_bytes = 0;  // stdout + stderr together
   uint64_t open_files = 0;    // RLIMIT_NOFILE for the job, 0 none
   uint64_t file_size = 0;     // RLIMIT_FSIZE in bytes, 0 none
+  // At the wall deadline: kill_signal (0: SIGKILL at once) to the job's
+  // process group, then after kill_grace_ms SIGKILL to its whole tree.
+  int32_t kill_signal = 0;
+  uint64_t kill_grace_ms = 0;
   template <typename S, typename V>
   static bool fields(S& s, V& v) {
     return v.u64(s.wall_ms) && v.u64(s.cpu_ms) && v.u64(s.memory_bytes) && v.u32(s.pids) &&
-           v.u64(s.output_bytes) && v.u64(s.open_files) && v.u64(s.file_size);
+           v.u64(s.output_bytes) && v.u64(s.open_files) && v.u64(s.file_size) && v.i32(s.kill_signal) &&
+           v.u64(s.kill_grace_ms);
   }
 };
 

@@ -58,7 +58,8 @@ struct Job {
 
   int64_t start_ns = 0;
   int64_t end_ns = 0;       // when the leader was reaped
-  int64_t deadline_ns = 0;  // wall deadline; 0 none
+  int64_t deadline_ns = 0;  // wall deadline (then the kill grace's end); 0 none
+  bool soft_killed = false; // limits.kill_signal was sent at the wall deadline
   int64_t linger_ns = 0;    // after the leader exits: give up on open pipes
   int64_t next_cpu_poll_ns = 0;
 

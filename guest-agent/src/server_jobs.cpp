@@ -345,8 +345,16 @@ void Server::check_timers() {
     if (job.leader_done) job.deadline_ns = job.next_cpu_poll_ns = 0;
     if (job.deadline_ns != 0 && now >= job.deadline_ns) {
       job.set_reason(proto::ExitReason::kWallTimeout);
-      kill_tree(job);
-      job.deadline_ns = 0;
+      const int soft = job.limits.kill_signal;
+      if (!job.soft_killed && soft > 0 && soft < NSIG && soft != SIGKILL && job.limits.kill_grace_ms > 0) {
+        // The polite signal first; SIGKILL for the whole tree after the grace.
+        job.soft_killed = true;
+        ::kill(-job.pid, soft);
+        job.deadline_ns = now + int64_t(std::min(job.limits.kill_grace_ms, kMaxWallMs)) * 1000000;
+      } else {
+        kill_tree(job);
+        job.deadline_ns = 0;
+      }
     }
     if (job.next_cpu_poll_ns != 0 && now >= job.next_cpu_poll_ns) {
       job.next_cpu_poll_ns = now + kCpuPollNs;

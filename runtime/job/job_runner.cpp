@@ -250,7 +250,13 @@ JobResult Runner::run() {
       if (!runs->empty() && runs->back().verdict == Verdict::kInternal) runs->back().message = result_.message;
     }
   } else if (exit && !vmm::is_clean_exit(exit->reason) && exit->reason != vmm::ExitReason::kHostStop) {
-    fail_job(Verdict::kInternal, fmt::format("the VM failed ({}): {}", vmm::exit_reason_name(exit->reason), exit->detail));
+    const std::string vm = fmt::format("the VM failed ({}): {}", vmm::exit_reason_name(exit->reason), exit->detail);
+    // The run it took down says why.
+    for (auto* runs : {&result_.steps, &result_.cases}) {
+      if (!runs->empty() && runs->back().verdict == Verdict::kInternal) runs->back().message += " (" + vm + ")";
+    }
+    fail_job(Verdict::kInternal, vm);
+    if (!exit->diagnostics.empty()) result_.console_tail += exit->diagnostics;
   }
   session_.reset();
   result_.timeline.end_ms = ms_since(start_);

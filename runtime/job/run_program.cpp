@@ -22,6 +22,8 @@ namespace proto = agent::proto;
 // How long past a run's wall limit (and kill grace) the host waits for the
 // agent's report before it stops the VM itself.
 constexpr auto kHostGrace = std::chrono::seconds(5);
+// Between kill_signal and SIGKILL when the job names no kill_grace.
+constexpr std::chrono::milliseconds kDefaultKillGrace{1000};
 
 double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
@@ -57,6 +59,10 @@ proto::Limits agent_limits(const Limits& l) {
   out.pids = l.processes.value_or(0);
   out.open_files = l.open_files.value_or(0);
   out.file_size = l.file_size.value_or(0);
+  if (l.kill_signal) {
+    out.kill_signal = *l.kill_signal;
+    out.kill_grace_ms = static_cast<uint64_t>(l.kill_grace.value_or(kDefaultKillGrace).count());
+  }
   // The agent's cap is on both streams together; the host holds each one
   // to its own cap as well.
   if (l.stdout_max && l.stderr_max) out.output_bytes = *l.stdout_max + *l.stderr_max;
@@ -182,8 +188,9 @@ ProgramOutcome run_program(agent::VmSession& session, const ProgramRun& run, Clo
   // limit plus the kill grace plus kHostGrace, or the VM is stopped.
   std::optional<Watchdog> watchdog;
   if (run.limits.wall_time) {
-    const auto deadline = Clock::now() + *run.limits.wall_time +
-                          run.limits.kill_grace.value_or(std::chrono::milliseconds(0)) + kHostGrace;
+    const auto grace = run.limits.kill_signal ? run.limits.kill_grace.value_or(kDefaultKillGrace)
+                                              : std::chrono::milliseconds(0);
+    const auto deadline = Clock::now() + *run.limits.wall_time + grace + kHostGrace;
     watchdog.emplace(deadline, [&session] { session.kill("the guest did not end a run by its deadline"); });
   }
   auto result = client.exec(req, callbacks);

@@ -49,7 +49,7 @@ TEST_CASE("husk run: every verdict and limit in one job (failures continue_on_er
   CHECK(res.at("files").empty());
   CHECK(res.at("outputs_truncated") == false);
   const json& steps = res.at("steps");
-  REQUIRE(names_of(steps) == std::vector<std::string>{"ok", "exit-3", "segv", "wall-time", "cpu-time", "memory",
+  REQUIRE(names_of(steps) == std::vector<std::string>{"ok", "exit-3", "segv", "wall-time", "polite-kill", "cpu-time", "memory",
                                                       "stdout-cap", "stderr-cap", "file-size", "open-files",
                                                       "fork-bomb", "after"});
   for (size_t i = 0; i < steps.size(); ++i) {
@@ -92,6 +92,16 @@ TEST_CASE("husk run: every verdict and limit in one job (failures continue_on_er
     CHECK(s.at("wall_ms").get<double>() >= 1000);
     CHECK(s.at("wall_ms").get<double>() < 5000);  // the agent's deadline, not the sleep nor the host's
     CHECK(s.at("cpu_ms").get<double>() < 1000);
+  }
+  {
+    // kill_signal = SIGTERM: the handler ran (its output and exit status),
+    // the verdict is still TO, and SIGKILL was not needed.
+    const json& s = run_named(steps, "polite-kill");
+    CHECK(str(s, "verdict") == "TO");
+    CHECK(str(s, "stdout") == "started\ngot-term\n");
+    CHECK(s.at("exit_code") == 7);
+    CHECK(s.at("wall_ms").get<double>() >= 1000);
+    CHECK(s.at("wall_ms").get<double>() < 3500);
   }
   {
     const json& s = run_named(steps, "cpu-time");

@@ -599,7 +599,7 @@ TEST_CASE("steps run in order and [process] comes last", "[job]") {
   CHECK(d.ok("version = 1\n[[steps]]\nname = \"only\"\nrun = \"true\"\n").steps.size() == 1);
 }
 
-TEST_CASE("--input makes the request the process's stdin", "[job]") {
+TEST_CASE("the --input request becomes the process's stdin", "[job]") {
   JobDir d;
   d.options.has_request_input = true;
   const Job job = d.ok("version = 1\n[process]\nrun = \"tr a-z A-Z\"\n");
