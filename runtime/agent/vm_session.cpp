@@ -58,6 +58,15 @@ Result<std::unique_ptr<VmSession>> VmSession::start(vmm::VmConfig config, const 
     if (client) {
       client->set_timeout_ms(10'000);
       auto hello = client->hello();
+      if (hello && hello->minor < proto::kVersionMinor) {
+        // Each minor so far changed a message's layout: an older agent (one
+        // baked into a root disk, say) would misread every request.
+        s->kill("the guest agent is too old");
+        return fail(fmt::format("the guest's agent speaks protocol {}.{}, this husk needs {}.{}: the agent in the "
+                                "guest image is older than husk; rebuild the image (`make guest`, "
+                                "`make guest-rootfs-debian`)",
+                                hello->major, hello->minor, proto::kVersionMajor, proto::kVersionMinor));
+      }
       if (hello) {
         client->set_timeout_ms(-1);
         s->agent_.emplace(std::move(*client));

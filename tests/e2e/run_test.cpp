@@ -168,9 +168,9 @@ TEST_CASE("husk run: every verdict and limit in one job (failures continue_on_er
 
   // Streamed output: each step's stdout in order, the capped one cut at
   // exactly 64 KiB; the capped stderr at exactly 1 KiB.
-  CHECK(run.proc.out.size() == std::string("ok-out hi\nbefore-exit\nstarted\n").size() + stdout_kept.size() +
-                                   std::string("65536\nalive\n").size());
-  CHECK(run.proc.out == "ok-out hi\nbefore-exit\nstarted\n" + stdout_kept + "65536\nalive\n");
+  const std::string before_cap = "ok-out hi\nbefore-exit\nstarted\nstarted\ngot-term\n";
+  CHECK(run.proc.out.size() == before_cap.size() + stdout_kept.size() + std::string("65536\nalive\n").size());
+  CHECK(run.proc.out == before_cap + stdout_kept + "65536\nalive\n");
   CHECK(contains(run.proc.err, "ok-err\n"));
   CHECK(contains(run.proc.err, stderr_kept));
   CHECK_FALSE(contains(run.proc.err, stderr_kept + "E"));
