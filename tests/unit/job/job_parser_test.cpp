@@ -1,7 +1,7 @@
 // Tests for runtime/job/job_parser.h against docs/job-file.md: every key
 // with a good value and a bad one, defaults, path resolution against the job
 // file's folder (real temporary folders), messages that name
-// FILE:LINE:COLUMN and the key, and every file in examples/.
+// FILE:LINE:COLUMN and the key (examples/ are in examples_test.cpp).
 #include "runtime/job/job_parser.h"
 
 #include <signal.h>
@@ -17,104 +17,14 @@
 #include "runtime/arch/x86_64/layout.h"
 #include "tests/support/temp_dir.h"
 
+#include "tests/unit/job/job_test_support.h"
+
 namespace husk::job {
 namespace {
 
-namespace fs = std::filesystem;
-using Catch::Matchers::Contains;
+using namespace testing;
 using std::chrono::milliseconds;
 
-constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-// The repository's root, from this file's place in it (tests/unit/job/).
-fs::path repo_root() { return fs::path(__FILE__).parent_path().parent_path().parent_path().parent_path(); }
-
-std::string read(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// "LINE:COLUMN" (1-based) of the first `needle` in `text`: where the
-// parser must point for the value or key that `needle` starts.
-std::string position_of(std::string_view text, std::string_view needle) {
-  const size_t at = text.find(needle);
-  REQUIRE(at != std::string_view::npos);
-  const size_t line = 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + static_cast<long>(at), '\n'));
-  const size_t line_start = text.rfind('\n', at);
-  const size_t column = line_start == std::string_view::npos ? at + 1 : at - line_start;
-  return std::to_string(line) + ":" + std::to_string(column);
-}
-
-size_t line_count(const std::string& message) {
-  return 1 + static_cast<size_t>(std::count(message.begin(), message.end(), '\n'));
-}
-
-// A job folder in a temporary directory, with a stand-in guest kernel and
-// initramfs as the defaults (the parser checks they exist, never reads them).
-class JobDir {
- public:
-  JobDir() {
-    options.default_kernel = write("guest/vmlinux", "kernel");
-    options.default_initramfs = write("guest/initramfs.cpio.gz", "initramfs");
-  }
-
-  // Writes `contents` to `name` under the folder (parents created); returns its path.
-  std::string write(const std::string& name, const std::string& contents) const {
-    const fs::path p = dir.path() / name;
-    fs::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary) << contents;
-    return p.string();
-  }
-  [[nodiscard]] std::string path(const std::string& name) const { return (dir.path() / name).string(); }
-  [[nodiscard]] std::string job_path() const { return path("job.toml"); }
-
-  [[nodiscard]] Result<Job> parse(std::string_view text) const { return parse_job(text, job_path(), options); }
-
-  // Parses a job that must be valid.
-  [[nodiscard]] Job ok(std::string_view text) const {
-    auto job = parse(text);
-    INFO(text);
-    if (!job) FAIL(job.error().message);
-    return std::move(*job);
-  }
-
-  // Parses a job that must be refused; returns the message.
-  [[nodiscard]] std::string error(std::string_view text) const {
-    auto job = parse(text);
-    INFO(text);
-    REQUIRE_FALSE(job);
-    return job.error().message;
-  }
-
-  // A refused job whose only problem is `key` at the value starting with
-  // `needle`: one line, "…job.toml:LINE:COLUMN: KEY: …fragment…".
-  void expect_error(std::string_view text, std::string_view needle, const std::string& key,
-                    const std::string& fragment) const {
-    const std::string e = error(text);
-    INFO(text);
-    CHECK(line_count(e) == 1);
-    CHECK_THAT(e, Contains("job.toml:" + position_of(text, needle) + ": " + key + ": "));
-    CHECK_THAT(e, Contains(fragment));
-  }
-
-  test::TempDir dir;
-  LoadOptions options;
-};
-
-// A job with [process] running `true`; `top` goes before it (top-level keys
-// and tables), `rest` after it.
-std::string with_process(const std::string& top, const std::string& rest = "") {
-  return "version = 1\n" + top + "\n[process]\nrun = \"true\"\n" + rest;
-}
-
-const Step& process_of(const Job& job) {
-  REQUIRE_FALSE(job.steps.empty());
-  return job.steps.back();
-}
-
-// --- the file as a whole ---------------------------------------------------
 
 TEST_CASE("a minimal job gets every default", "[job]") {
   JobDir d;
@@ -805,143 +715,6 @@ TEST_CASE("a job file that cannot be read is an error naming it", "[job]") {
   auto job = load_job_file(d.path("absent.toml"), d.options);
   REQUIRE_FALSE(job);
   CHECK_THAT(job.error().message, Contains(d.path("absent.toml")));
-}
-
-// --- examples/ and docs/job-file.md -----------------------------------------
-
-// Options for the examples: the repository's guest when built, else stand-ins.
-struct ExampleOptions {
-  ExampleOptions() {
-    options.default_kernel = stand_ins.write("vmlinux", {});
-    options.default_initramfs = stand_ins.write("initramfs.cpio.gz", {});
-  }
-  test::TempDir stand_ins;
-  LoadOptions options;
-};
-
-TEST_CASE("examples/hello.toml", "[job][examples]") {
-  ExampleOptions e;
-  auto job = load_job_file((repo_root() / "examples/hello.toml").string(), e.options);
-  if (!job) FAIL(job.error().message);
-  REQUIRE(job->steps.size() == 1);
-  CHECK(job->steps[0].argv.at(0) == "sh");
-  CHECK_THAT(job->steps[0].argv.at(2), Contains("uname -r"));
-}
-
-TEST_CASE("examples/function.toml", "[job][examples]") {
-  ExampleOptions e;
-  e.options.has_request_input = true;
-  auto job = load_job_file((repo_root() / "examples/function.toml").string(), e.options);
-  if (!job) FAIL(job.error().message);
-  REQUIRE(job->steps.size() == 1);
-  CHECK(job->steps[0].stdin.kind == Stdin::Kind::kRequest);
-  CHECK(job->steps[0].argv == std::vector<std::string>{"sh", "-c", "tr a-z A-Z"});
-}
-
-TEST_CASE("examples/judge/judge.toml", "[job][examples]") {
-  ExampleOptions e;
-  const fs::path dir = repo_root() / "examples/judge";
-  auto job = load_job_file((dir / "judge.toml").string(), e.options);
-  if (!job) FAIL(job.error().message);
-  REQUIRE(job->judge);
-  REQUIRE(job->files.size() == 2);
-  CHECK(job->files[0].source == (dir / "sum.sh").string());
-  REQUIRE(job->cases.size() >= 3);
-  bool inline_stdin = false, file_stdin = false, file_expected = false, tokens = false, checker = false;
-  for (const Case& c : job->cases) {
-    inline_stdin = inline_stdin || c.stdin.kind == Stdin::Kind::kInline;
-    file_stdin = file_stdin || c.stdin.kind == Stdin::Kind::kFile;
-    tokens = tokens || c.compare == Compare::kTokens;
-    checker = checker || c.compare == Compare::kChecker;
-    if (c.stdin.kind == Stdin::Kind::kFile) {
-      CHECK(c.stdin.value == (dir / "tests/negative.in").string());
-      CHECK(c.expected == read(dir / "tests/negative.out"));
-      file_expected = true;
-    }
-  }
-  CHECK(inline_stdin);
-  CHECK(file_stdin);
-  CHECK(file_expected);
-  CHECK(tokens);
-  CHECK(checker);
-  CHECK_FALSE(job->judge->checker.empty());
-}
-
-// Copies examples/ci into a temporary tree laid out like the repository,
-// with or without build/guest/debian.ext4.
-fs::path ci_tree(const test::TempDir& tmp, bool with_image) {
-  const fs::path ci = tmp.path() / "examples/ci";
-  fs::create_directories(ci);
-  fs::copy(repo_root() / "examples/ci", ci, fs::copy_options::recursive);
-  if (with_image) {
-    fs::create_directories(tmp.path() / "build/guest");
-    std::ofstream(tmp.path() / "build/guest/debian.ext4") << "";
-  }
-  return ci / "ci.toml";
-}
-
-TEST_CASE("examples/ci/ci.toml with the Debian root disk", "[job][examples]") {
-  ExampleOptions e;
-  test::TempDir tmp;
-  auto job = load_job_file(ci_tree(tmp, true).string(), e.options);
-  if (!job) FAIL(job.error().message);
-  REQUIRE(job->vm.root_disk);
-  CHECK(job->vm.root_disk->path == (tmp.path() / "build/guest/debian.ext4").string());
-  CHECK(job->vm.root_disk->mode == vmm::DiskMode::kCopyOnWrite);
-  REQUIRE(job->steps.size() >= 2);
-  CHECK(job->steps[0].name == "build");
-  CHECK_THAT(job->steps[0].argv.at(2), Contains("cc "));
-  REQUIRE(job->outputs);
-  CHECK(job->outputs->dir == (tmp.path() / "examples/ci/out").string());
-  CHECK(fs::equivalent(job->files.at(0).source, tmp.path() / "examples/ci/src"));
-}
-
-TEST_CASE("examples/ci/ci.toml without the Debian root disk names the image", "[job][examples]") {
-  ExampleOptions e;
-  test::TempDir tmp;
-  auto job = load_job_file(ci_tree(tmp, false).string(), e.options);
-  REQUIRE_FALSE(job);
-  CHECK(line_count(job.error().message) == 1);
-  CHECK_THAT(job.error().message, Contains("vm.root_disk: " + (tmp.path() / "build/guest/debian.ext4").string() +
-                                           " does not exist"));
-}
-
-TEST_CASE("every job file in examples/ is valid", "[job][examples]") {
-  ExampleOptions e;
-  e.options.has_request_input = false;
-  test::TempDir tmp;
-  int seen = 0;
-  for (const auto& entry : fs::recursive_directory_iterator(repo_root() / "examples")) {
-    if (entry.path().extension() != ".toml") continue;
-    ++seen;
-    std::string path = entry.path().string();
-    // ci/ needs build/guest/debian.ext4: check it in a tree that has one.
-    if (entry.path().parent_path().filename() == "ci") path = ci_tree(tmp, true).string();
-    INFO(path);
-    auto job = load_job_file(path, e.options);
-    if (!job) FAIL(job.error().message);
-  }
-  CHECK(seen >= 4);
-}
-
-TEST_CASE("every TOML example in docs/job-file.md is the file in examples/ it names", "[job][examples]") {
-  const std::string doc = read(repo_root() / "docs/job-file.md");
-  REQUIRE_FALSE(doc.empty());
-  int blocks = 0;
-  for (size_t at = doc.find("```toml\n"); at != std::string::npos; at = doc.find("```toml\n", at)) {
-    at += 8;
-    const size_t end = doc.find("```\n", at);
-    REQUIRE(end != std::string::npos);
-    const std::string block = doc.substr(at, end - at);
-    // Each block starts "# examples/NAME.toml: ..." and is that file, whole.
-    REQUIRE(block.rfind("# examples/", 0) == 0);
-    const std::string name = block.substr(2, block.find(':') - 2);
-    INFO(name);
-    CHECK(block == read(repo_root() / name));
-    ++blocks;
-    at = end;
-  }
-  CHECK(blocks >= 4);
 }
 
 }  // namespace
