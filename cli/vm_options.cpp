@@ -10,9 +10,9 @@ void add_vm_flags(CLI::App& cmd, VmFlags& f, unsigned groups) {
   if (groups & kVmShape) {
     cmd.add_option("--kernel", f.kernel, "guest kernel: vmlinux (ELF) or bzImage");
     cmd.add_option("--initrd", f.initrd, "initramfs");
-    cmd.add_option("--vcpus", f.vcpus, fmt::format("vCPUs (1-{})", x86_64::kMaxVcpus))
-        ->check(CLI::Range(1u, x86_64::kMaxVcpus));
-    cmd.add_option("--memory", f.memory_mib, "guest memory in MiB")->check(CLI::Range(16ull, 1ull << 22));
+    // Ranges are checked with the VM (vmm::validate), whose message gives them.
+    cmd.add_option("--vcpus", f.vcpus, fmt::format("vCPUs (1-{})", x86_64::kMaxVcpus));
+    cmd.add_option("--memory", f.memory_mib, "guest memory in MiB");
   }
   if (groups & kVmCmdline) {
     cmd.add_option("--cmdline", f.cmdline, "kernel command line");
