@@ -53,6 +53,11 @@ int run(RunOptions& o) {
     fmt::print(stderr, "husk: {}\n", applied.error().message);
     return kExitUsage;
   }
+  // The job file's values were checked by the parser; the flags' are here.
+  if (auto shape = vmm::validate(job::vm_config_for(job->vm)); !shape) {
+    fmt::print(stderr, "husk: {}\n", shape.error().message);
+    return kExitUsage;
+  }
   if (o.json) job->result.format = job::ResultFormat::kJson;
   if (!o.result_path.empty()) job->result.path = o.result_path;
   job::RunnerOptions runner;

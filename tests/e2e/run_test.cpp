@@ -444,7 +444,9 @@ TEST_CASE("husk run and validate: a bad job file is exit 2 at file:line:column a
     for (const std::vector<std::string>& args :
          {std::vector<std::string>{"run", function, "--input", sb.dir.file("no-such-request")},
           std::vector<std::string>{"run", sb.dir.file("no-such-job.toml")},
-          std::vector<std::string>{"run", function, "--no-such-option"}}) {
+          std::vector<std::string>{"run", function, "--no-such-option"},
+          std::vector<std::string>{"run", function, "--vcpus", "99"},
+          std::vector<std::string>{"run", function, "--memory", "1"}}) {
       std::vector<std::string> argv{"env", "TMPDIR=" + sb.tmp, husk_bin()};
       argv.insert(argv.end(), args.begin(), args.end());
       const ProcessResult r = run_process(argv, 60);
