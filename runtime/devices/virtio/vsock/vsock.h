@@ -81,7 +81,8 @@ class Vsock final : public VirtioDevice {
   void flush_to_host(VsockConnection& conn);
   void update_interest(VsockConnection& conn);
   void update_all_interest();
-  void close_connection(const VsockKey& key, bool send_rst);
+  // By value: callers often pass the key of the connection being erased.
+  void close_connection(VsockKey key, bool send_rst);
   [[nodiscard]] uint32_t allocate_local_port();
   [[nodiscard]] Result<void> watch(VsockConnection& conn, uint32_t events);
 

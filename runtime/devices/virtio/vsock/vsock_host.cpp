@@ -58,6 +58,19 @@ void Vsock::on_host_event(VsockKey key, uint32_t events) {
     read_connect_line(conn);
     return;
   }
+  // A hang-up is reported whatever events are watched, so a connection
+  // that cannot make progress on it must end here, or the loop spins. After
+  // EPOLLHUP nothing more can be sent to the host; only what it wrote before
+  // hanging up (read until EOF below) is still owed to the guest.
+  if (events & (EPOLLHUP | EPOLLERR)) {
+    const bool stuck =
+        conn.state == VsockState::kConnecting || (events & EPOLLERR) != 0 || conn.host_eof;
+    if (stuck) {
+      close_connection(key, true);
+      pump_rx();
+      return;
+    }
+  }
   if (events & EPOLLOUT) {
     flush_to_host(conn);
     if (connections_.count(key) == 0) return;
@@ -78,8 +91,10 @@ void Vsock::read_connect_line(VsockConnection& conn) {
     }
     if (c != '\n') {
       conn.connect_line.push_back(c);
-      if (conn.connect_line.size() > kMaxConnectLine) close_connection(conn.key, false);
-      if (conn.connect_line.size() > kMaxConnectLine) return;
+      if (conn.connect_line.size() > kMaxConnectLine) {
+        close_connection(conn.key, false);  // conn is gone after this
+        return;
+      }
       continue;
     }
     uint32_t port = 0;
@@ -237,7 +252,7 @@ void Vsock::update_all_interest() {
   for (auto& [key, conn] : connections_) update_interest(conn);
 }
 
-void Vsock::close_connection(const VsockKey& key, bool send_rst) {
+void Vsock::close_connection(VsockKey key, bool send_rst) {
   auto it = connections_.find(key);
   if (it != connections_.end()) {
     ctx_.remove_fd(it->second.fd.get());

@@ -4,11 +4,16 @@
 #include "runtime/devices/virtio/vsock/vsock.h"
 
 #include <linux/virtio_config.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -106,7 +111,94 @@ struct Fixture {
   std::unique_ptr<MmioTransport> transport;
 };
 
+// The device's event loop on a thread of its own (the host side of the
+// device: the listener and its clients), stopped and joined on destruction.
+class LoopThread {
+ public:
+  explicit LoopThread(EventLoop& loop)
+      : stop_(::eventfd(0, EFD_CLOEXEC)), thread_([&loop, this] { (void)loop.run(stop_.get()); }) {}
+  ~LoopThread() {
+    const uint64_t one = 1;
+    (void)!::write(stop_.get(), &one, sizeof one);
+    thread_.join();
+  }
+  LoopThread(const LoopThread&) = delete;
+  LoopThread& operator=(const LoopThread&) = delete;
+
+  // CPU time the loop's thread has used so far, in ms.
+  double cpu_ms() {
+    clockid_t clock{};
+    REQUIRE(::pthread_getcpuclockid(thread_.native_handle(), &clock) == 0);
+    timespec ts{};
+    ::clock_gettime(clock, &ts);
+    return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+  }
+
+ private:
+  UniqueFd stop_;
+  std::thread thread_;
+};
+
+// A host client of the device's socket.
+UniqueFd connect_client(const std::string& path) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof(a.sun_path) - 1);
+  REQUIRE(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+  return fd;
+}
+
+// Whether the device closed `fd` (EOF or reset) within `ms`.
+bool closed_within(int fd, int ms) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, ms) != 1) return false;
+  char c = 0;
+  return ::read(fd, &c, 1) <= 0;
+}
+
 }  // namespace
+
+TEST_CASE("vsock: an over-long CONNECT line closes that client, and the device serves the next", "[unit]") {
+  // Once a use-after-free: the line's length was read from the erased connection.
+  Fixture f;
+  UniqueFd good;  // outlives the loop: its hang-up would end the connection
+  {
+    LoopThread loop(*f.loop);
+    UniqueFd bad = connect_client(f.dir.file("v.sock"));
+    const std::string line = "CONNECT " + std::string(200, '9');
+    REQUIRE(::write(bad.get(), line.data(), line.size()) == static_cast<ssize_t>(line.size()));
+    CHECK(closed_within(bad.get(), 5000));
+    good = connect_client(f.dir.file("v.sock"));
+    REQUIRE(::write(good.get(), "CONNECT 5000\n", 13) == 13);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  CHECK(f.vsock->connection_count() == 1);  // the good one, waiting for the guest
+  CHECK(f.received().back().op == VIRTIO_VSOCK_OP_REQUEST);
+  CHECK(f.received().back().dst_port == 5000);
+}
+
+TEST_CASE("vsock: a client that hangs up while the guest has not answered is closed, without spinning", "[unit]") {
+  Fixture f;
+  UniqueFd client;
+  {
+    LoopThread loop(*f.loop);
+    client = connect_client(f.dir.file("v.sock"));
+    REQUIRE(::write(client.get(), "CONNECT 5001\n", 13) == 13);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  REQUIRE(f.vsock->connection_count() == 1);
+  REQUIRE(f.received().back().op == VIRTIO_VSOCK_OP_REQUEST);
+  {
+    LoopThread loop(*f.loop);
+    const double before = loop.cpu_ms();
+    client.reset();  // EPOLLHUP, reported even though nothing is watched
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    CHECK(loop.cpu_ms() - before < 150);  // a spinning loop would use ~500 ms
+  }
+  CHECK(f.vsock->connection_count() == 0);
+  CHECK(f.received().back().op == VIRTIO_VSOCK_OP_RST);  // the guest's pending REQUEST is refused
+}
 
 TEST_CASE("vsock: the device reports the guest CID", "[unit]") {
   Fixture f;
