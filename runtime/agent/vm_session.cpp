@@ -122,7 +122,17 @@ Result<vmm::VmExit> VmSession::finish(std::chrono::milliseconds grace) {
 }
 
 std::string VmSession::console_tail(size_t lines) const {
-  std::ifstream in(console_path_);
+  // Only the file's last 64 KiB: the guest decides how big the console is.
+  constexpr std::streamoff kTailBytes = 64 * 1024;
+  std::ifstream in(console_path_, std::ios::binary | std::ios::ate);
+  const std::streamoff size = in.tellg();
+  if (size > kTailBytes) {
+    in.seekg(size - kTailBytes);
+    std::string partial;
+    std::getline(in, partial);  // the cut line
+  } else {
+    in.seekg(0);
+  }
   std::deque<std::string> tail;
   std::string line;
   while (std::getline(in, line)) {

@@ -131,8 +131,11 @@ Result<VmExit> Machine::run() {
 
   // The control thread waits for a stop request or a stop signal.
   std::array<pollfd, 2> fds{pollfd{stop_->eventfd(), POLLIN, 0}, pollfd{signals.fd(), POLLIN, 0}};
+  // It also writes out the console's partial line (a prompt) every 100 ms.
   while (!stop_->stopped()) {
-    if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) {
+    const int ready = ::poll(fds.data(), fds.size(), 100);
+    if (console_) console_->flush();
+    if (ready < 0 && errno != EINTR) {
       stop_->request(VmExit{ExitReason::kVcpuError, fail_errno("poll").value().message, -1});
     }
     if (fds[1].revents & POLLIN) {
@@ -153,6 +156,7 @@ Result<VmExit> Machine::run() {
   stop_vcpus(handles);
   for (JoiningThread& t : vcpu_threads) t.join();
   loop_thread.join();
+  console_->flush();
 
   VmExit exit = *stop_->exit();
   // With panic=-1 a panicking kernel resets at once; the console tells the

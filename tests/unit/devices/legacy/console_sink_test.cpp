@@ -1,5 +1,6 @@
 #include "runtime/devices/legacy/console_sink.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -40,5 +41,58 @@ TEST_CASE("the console sink survives a closed reader", "[unit]") {
   ConsoleSink sink(fds[1]);
   put(sink, "nobody reads this\n");
   CHECK_FALSE(sink.panic_line());
+  ::close(fds[1]);
+}
+
+namespace {
+// What the reader end of a non-blocking pipe holds right now.
+std::string drain(int fd) {
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n <= 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
+}  // namespace
+
+TEST_CASE("the console sink writes whole lines, and a partial one on flush", "[unit]") {
+  int fds[2];
+  REQUIRE(::pipe2(fds, O_NONBLOCK) == 0);
+  {
+    ConsoleSink sink(fds[1]);
+    for (char c : std::string("/ # ")) put(sink, std::string(1, c));  // the guest writes a byte at a time
+    CHECK(drain(fds[0]).empty());  // buffered: not one write per byte
+    sink.flush();
+    CHECK(drain(fds[0]) == "/ # ");
+    put(sink, "ls\r");
+    put(sink, "\n");
+    CHECK(drain(fds[0]) == "ls\r\n");  // a newline writes the line at once
+    put(sink, std::string(5000, 'x'));  // a long line goes out in pieces
+    CHECK(drain(fds[0]).size() == 5000);
+    put(sink, "tail");
+  }
+  CHECK(drain(fds[0]) == "tail");  // and the rest when the sink goes
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
+TEST_CASE("the console sink stops at its limit with one marker line, and still sees a panic", "[unit]") {
+  int fds[2];
+  REQUIRE(::pipe2(fds, O_NONBLOCK) == 0);
+  ConsoleSink sink(fds[1], husk::UniqueFd(), 100);
+  put(sink, std::string(60, 'a') + "\n");
+  put(sink, std::string(60, 'b') + "\n");  // crosses 100 bytes
+  put(sink, std::string(1000, 'c') + "\n");
+  put(sink, "Kernel panic - not syncing: late\n");
+  sink.flush();
+  const std::string out = drain(fds[0]);
+  CHECK(out.rfind(std::string(60, 'a') + "\n" + std::string(39, 'b') + "\n[husk: the guest console passed 100 bytes", 0) == 0);
+  CHECK(out.find("ccc") == std::string::npos);
+  CHECK(out.size() < 200);
+  REQUIRE(sink.panic_line());
+  CHECK(*sink.panic_line() == "Kernel panic - not syncing: late");
+  ::close(fds[0]);
   ::close(fds[1]);
 }

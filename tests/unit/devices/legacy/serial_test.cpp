@@ -32,6 +32,7 @@ struct Fixture {
   }
   void out(uint64_t reg, uint8_t v) { serial->write(reg, std::span<const uint8_t>(&v, 1)); }
   std::string output() {
+    sink->flush();  // the sink buffers partial lines
     char buf[256];
     const ssize_t n = ::read(fds[0], buf, sizeof(buf));
     return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
