@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "cli/guest_paths.h"
+#include "runtime/common/file.h"
 
 extern char** environ;
 
@@ -22,11 +23,7 @@ Result<std::string> read_input(const std::string& path) {
     if (std::cin.bad()) return fail_errno("reading stdin");
     return data;
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return fail_errno(fmt::format("cannot read {}", path));
-  std::ostringstream data;
-  data << in.rdbuf();
-  return data.str();
+  return read_text_file(path);
 }
 
 job::LoadOptions load_options(bool has_request_input) {

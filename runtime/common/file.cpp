@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <fstream>
+#include <sstream>
 #include <utility>
 
 #include <fmt/format.h>
@@ -56,6 +58,15 @@ Result<std::vector<uint8_t>> read_file(const std::string& path, uint64_t max_siz
   }
   data.resize(done);
   return data;
+}
+
+Result<std::string> read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return fail_errno("cannot read " + path);
+  std::ostringstream data;
+  data << in.rdbuf();
+  if (in.bad()) return fail_errno("cannot read " + path);
+  return data.str();
 }
 
 Result<MappedFile> MappedFile::open(const std::string& path, uint64_t max_size) {

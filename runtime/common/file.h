@@ -1,4 +1,4 @@
-// Reading a whole host file (a kernel, an initrd) into memory, with a size
+// Reading a whole host file (a kernel, an initrd, a job's input) into memory, with a size
 // cap so that a wrong path to a huge file fails cleanly instead of eating RAM.
 #pragma once
 
@@ -13,6 +13,10 @@ namespace husk {
 
 // Errors name the path: "open /x/vmlinux: No such file or directory".
 [[nodiscard]] Result<std::vector<uint8_t>> read_file(const std::string& path, uint64_t max_size);
+
+// A whole host file of any kind (a pipe too) as text, for the small inputs
+// of jobs; errors: "cannot read PATH: strerror".
+[[nodiscard]] Result<std::string> read_text_file(const std::string& path);
 
 // A whole host file mapped read-only: the kernel and initrd loaders copy
 // straight from the page cache into guest memory, with no heap copy.

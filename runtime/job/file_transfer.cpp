@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "runtime/common/file.h"
 #include "runtime/common/sha256.h"
 
 namespace husk::job {
@@ -17,14 +18,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-Result<std::string> read_host_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return fail_errno(fmt::format("cannot read {}", p.string()));
-  std::ostringstream data;
-  data << in.rdbuf();
-  return data.str();
-}
 
 // Runs a helper command in the guest and returns its stdout.
 Result<std::string> guest_command(agent::AgentClient& agent, std::vector<std::string> argv) {
@@ -56,7 +49,7 @@ Result<void> upload_files(agent::AgentClient& agent, const std::vector<FileUploa
     const fs::path source(f.source);
     std::error_code ec;
     if (!fs::is_directory(source, ec)) {
-      HUSK_TRY_ASSIGN(const std::string data, read_host_file(source));
+      HUSK_TRY_ASSIGN(const std::string data, read_text_file(source.string()));
       HUSK_TRY(agent.write_file(f.destination, data, mode_of(source, f.mode), true));
       continue;
     }
@@ -79,7 +72,7 @@ Result<void> upload_files(agent::AgentClient& agent, const std::vector<FileUploa
     if (ec) return fail(fmt::format("files: cannot list {}: {}", source.string(), ec.message()));
     HUSK_TRY(guest_command(agent, mkdir));
     for (const auto& [path, dest] : regular) {
-      HUSK_TRY_ASSIGN(const std::string data, read_host_file(path));
+      HUSK_TRY_ASSIGN(const std::string data, read_text_file(path.string()));
       HUSK_TRY(agent.write_file(dest, data, mode_of(path, f.mode), true));
     }
   }

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "runtime/arch/x86_64/layout.h"
+#include "runtime/common/file.h"
 #include "runtime/job/toml_reader.h"
 
 namespace husk::job {
@@ -492,14 +493,12 @@ std::optional<std::string> JobParser::guest_path(const toml::table& t, std::stri
 std::optional<std::string> JobParser::read_text(const toml::table& t, std::string_view prefix, std::string_view key) {
   auto path = host_path(t, prefix, key, true);
   if (!path) return std::nullopt;
-  std::ifstream in(*path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (!in) {
-    r_.error(TomlReader::where(t, key), std::string(prefix) + std::string(key), fmt::format("cannot read {}", *path));
+  auto text = read_text_file(*path);
+  if (!text) {
+    r_.error(TomlReader::where(t, key), std::string(prefix) + std::string(key), text.error().message);
     return std::nullopt;
   }
-  return text.str();
+  return *text;
 }
 
 }  // namespace
@@ -535,11 +534,9 @@ Result<Job> parse_job(std::string_view text, const std::string& source_path, con
 }
 
 Result<Job> load_job_file(const std::string& path, const LoadOptions& options) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return fail_errno(fmt::format("cannot read the job file {}", path));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_job(text.str(), path, options);
+  auto text = read_text_file(path);
+  if (!text) return wrap("the job file", text.error());
+  return parse_job(*text, path, options);
 }
 
 }  // namespace husk::job

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "runtime/agent/vm_session.h"
+#include "runtime/common/file.h"
 #include "runtime/job/compare.h"
 #include "runtime/job/file_transfer.h"
 #include "runtime/job/run_program.h"
@@ -65,11 +66,8 @@ Result<std::optional<std::string>> Runner::stdin_of(const Stdin& s) {
     case Stdin::Kind::kInline: return std::optional<std::string>(s.value);
     case Stdin::Kind::kRequest: return std::optional<std::string>(options_.request);
     case Stdin::Kind::kFile: {
-      std::ifstream in(s.value, std::ios::binary);
-      std::ostringstream data;
-      data << in.rdbuf();
-      if (!in) return fail_errno(fmt::format("cannot read {}", s.value));
-      return std::optional<std::string>(data.str());
+      HUSK_TRY_ASSIGN(std::string data, read_text_file(s.value));
+      return std::optional<std::string>(std::move(data));
     }
   }
   return std::optional<std::string>();
