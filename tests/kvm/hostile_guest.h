@@ -4,13 +4,14 @@
 // case is only its attack and its checks.
 //
 // Layout (all in the ELF's data image): ring areas of 16 KiB from
-// kGuestDataBase, one per (device, phase, queue), phase 0 for the attack
-// and 1 for the probe; 64 KiB of buffers per device from kBufferBase (the
-// first 32 KiB for the attack, the rest for the probe); free room for bulk
-// data from kBulkBase.
+// kGuestDataBase, one per (device, round, queue): rounds 0 to kMaxRounds-1
+// for attacks (new_round() moves on, so each attack starts on clean rings)
+// and one more for the probe; 64 KiB of buffers per device from kBufferBase
+// (the first 32 KiB for attacks, the rest for the probe); free room for
+// bulk data from kBulkBase.
 //
-// Reports (COM1, "label=hex"): <dev>.status and <dev>.isr after an attack
-// (expect_failed or report_state), and from probe():
+// Reports (COM1, "label=hex"): <dev>.<tag>status and <dev>.<tag>isr after
+// an attack (expect_failed or report_state), and from probe():
 //   <dev>.probe.status   the Status register after the good request
 //   <dev>.probe.used     used->idx of the request queue (1 when served)
 //   <dev>.probe.len      the used length (rng 16, blk 513, vsock 44)
@@ -42,9 +43,10 @@ inline constexpr uint64_t kFeatureVersion1 = uint64_t{1} << VIRTIO_F_VERSION_1;
 inline constexpr uint64_t kFeatureIndirect = uint64_t{1} << VIRTIO_RING_F_INDIRECT_DESC;
 inline constexpr uint64_t kRingBase = kGuestDataBase;
 inline constexpr uint64_t kRingArea = 0x4000;
-inline constexpr uint64_t kBufferBase = 0x1180000;
+inline constexpr int kMaxRounds = 5;
+inline constexpr uint64_t kBufferBase = 0x1200000;
 inline constexpr uint64_t kBufferArea = 0x10000;
-inline constexpr uint64_t kBulkBase = 0x1200000;
+inline constexpr uint64_t kBulkBase = 0x1300000;
 // Bounds on the guest's polls: generous (about 0.1-0.5 s at worst on a
 // CPL0-emulating /dev/kvm), met in a few rounds by a working device.
 inline constexpr uint32_t kPollRounds = 20000;
@@ -104,13 +106,17 @@ class HostileGuest {
     return kBufferBase + dev_slot(d) * kBufferArea + offset;
   }
 
-  // The attack ring for queue `q` of `d`, laid out (zeroed) at the first
-  // call with `size` entries.
-  GuestQueue& queue(Dev d, uint16_t q, uint16_t size = 16) { return ring(d, 0, q, size); }
+  // The attack ring for queue `q` of `d` in the current round, laid out
+  // (zeroed) at the first call with `size` entries (0: 16).
+  GuestQueue& queue(Dev d, uint16_t q, uint16_t size = 0) { return ring(d, round_[d], q, size); }
+  // Moves `d` to fresh attack rings (call init() again after it).
+  void new_round(Dev d) {
+    if (++round_[d] >= kMaxRounds) throw std::logic_error("too many attack rounds for one device");
+  }
 
   // Driver init of `d` up to DRIVER_OK with every queue on attack rings of
   // `size` entries (3.1.1).
-  void init(Dev d, uint16_t size = 16, uint64_t features = kFeatureVersion1 | kFeatureIndirect) {
+  void init(Dev d, uint16_t size = 0, uint64_t features = kFeatureVersion1 | kFeatureIndirect) {
     const MmioGuestDriver& drv = driver(d);
     drv.negotiate(features);
     for (uint16_t q = 0; q < dev_queue_count(d); ++q) drv.setup_queue(q, queue(d, q, size));
@@ -128,13 +134,24 @@ class HostileGuest {
 
   // The device should now need a reset: waits for DEVICE_NEEDS_RESET and
   // reports Status and InterruptStatus.
-  void expect_failed(Dev d) {
+  void expect_failed(Dev d, const std::string& tag = "") {
     driver(d).wait_needs_reset(kPollRounds);
-    report_state(d);
+    report_state(d, tag);
   }
-  void report_state(Dev d, const std::string& prefix = "") {
-    driver(d).report(prefix + "status", VIRTIO_MMIO_STATUS);
-    driver(d).report(prefix + "isr", VIRTIO_MMIO_INTERRUPT_STATUS);
+  void report_state(Dev d, const std::string& tag = "") {
+    driver(d).report(tag + "status", VIRTIO_MMIO_STATUS);
+    driver(d).report(tag + "isr", VIRTIO_MMIO_INTERRUPT_STATUS);
+  }
+  // Reports used->idx and the first used length of request queue of `d`
+  // as <dev>.<tag>used and <dev>.<tag>len.
+  void report_used(Dev d, const std::string& tag = "") {
+    const GuestQueue& q = queue(d, dev_request_queue(d));
+    program.report16(std::string(dev_name(d)) + "." + tag + "used", q.used_idx_addr());
+    program.report32(std::string(dev_name(d)) + "." + tag + "len", q.used_len_addr(0));
+  }
+  // Waits (bounded) until the request queue of `d` has `n` used entries.
+  void wait_used(Dev d, uint16_t n) {
+    program.wait_eq16(queue(d, dev_request_queue(d)).used_idx_addr(), n, kPollRounds);
   }
   // Gives the device time to act on something it should ignore.
   void settle() { program.delay(20000); }
@@ -146,9 +163,9 @@ class HostileGuest {
     const std::string n = dev_name(d);
     const uint64_t buf = buffer(d, 0x8000);
     drv.negotiate(kFeatureVersion1);
-    for (uint16_t q = 0; q < dev_queue_count(d); ++q) drv.setup_queue(q, ring(d, 1, q, 16));
+    for (uint16_t q = 0; q < dev_queue_count(d); ++q) drv.setup_queue(q, ring(d, kMaxRounds, q, 16));
     drv.driver_ok();
-    GuestQueue& rq = ring(d, 1, dev_request_queue(d), 16);
+    GuestQueue& rq = ring(d, kMaxRounds, dev_request_queue(d), 16);
     switch (d) {
       case Dev::kRng:
         rq.desc(0, buf, 16, VRING_DESC_F_WRITE);
@@ -164,7 +181,7 @@ class HostileGuest {
       case Dev::kVsock: {
         // A receive buffer first, then a packet for a connection that does
         // not exist: the device answers with a RST.
-        GuestQueue& rx = ring(d, 1, 0, 16);
+        GuestQueue& rx = ring(d, kMaxRounds, 0, 16);
         rx.desc(0, buf + 0x100, 64, VRING_DESC_F_WRITE);
         rx.avail_entry(0, 0);
         rx.publish(1);
@@ -178,7 +195,7 @@ class HostileGuest {
     rq.publish(1);
     drv.notify(dev_request_queue(d));
     // Where the answer shows: the request queue, or vsock's rx queue.
-    const GuestQueue& answer = d == Dev::kVsock ? ring(d, 1, 0, 16) : rq;
+    const GuestQueue& answer = d == Dev::kVsock ? ring(d, kMaxRounds, 0, 16) : rq;
     program.wait_eq16(answer.used_idx_addr(), 1, kPollRounds);
     drv.report("probe.status", VIRTIO_MMIO_STATUS);
     program.report16(n + ".probe.used", answer.used_idx_addr());
@@ -193,19 +210,24 @@ class HostileGuest {
   void finish() { program.finish(); }
 
  private:
-  GuestQueue& ring(Dev d, int phase, uint16_t q, uint16_t size) {
-    const auto key = std::make_tuple(d, phase, q);
+  GuestQueue& ring(Dev d, int round, uint16_t q, uint16_t size) {
+    const auto key = std::make_tuple(d, round, q);
     auto it = rings_.find(key);
     if (it == rings_.end()) {
-      const uint64_t area = (dev_slot(d) * 2 + static_cast<uint64_t>(phase)) * 3 + q;
-      it = rings_.emplace(key, std::make_unique<GuestQueue>(program, kRingBase + area * kRingArea, size)).first;
+      const uint64_t area = (dev_slot(d) * (kMaxRounds + 1) + static_cast<uint64_t>(round)) * 3 + q;
+      static_assert(kRingBase + 3 * (kMaxRounds + 1) * 3 * kRingArea <= kBufferBase);
+      const uint16_t n = size != 0 ? size : 16;
+      if (GuestQueue::footprint(n) > kRingArea) throw std::logic_error("ring too large for its area");
+      it = rings_.emplace(key, std::make_unique<GuestQueue>(program, kRingBase + area * kRingArea, n)).first;
     }
+    if (size != 0 && it->second->size() != size) throw std::logic_error("ring already laid out with another size");
     return *it->second;
   }
 
   std::map<Dev, MmioGuestDriver> drivers_;
   std::map<std::tuple<Dev, int, uint16_t>, std::unique_ptr<GuestQueue>> rings_;
   std::set<Dev> probed_;
+  std::map<Dev, int> round_;
 };
 
 // The probe's expected answers (see the header comment).
@@ -233,11 +255,11 @@ inline void check_probe(const HostileRun& run, Dev d) {
 
 // The device reported DEVICE_NEEDS_RESET (and the configuration-change
 // interrupt that goes with it, 2.1.2).
-inline void check_failed(const HostileRun& run, Dev d) {
-  const std::string n = dev_name(d);
+inline void check_failed(const HostileRun& run, Dev d, const std::string& tag = "") {
+  const std::string n = std::string(dev_name(d)) + "." + tag;
   INFO(n << " should need a reset; console:\n" << run.console);
-  CHECK((run.value(n + ".status") & VIRTIO_CONFIG_S_NEEDS_RESET) != 0);
-  CHECK((run.value(n + ".isr") & VIRTIO_MMIO_INT_CONFIG) != 0);
+  CHECK((run.value(n + "status") & VIRTIO_CONFIG_S_NEEDS_RESET) != 0);
+  CHECK((run.value(n + "isr") & VIRTIO_MMIO_INT_CONFIG) != 0);
 }
 
 }  // namespace husk::test

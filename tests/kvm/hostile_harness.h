@@ -44,6 +44,10 @@ struct ThreadCpu {
   int tid = 0;
   std::string role;  // "vcpu", "event-loop", "control" (from its current syscall)
   double cpu_seconds = 0;
+  // Share of the window's samples (every 10 ms) that found the thread
+  // running or runnable: about 1 for a spinning thread however loaded the
+  // machine is, about 0 for one that sleeps.
+  double runnable_share = 0;
 };
 
 struct HostileRun {
@@ -82,9 +86,10 @@ struct HostileRun {
 [[nodiscard]] HostileRun run_hostile_guest(const GuestProgram& program, const HostileOptions& options = {});
 
 // The host held: the guest finished, no thread spun in the idle window
-// (process CPU under half the wall time), RSS grew by at most `rss_limit_kib`
-// over the run and not at all to speak of while idle, and every fd, thread
-// and temporary file is gone afterwards.
+// (process CPU under half the wall time, no VM thread runnable in more than
+// a fifth of the samples), RSS grew by at most `rss_limit_kib` over the run
+// and not at all to speak of while idle, and every fd, thread and temporary
+// file is gone afterwards.
 void check_host_held(const HostileRun& run, int64_t rss_limit_kib = 32 * 1024);
 
 }  // namespace husk::test
