@@ -132,6 +132,33 @@ class HostileGuest {
     driver(d).notify(dev_request_queue(d));
   }
 
+  // Places a good request of `d` as chain `head` (descriptors head to
+  // head+2) in the current round's request ring, for the code to submit;
+  // returns the used length the device answers it with.
+  uint32_t place_good_request(Dev d, uint16_t head = 0) {
+    GuestQueue& q = queue(d, dev_request_queue(d));
+    const uint64_t buf = buffer(d, 0x6000 + 0x400ull * head);
+    const auto next = static_cast<uint16_t>(head + 1);
+    switch (d) {
+      case Dev::kRng:
+        q.desc(head, buf, 16, VRING_DESC_F_WRITE);
+        return 16;
+      case Dev::kBlk:
+        program.place_obj(buf, BlkRequestHeader{VIRTIO_BLK_T_IN, 0, 2});
+        q.desc(head, buf, 16, VRING_DESC_F_NEXT, next);
+        q.desc(next, buf + 0x100, 512, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, static_cast<uint16_t>(head + 2));
+        q.desc(static_cast<uint16_t>(head + 2), buf + 0x300, 1, VRING_DESC_F_WRITE);
+        return 513;
+      case Dev::kVsock:
+        // To a port with no connection: used with length 0, and a RST waits
+        // for a receive buffer.
+        program.place_obj(buf, guest_packet(VIRTIO_VSOCK_OP_RW, 7, 9999));
+        q.desc(head, buf, sizeof(virtio_vsock_hdr));
+        return 0;
+    }
+    return 0;
+  }
+
   // The device should now need a reset: waits for DEVICE_NEEDS_RESET and
   // reports Status and InterruptStatus.
   void expect_failed(Dev d, const std::string& tag = "") {
