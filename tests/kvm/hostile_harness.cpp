@@ -180,11 +180,11 @@ std::string HostileRun::summary() const {
   }
   return fmt::format(
       "attack {:.3f} s (process cpu {:.3f} s); idle window {:.2f} s: process cpu {:.4f} s ({:.1f}%), "
-      "VM threads [{}]; rss {:+} KiB over the run, {:+} KiB while idle; fds {} -> {} (peak {}); "
+      "VM threads [{}]; rss {:+} KiB over the run (peak {:+}), {:+} KiB while idle; fds {} -> {} (peak {}); "
       "threads {} -> {}",
       attack_seconds, attack_cpu_seconds, window_seconds, window_cpu_seconds, 100 * window_cpu_share(), threads,
-      rss_end_kib - rss_before_kib, rss_end_kib - rss_done_kib, fds_before, fds_after, fds_peak, threads_before,
-      threads_after);
+      rss_end_kib - rss_before_kib, rss_peak_kib - rss_before_kib, rss_end_kib - rss_done_kib, fds_before,
+      fds_after, fds_peak, threads_before, threads_after);
 }
 
 HostileRun run_hostile_guest(const GuestProgram& program, const HostileOptions& options) {
@@ -223,6 +223,8 @@ HostileRun run_hostile_guest(const GuestProgram& program, const HostileOptions& 
 
       // Wait for the guest's DONE (or a VM that stopped by itself).
       for (;;) {
+        run.fds_peak = std::max(run.fds_peak, count_fds());
+        run.rss_peak_kib = std::max(run.rss_peak_kib, rss_kib());
         run.console = read_file(config.console_path);
         if (run.console.find("DONE\n") != std::string::npos) {
           run.done = true;
@@ -234,7 +236,8 @@ HostileRun run_hostile_guest(const GuestProgram& program, const HostileOptions& 
       run.attack_seconds = now_seconds(CLOCK_MONOTONIC) - start;
       run.attack_cpu_seconds = now_seconds(CLOCK_PROCESS_CPUTIME_ID) - start_cpu;
       run.rss_done_kib = rss_kib();
-      run.fds_peak = count_fds();
+      run.rss_peak_kib = std::max(run.rss_peak_kib, run.rss_done_kib);
+      run.fds_peak = std::max(run.fds_peak, count_fds());
 
       // The idle window: the guest halted; nothing on the host should run.
       std::vector<ThreadCpu> threads;
@@ -305,6 +308,7 @@ void check_host_held(const HostileRun& run, int64_t rss_limit_kib) {
     CHECK(t.runnable_share < 0.2);
   }
   CHECK(run.rss_end_kib - run.rss_before_kib < rss_limit_kib);
+  CHECK(run.rss_peak_kib - run.rss_before_kib < rss_limit_kib);
   CHECK(run.rss_end_kib - run.rss_done_kib < 2048);
   CHECK(run.fds_after == run.fds_before);
   CHECK(run.threads_after == run.threads_before);

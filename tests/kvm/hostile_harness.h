@@ -67,7 +67,8 @@ struct HostileRun {
   int64_t rss_done_kib = 0;    // when the guest printed DONE
   int64_t rss_end_kib = 0;     // at the end of the window
   int fds_before = 0;
-  int fds_peak = 0;  // at DONE
+  int fds_peak = 0;  // the most seen while the guest ran (sampled every 5 ms)
+  int64_t rss_peak_kib = 0;  // likewise
   int fds_after = 0;
   int threads_before = 0;
   int threads_after = 0;
