@@ -4,6 +4,10 @@
 #include <linux/virtio_mmio.h>
 #include "runtime/devices/virtio/virtio_ring_uapi.h"
 
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <cstring>
 
 #include <fmt/format.h>
@@ -38,40 +42,68 @@ MmioTransport::MmioTransport(std::shared_ptr<VirtioDevice> device, const GuestMe
   for (uint16_t max : device_->queue_max_sizes()) queues_.emplace_back(max);
 }
 
+MmioTransport::~MmioTransport() {
+  std::lock_guard lock(device_mutex_);
+  drop_activation();
+  if (loop_ != nullptr && kick_) loop_->remove(kick_.get());
+}
+
 uint32_t MmioTransport::status() const {
-  std::lock_guard lock(const_cast<std::recursive_mutex&>(mutex_));
+  std::lock_guard lock(register_mutex_);
   return status_;
 }
 
-bool MmioTransport::activated() const {
-  std::lock_guard lock(const_cast<std::recursive_mutex&>(mutex_));
-  return activated_;
+DeviceState MmioTransport::device_state() const {
+  std::lock_guard lock(register_mutex_);
+  return device_state_;
+}
+
+TransportState MmioTransport::state() const {
+  std::scoped_lock lock(device_mutex_, register_mutex_);
+  TransportState s;
+  s.device = device_state_;
+  s.device_features_sel = device_features_sel_;
+  s.driver_features_sel = driver_features_sel_;
+  s.driver_features = driver_features_;
+  s.queue_sel = queue_sel_;
+  s.status = status_;
+  s.config_generation = config_generation_;
+  s.interrupt_status = interrupt_status_.load();
+  for (const Queue& q : queues_) s.queues.push_back(q.state());
+  return s;
 }
 
 void MmioTransport::read(uint64_t offset, std::span<uint8_t> data) {
   std::fill(data.begin(), data.end(), 0);
-  std::lock_guard lock(mutex_);
   if (offset >= VIRTIO_MMIO_CONFIG) {
+    std::lock_guard lock(device_mutex_);
     device_->read_config(offset - VIRTIO_MMIO_CONFIG, data);
     return;
   }
   if (data.size() != 4) return;  // registers are 32-bit only (4.2.2.2)
+  std::lock_guard lock(register_mutex_);
   const uint32_t value = read_register(offset);
   std::memcpy(data.data(), &value, 4);
 }
 
 void MmioTransport::write(uint64_t offset, std::span<const uint8_t> data) {
-  std::lock_guard lock(mutex_);
   if (offset >= VIRTIO_MMIO_CONFIG) {
+    std::lock_guard lock(device_mutex_);
     device_->write_config(offset - VIRTIO_MMIO_CONFIG, data);
     return;
   }
   if (data.size() != 4) return;
   uint32_t value = 0;
   std::memcpy(&value, data.data(), 4);
-  write_register(offset, value);
+  if (offset == VIRTIO_MMIO_STATUS) {
+    write_status(value);
+  } else if (offset == VIRTIO_MMIO_QUEUE_NOTIFY) {
+    if (value < queues_.size()) notify(static_cast<uint16_t>(value));
+  } else {
+    std::lock_guard lock(register_mutex_);
+    write_register(offset, value);
+  }
 }
-
 Queue* MmioTransport::selected_queue() {
   return queue_sel_ < queues_.size() ? &queues_[queue_sel_] : nullptr;
 }
@@ -127,14 +159,8 @@ void MmioTransport::write_register(uint64_t offset, uint32_t value) {
     case VIRTIO_MMIO_QUEUE_SEL:
       queue_sel_ = value;
       return;
-    case VIRTIO_MMIO_QUEUE_NOTIFY:
-      if (value < queues_.size()) notify(static_cast<uint16_t>(value));
-      return;
     case VIRTIO_MMIO_INTERRUPT_ACK:
       interrupt_status_.fetch_and(~value);
-      return;
-    case VIRTIO_MMIO_STATUS:
-      write_status(value);
       return;
     default:
       write_queue_register(offset, value);
@@ -188,10 +214,13 @@ bool MmioTransport::features_acceptable() const {
 }
 
 void MmioTransport::write_status(uint32_t value) {
+  // Activation and reset call into the device: device lock first.
+  std::lock_guard device_lock(device_mutex_);
   if (value == 0) {
     reset();
     return;
   }
+  std::unique_lock lock(register_mutex_);
   if (value & VIRTIO_CONFIG_S_FAILED) {
     status_ |= VIRTIO_CONFIG_S_FAILED;
     return;
@@ -219,11 +248,21 @@ void MmioTransport::write_status(uint32_t value) {
     return;
   }
   status_ = wanted | kept;
-  if ((wanted & VIRTIO_CONFIG_S_DRIVER_OK) && !(current & VIRTIO_CONFIG_S_DRIVER_OK)) activate();
+  const bool activate_now = (wanted & VIRTIO_CONFIG_S_DRIVER_OK) && !(current & VIRTIO_CONFIG_S_DRIVER_OK) &&
+                            device_state_ == DeviceState::kInactive;
+  lock.unlock();
+  // The queue registers are frozen now (DRIVER_OK is set), so the device
+  // lock alone covers the queues from here on.
+  if (activate_now) activate();
 }
 
 void MmioTransport::activate() {
-  const bool event_idx = driver_features_ & (uint64_t{1} << VIRTIO_RING_F_EVENT_IDX);
+  uint64_t features = 0;
+  {
+    std::lock_guard lock(register_mutex_);
+    features = driver_features_;
+  }
+  const bool event_idx = features & (uint64_t{1} << VIRTIO_RING_F_EVENT_IDX);
   for (size_t i = 0; i < queues_.size(); ++i) {
     Queue& q = queues_[i];
     q.set_event_idx(event_idx);
@@ -236,21 +275,11 @@ void MmioTransport::activate() {
   DeviceContext ctx;
   ctx.memory = &memory_;
   ctx.queues = &queues_;
-  ctx.acked_features = driver_features_;
-  ctx.signal_used = [this](uint16_t queue) { signal_used(queue); };
-  ctx.fail = [this](const std::string& why) { device_failed(why); };
+  ctx.acked_features = features;
+  ctx.signal_used = [this](uint16_t queue) { return signal_used(queue); };
   const uint64_t activation = activation_;
-  ctx.add_fd = [this, activation](int fd, uint32_t events,
-                                  std::function<void(uint32_t)> handler) -> Result<void> {
-    if (loop_ == nullptr) return fail("no event loop for device fds");
-    HUSK_TRY(loop_->add(fd, events, [this, activation, handler](uint32_t ev) {
-      std::lock_guard lock(mutex_);
-      // An event fetched just before a reset belongs to the old activation.
-      if (activation_ != activation || !activated_) return;
-      handler(ev);
-    }));
-    device_fds_.insert(fd);
-    return {};
+  ctx.add_fd = [this, activation](int fd, uint32_t events, FdHandler handler) {
+    return add_device_fd(activation, fd, events, std::move(handler));
   };
   ctx.remove_fd = [this](int fd) {
     if (loop_ != nullptr) loop_->remove(fd);
@@ -264,23 +293,77 @@ void MmioTransport::activate() {
     device_failed("activation: " + ok.error().message);
     return;
   }
-  activated_ = true;
+  std::lock_guard lock(register_mutex_);
+  device_state_ = DeviceState::kActive;
+}
+
+Result<void> MmioTransport::add_device_fd(uint64_t activation, int fd, uint32_t events, FdHandler handler) {
+  if (loop_ == nullptr) return fail("no event loop for device fds");
+  HUSK_TRY(loop_->add(fd, events, [this, activation, handler = std::move(handler)](uint32_t ev) {
+    std::lock_guard lock(device_mutex_);
+    // An event fetched just before a reset belongs to the old activation.
+    if (activation_ != activation || device_state_ != DeviceState::kActive) return;
+    if (auto ok = handler(ev); !ok) device_failed(ok.error().message);
+  }));
+  device_fds_.insert(fd);
+  return {};
 }
 
 void MmioTransport::notify(uint16_t queue) {
-  std::lock_guard lock(mutex_);
-  if (!activated_ || queue >= queues_.size() || !queues_[queue].ready()) return;
-  device_->process_queue(queue);
+  std::lock_guard lock(device_mutex_);
+  run_queue(queue);
 }
 
-void MmioTransport::signal_used(uint16_t queue) {
-  if (queue >= queues_.size()) return;
-  auto needed = queues_[queue].needs_interrupt(memory_);
-  if (!needed) {
-    device_failed(needed.error().message);
-    return;
+void MmioTransport::run_queue(uint16_t queue) {
+  if (device_state_ != DeviceState::kActive || queue >= queues_.size() || !queues_[queue].ready()) return;
+  for (;;) {
+    auto served = device_->process_queue(queue);
+    if (!served) {
+      device_failed(served.error().message);
+      return;
+    }
+    if (*served == Served::kDone) return;
+    // Budget used up: with a loop, come back after its other fds; without
+    // one (unit tests), go on at once.
+    if (loop_ != nullptr) {
+      schedule(queue);
+      return;
+    }
   }
-  if (*needed) raise(VIRTIO_MMIO_INT_VRING);
+}
+
+void MmioTransport::schedule(uint16_t queue) {
+  if (!kick_) {
+    UniqueFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!fd || !loop_->add(fd.get(), EPOLLIN, [this](uint32_t) { on_kick(); })) {
+      // Without the kick the queue waits for the driver's next notify: the
+      // guest's loss, never the host's.
+      spdlog::warn("virtio device {}: cannot schedule more work", device_->device_id());
+      return;
+    }
+    kick_ = std::move(fd);
+  }
+  pending_queues_ |= uint64_t{1} << queue;
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(kick_.get(), &one, sizeof(one));
+}
+
+void MmioTransport::on_kick() {
+  uint64_t count = 0;
+  [[maybe_unused]] ssize_t n = ::read(kick_.get(), &count, sizeof(count));
+  std::lock_guard lock(device_mutex_);
+  const uint64_t pending = pending_queues_;
+  pending_queues_ = 0;
+  for (uint16_t q = 0; q < queues_.size(); ++q) {
+    if (pending & (uint64_t{1} << q)) run_queue(q);
+  }
+}
+
+Result<void> MmioTransport::signal_used(uint16_t queue) {
+  if (queue >= queues_.size()) return {};
+  HUSK_TRY_ASSIGN(bool needed, queues_[queue].needs_interrupt(memory_));
+  if (needed) raise(VIRTIO_MMIO_INT_VRING);
+  return {};
 }
 
 void MmioTransport::raise(uint32_t interrupt_bits) {
@@ -288,29 +371,33 @@ void MmioTransport::raise(uint32_t interrupt_bits) {
   irq_->trigger();
 }
 
-void MmioTransport::device_failed(const std::string& why) {
-  if (status_ & VIRTIO_CONFIG_S_NEEDS_RESET) return;
-  spdlog::warn("virtio device {} needs reset: {}", device_->device_id(), why);
-  if (activated_) device_->reset();
+void MmioTransport::drop_activation() {
+  if (device_state_ == DeviceState::kActive) device_->reset();
   for (int fd : device_fds_) {
     if (loop_ != nullptr) loop_->remove(fd);
   }
   device_fds_.clear();
-  activated_ = false;
+  pending_queues_ = 0;
   ++activation_;
-  status_ |= VIRTIO_CONFIG_S_NEEDS_RESET;
-  ++config_generation_;
+}
+
+void MmioTransport::device_failed(const std::string& why) {
+  if (device_state_ == DeviceState::kFailed) return;
+  spdlog::warn("virtio device {} needs reset: {}", device_->device_id(), why);
+  drop_activation();
+  {
+    std::lock_guard lock(register_mutex_);
+    device_state_ = DeviceState::kFailed;
+    status_ |= VIRTIO_CONFIG_S_NEEDS_RESET;
+    ++config_generation_;
+  }
   raise(VIRTIO_MMIO_INT_CONFIG);
 }
 
 void MmioTransport::reset() {
-  if (activated_) device_->reset();
-  for (int fd : device_fds_) {
-    if (loop_ != nullptr) loop_->remove(fd);
-  }
-  device_fds_.clear();
-  activated_ = false;
-  ++activation_;
+  drop_activation();
+  std::lock_guard lock(register_mutex_);
+  device_state_ = DeviceState::kInactive;
   for (Queue& q : queues_) q.reset();
   device_features_sel_ = driver_features_sel_ = queue_sel_ = 0;
   driver_features_ = 0;

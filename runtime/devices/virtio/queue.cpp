@@ -52,21 +52,21 @@ Result<void> append(const GuestMemory& memory, const RawDesc& d, DescriptorChain
 }  // namespace
 
 Result<void> Queue::validate(const GuestMemory& memory) const {
-  if (size_ == 0 || size_ > max_size_ || !is_power_of_two(size_)) {
-    return fail(fmt::format("queue size {} is not a power of two in 1..{}", size_, max_size_));
+  if (s_.size == 0 || s_.size > max_size_ || !is_power_of_two(s_.size)) {
+    return fail(fmt::format("queue size {} is not a power of two in 1..{}", s_.size, max_size_));
   }
-  const uint64_t n = size_;
+  const uint64_t n = s_.size;
   // Alignment and sizes from 2.7 (Virtqueue alignment table); the event
   // words at the end of each ring are included whether or not EVENT_IDX is
   // negotiated, as the driver lays them out anyway.
-  if (desc_table_ % 16 != 0 || !memory.valid_range(desc_table_, kDescSize * n)) {
-    return fail(fmt::format("descriptor table at {:#x} is misaligned or outside guest memory", desc_table_));
+  if (s_.desc_table % 16 != 0 || !memory.valid_range(s_.desc_table, kDescSize * n)) {
+    return fail(fmt::format("descriptor table at {:#x} is misaligned or outside guest memory", s_.desc_table));
   }
-  if (avail_ring_ % 2 != 0 || !memory.valid_range(avail_ring_, kAvailRing + 2 * n + 2)) {
-    return fail(fmt::format("available ring at {:#x} is misaligned or outside guest memory", avail_ring_));
+  if (s_.avail_ring % 2 != 0 || !memory.valid_range(s_.avail_ring, kAvailRing + 2 * n + 2)) {
+    return fail(fmt::format("available ring at {:#x} is misaligned or outside guest memory", s_.avail_ring));
   }
-  if (used_ring_ % 4 != 0 || !memory.valid_range(used_ring_, kUsedRing + kUsedElemSize * n + 2)) {
-    return fail(fmt::format("used ring at {:#x} is misaligned or outside guest memory", used_ring_));
+  if (s_.used_ring % 4 != 0 || !memory.valid_range(s_.used_ring, kUsedRing + kUsedElemSize * n + 2)) {
+    return fail(fmt::format("used ring at {:#x} is misaligned or outside guest memory", s_.used_ring));
   }
   return {};
 }
@@ -78,8 +78,8 @@ Result<void> Queue::read_indirect(const GuestMemory& memory, GuestAddress table,
   }
   const uint32_t count = table_len / kDescSize;
   // A chain may not be longer than the queue (2.7.5.3.1), indirect or not.
-  if (count > size_) {
-    return fail(fmt::format("indirect table of {} descriptors exceeds the queue size {}", count, size_));
+  if (count > s_.size) {
+    return fail(fmt::format("indirect table of {} descriptors exceeds the queue size {}", count, s_.size));
   }
   if (!memory.valid_range(table, table_len)) {
     return fail(fmt::format("indirect table {:#x}+{:#x} is outside guest memory", table, table_len));
@@ -105,11 +105,11 @@ Result<DescriptorChain> Queue::read_chain(const GuestMemory& memory, uint16_t he
   chain.head = head;
   uint16_t index = head;
   for (uint32_t seen = 0;; ++seen) {
-    if (index >= size_) {
-      return fail(fmt::format("descriptor index {} is past the queue size {}", index, size_));
+    if (index >= s_.size) {
+      return fail(fmt::format("descriptor index {} is past the queue size {}", index, s_.size));
     }
-    if (seen >= size_) return fail("descriptor chain loops or is longer than the queue");
-    HUSK_TRY_ASSIGN(RawDesc d, memory.read_obj<RawDesc>(desc_table_ + uint64_t{index} * kDescSize));
+    if (seen >= s_.size) return fail("descriptor chain loops or is longer than the queue");
+    HUSK_TRY_ASSIGN(RawDesc d, memory.read_obj<RawDesc>(s_.desc_table + uint64_t{index} * kDescSize));
     if (d.flags & VRING_DESC_F_INDIRECT) {
       // Linux puts an indirect table alone in its chain; anything else is
       // refused rather than guessed at (2.7.5.3.1: no INDIRECT with NEXT).
@@ -128,64 +128,73 @@ Result<DescriptorChain> Queue::read_chain(const GuestMemory& memory, uint16_t he
 Result<std::optional<DescriptorChain>> Queue::pop(const GuestMemory& memory) {
   // Devices may poll a queue the driver never enabled (vsock reads its rx
   // queue when a host socket has data): such a queue simply has nothing.
-  if (!ready_ || size_ == 0) return std::optional<DescriptorChain>();
-  HUSK_TRY_ASSIGN(uint16_t avail_idx, memory.read_obj<uint16_t>(avail_ring_ + kAvailIdx));
-  if (avail_idx == next_avail_ && event_idx_) {
+  if (!s_.ready || s_.size == 0) return std::optional<DescriptorChain>();
+  HUSK_TRY_ASSIGN(uint16_t avail_idx, memory.read_obj<uint16_t>(s_.avail_ring + kAvailIdx));
+  if (avail_idx == s_.next_avail && s_.event_idx) {
     // Ask for a notification at the next entry, then look again: the
     // driver may have added one between the read and the write (2.7.10).
-    HUSK_TRY(memory.write_obj<uint16_t>(used_ring_ + kUsedRing + kUsedElemSize * size_, next_avail_));
+    HUSK_TRY(memory.write_obj<uint16_t>(s_.used_ring + kUsedRing + kUsedElemSize * s_.size, s_.next_avail));
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    HUSK_TRY_ASSIGN(avail_idx, memory.read_obj<uint16_t>(avail_ring_ + kAvailIdx));
+    HUSK_TRY_ASSIGN(avail_idx, memory.read_obj<uint16_t>(s_.avail_ring + kAvailIdx));
   }
-  const uint16_t pending = static_cast<uint16_t>(avail_idx - next_avail_);
+  const uint16_t pending = static_cast<uint16_t>(avail_idx - s_.next_avail);
   if (pending == 0) return std::optional<DescriptorChain>();
-  if (pending > size_) {
-    return fail(fmt::format("available index moved by {}, more than the queue size {}", pending, size_));
+  if (pending > s_.size) {
+    return fail(fmt::format("available index moved by {}, more than the queue size {}", pending, s_.size));
   }
   // The ring entries are read only after the index that published them.
   std::atomic_thread_fence(std::memory_order_acquire);
-  const uint64_t slot = next_avail_ % size_;
-  HUSK_TRY_ASSIGN(uint16_t head, memory.read_obj<uint16_t>(avail_ring_ + kAvailRing + 2 * slot));
-  ++next_avail_;
+  const uint64_t slot = s_.next_avail % s_.size;
+  HUSK_TRY_ASSIGN(uint16_t head, memory.read_obj<uint16_t>(s_.avail_ring + kAvailRing + 2 * slot));
+  ++s_.next_avail;
   HUSK_TRY_ASSIGN(DescriptorChain chain, read_chain(memory, head));
   return std::optional<DescriptorChain>(std::move(chain));
 }
 
 Result<void> Queue::add_used(const GuestMemory& memory, uint16_t head, uint32_t written) {
-  if (!ready_ || size_ == 0) return fail("used buffer on a queue that is not ready");
-  if (head >= size_) return fail(fmt::format("used id {} is past the queue size {}", head, size_));
-  const uint64_t slot = next_used_ % size_;
-  HUSK_TRY(memory.write_obj(used_ring_ + kUsedRing + kUsedElemSize * slot, UsedElem{head, written}));
+  if (!s_.ready || s_.size == 0) return fail("used buffer on a queue that is not ready");
+  if (head >= s_.size) return fail(fmt::format("used id {} is past the queue size {}", head, s_.size));
+  const uint64_t slot = s_.next_used % s_.size;
+  HUSK_TRY(memory.write_obj(s_.used_ring + kUsedRing + kUsedElemSize * slot, UsedElem{head, written}));
   // The element must be visible before the index that publishes it.
   std::atomic_thread_fence(std::memory_order_release);
-  ++next_used_;
-  HUSK_TRY(memory.write_obj<uint16_t>(used_ring_ + kUsedIdx, next_used_));
+  ++s_.next_used;
+  HUSK_TRY(memory.write_obj<uint16_t>(s_.used_ring + kUsedIdx, s_.next_used));
   return {};
 }
 
 Result<bool> Queue::needs_interrupt(const GuestMemory& memory) {
-  if (!ready_ || size_ == 0) return false;
+  if (!s_.ready || s_.size == 0) return false;
   // Our used index must be visible before we read what the driver wants.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  const uint16_t old_used = signalled_used_;
-  const uint16_t new_used = next_used_;
+  const uint16_t old_used = s_.signalled_used;
+  const uint16_t new_used = s_.next_used;
   if (old_used == new_used) return false;
-  signalled_used_ = new_used;
-  if (event_idx_) {
-    HUSK_TRY_ASSIGN(uint16_t used_event, memory.read_obj<uint16_t>(avail_ring_ + kAvailRing + 2ull * size_));
+  s_.signalled_used = new_used;
+  if (s_.event_idx) {
+    HUSK_TRY_ASSIGN(uint16_t used_event, memory.read_obj<uint16_t>(s_.avail_ring + kAvailRing + 2ull * s_.size));
     // vring_need_event() from "runtime/devices/virtio/virtio_ring_uapi.h", 2.7.10.
     return static_cast<uint16_t>(new_used - used_event - 1) < static_cast<uint16_t>(new_used - old_used);
   }
-  HUSK_TRY_ASSIGN(uint16_t flags, memory.read_obj<uint16_t>(avail_ring_ + kAvailFlags));
+  HUSK_TRY_ASSIGN(uint16_t flags, memory.read_obj<uint16_t>(s_.avail_ring + kAvailFlags));
   return (flags & VRING_AVAIL_F_NO_INTERRUPT) == 0;
 }
 
-void Queue::reset() {
-  size_ = max_size_;
-  ready_ = false;
-  event_idx_ = false;
-  desc_table_ = avail_ring_ = used_ring_ = 0;
-  next_avail_ = next_used_ = signalled_used_ = 0;
+void Queue::reset() { s_ = QueueState{.size = max_size_}; }
+
+void Queue::undo_pop() {
+  // Only the index moves back: the chain is read again from the ring, which
+  // the driver may not touch while the entry is still available (2.7.13).
+  --s_.next_avail;
+}
+
+Result<Queue> Queue::restore(uint16_t max_size, const QueueState& state) {
+  if (state.size > max_size) {
+    return fail(fmt::format("saved queue size {} is above its maximum {}", state.size, max_size));
+  }
+  Queue q(max_size);
+  q.s_ = state;
+  return q;
 }
 
 }  // namespace husk::virtio

@@ -35,23 +35,41 @@ struct DescriptorChain {
   std::vector<Descriptor> descriptors;
 };
 
+// Everything a queue is, as plain data: the driver's configuration and the
+// device's position in the rings. What a snapshot saves.
+struct QueueState {
+  uint16_t size = 0;
+  bool ready = false;
+  bool event_idx = false;
+  GuestAddress desc_table = 0;
+  GuestAddress avail_ring = 0;
+  GuestAddress used_ring = 0;
+  uint16_t next_avail = 0;      // the avail ring index the device reads next
+  uint16_t next_used = 0;       // the used ring index the device writes next
+  uint16_t signalled_used = 0;  // next_used at the last interrupt
+};
+
 class Queue {
  public:
-  explicit Queue(uint16_t max_size) : max_size_(max_size), size_(max_size) {}
+  explicit Queue(uint16_t max_size) : max_size_(max_size) { s_.size = max_size; }
+  // A queue from saved state; fails if the state does not fit `max_size`.
+  [[nodiscard]] static Result<Queue> restore(uint16_t max_size, const QueueState& state);
+
+  [[nodiscard]] const QueueState& state() const { return s_; }
 
   // Driver-side configuration, written by the transport before activation.
   [[nodiscard]] uint16_t max_size() const { return max_size_; }
-  [[nodiscard]] uint16_t size() const { return size_; }
-  void set_size(uint16_t size) { size_ = size; }
-  [[nodiscard]] bool ready() const { return ready_; }
-  void set_ready(bool ready) { ready_ = ready; }
-  [[nodiscard]] GuestAddress desc_table() const { return desc_table_; }
-  [[nodiscard]] GuestAddress avail_ring() const { return avail_ring_; }
-  [[nodiscard]] GuestAddress used_ring() const { return used_ring_; }
-  void set_desc_table(GuestAddress a) { desc_table_ = a; }
-  void set_avail_ring(GuestAddress a) { avail_ring_ = a; }
-  void set_used_ring(GuestAddress a) { used_ring_ = a; }
-  void set_event_idx(bool enabled) { event_idx_ = enabled; }
+  [[nodiscard]] uint16_t size() const { return s_.size; }
+  void set_size(uint16_t size) { s_.size = size; }
+  [[nodiscard]] bool ready() const { return s_.ready; }
+  void set_ready(bool ready) { s_.ready = ready; }
+  [[nodiscard]] GuestAddress desc_table() const { return s_.desc_table; }
+  [[nodiscard]] GuestAddress avail_ring() const { return s_.avail_ring; }
+  [[nodiscard]] GuestAddress used_ring() const { return s_.used_ring; }
+  void set_desc_table(GuestAddress a) { s_.desc_table = a; }
+  void set_avail_ring(GuestAddress a) { s_.avail_ring = a; }
+  void set_used_ring(GuestAddress a) { s_.used_ring = a; }
+  void set_event_idx(bool enabled) { s_.event_idx = enabled; }
 
   // Checks size and ring placement (alignment, inside guest memory). Called
   // when the driver finishes set-up; an invalid queue is never used.
@@ -59,6 +77,11 @@ class Queue {
 
   // The next available chain, nullopt when the ring is empty.
   [[nodiscard]] Result<std::optional<DescriptorChain>> pop(const GuestMemory& memory);
+
+  // Gives back the chain the last pop() returned, unused: the next pop()
+  // returns it again. For a device that took a buffer it cannot fill yet
+  // (vsock with no data to put in it).
+  void undo_pop();
 
   // Returns a chain to the driver with `written` bytes written into it.
   [[nodiscard]] Result<void> add_used(const GuestMemory& memory, uint16_t head, uint32_t written);
@@ -72,7 +95,7 @@ class Queue {
   void reset();
 
   // How many chains the device has taken but not yet returned.
-  [[nodiscard]] uint16_t in_flight() const { return static_cast<uint16_t>(next_avail_ - next_used_); }
+  [[nodiscard]] uint16_t in_flight() const { return static_cast<uint16_t>(s_.next_avail - s_.next_used); }
 
  private:
   [[nodiscard]] Result<DescriptorChain> read_chain(const GuestMemory& memory, uint16_t head) const;
@@ -80,15 +103,7 @@ class Queue {
                                            uint32_t table_len, DescriptorChain& chain) const;
 
   uint16_t max_size_;
-  uint16_t size_;
-  bool ready_ = false;
-  bool event_idx_ = false;
-  GuestAddress desc_table_ = 0;
-  GuestAddress avail_ring_ = 0;
-  GuestAddress used_ring_ = 0;
-  uint16_t next_avail_ = 0;  // the avail ring index the device reads next
-  uint16_t next_used_ = 0;   // the used ring index the device writes next
-  uint16_t signalled_used_ = 0;  // next_used_ at the last interrupt
+  QueueState s_;
 };
 
 }  // namespace husk::virtio

@@ -20,28 +20,23 @@ void read_config_bytes(std::span<const uint8_t> config, uint64_t offset, std::sp
   std::memcpy(out.data(), config.data() + offset, n);
 }
 
-void serve_queue(DeviceContext& ctx, uint16_t queue,
-                 const std::function<uint32_t(const DescriptorChain&)>& handle) {
-  if (ctx.queues == nullptr || queue >= ctx.queues->size()) return;
+Result<Served> serve_queue(DeviceContext& ctx, uint16_t queue,
+                           const std::function<Result<uint32_t>(const DescriptorChain&)>& handle) {
+  if (ctx.queues == nullptr || queue >= ctx.queues->size()) return Served::kDone;
   Queue& q = (*ctx.queues)[queue];
-  bool used = false;
-  for (;;) {
-    auto chain = q.pop(*ctx.memory);
+  Served served = Served::kMore;
+  uint32_t used = 0;
+  for (; used < kQueueBudget; ++used) {
+    HUSK_TRY_ASSIGN(std::optional<DescriptorChain> chain, q.pop(*ctx.memory));
     if (!chain) {
-      ctx.fail(chain.error().message);
-      return;
+      served = Served::kDone;
+      break;
     }
-    if (!*chain) break;
-    const uint32_t written = handle(**chain);
-    // The handler may have failed the device, which resets it.
-    if (ctx.queues == nullptr) return;
-    if (auto ok = q.add_used(*ctx.memory, (*chain)->head, written); !ok) {
-      ctx.fail(ok.error().message);
-      return;
-    }
-    used = true;
+    HUSK_TRY_ASSIGN(const uint32_t written, handle(*chain));
+    HUSK_TRY(q.add_used(*ctx.memory, chain->head, written));
   }
-  if (used) ctx.signal_used(queue);
+  if (used > 0) HUSK_TRY(ctx.signal_used(queue));
+  return served;
 }
 
 }  // namespace husk::virtio

@@ -1,8 +1,21 @@
 // VirtioDevice: what a device (block, rng, vsock, ...) implements to sit
-// behind the virtio-mmio transport. The transport owns the shared parts
-// (registers, feature negotiation, status, queues, interrupts) and calls in
-// here; every call into a device happens with the transport's lock held, so
-// a device's own code never runs on two threads at once.
+// behind the virtio-mmio transport: the virtio contract, version 2.
+//
+// The transport owns the shared parts (registers, feature negotiation,
+// status, queues, interrupts) and the device's lifecycle (DeviceState). It
+// calls into a device only from one thread at a time, under its device
+// lock, and never with its register lock held, so a vCPU reading a register
+// does not wait for a device's disk or socket I/O.
+// The rules a device keeps:
+//   - It reports a broken guest as an error value, from process_queue, an
+//     fd handler or activate. The transport then marks the device failed
+//     (DEVICE_NEEDS_RESET, a configuration interrupt) and calls reset() after
+//     the device's call has returned; a device never resets itself.
+//   - It does bounded work per call: at most kQueueBudget chains per
+//     process_queue (Served::kMore asks to be called again after the event
+//     loop has served everything else), a bounded amount per fd event.
+//   - A chain it popped but cannot use yet goes back with Queue::undo_pop.
+//   - Its state is a plain struct (Block::State, ...): what a snapshot saves.
 #pragma once
 
 #include <cstdint>
@@ -29,29 +42,51 @@ inline constexpr uint64_t kCommonFeatures = kFeatureVersion1 | kFeatureIndirectD
 // covers; bytes past its end read as zero.
 void read_config_bytes(std::span<const uint8_t> config, uint64_t offset, std::span<uint8_t> out);
 
+// Where a device is in its life; kept by the transport.
+enum class DeviceState : uint8_t {
+  kInactive,  // before DRIVER_OK, or after a reset
+  kActive,    // activated: serves its queues and fds
+  kFailed,    // broken by the guest: DEVICE_NEEDS_RESET until the driver resets
+};
+
+// What one process_queue call left behind.
+enum class Served : uint8_t {
+  kDone,  // the queue is empty (or the device waits for something else)
+  kMore,  // the budget ran out with chains left: call again later
+};
+
+// Chains a device serves per process_queue call, so a guest that keeps a
+// queue full cannot hold the device thread: after kQueueBudget chains the
+// event loop serves its other fds before the queue's next turn.
+inline constexpr uint32_t kQueueBudget = 64;
+
+// A device's own host fd (a socket, a timer) became ready. An error fails
+// the device.
+using FdHandler = std::function<Result<void>(uint32_t events)>;
+
 // What an activated device gets from its transport.
 struct DeviceContext {
   const GuestMemory* memory = nullptr;
   std::vector<Queue>* queues = nullptr;
   uint64_t acked_features = 0;
   // Raises the used-buffer interrupt for `queue` if the driver wants one.
-  std::function<void(uint16_t queue)> signal_used;
-  // The guest broke the protocol: the device stops and asks to be reset.
-  std::function<void(const std::string& why)> fail;
-  // Registers a host fd of the device's own (a socket, a timer) with the
-  // device event loop. The handler runs with the transport lock held and
-  // only while this activation lasts; remove_fd undoes it.
-  std::function<Result<void>(int fd, uint32_t events, std::function<void(uint32_t)> handler)> add_fd;
+  std::function<Result<void>(uint16_t queue)> signal_used;
+  // Registers a host fd of the device's own with the device event loop. The
+  // handler runs under the device lock and only while this activation
+  // lasts; remove_fd undoes it (the transport also removes every fd still
+  // registered when the device resets or fails).
+  std::function<Result<void>(int fd, uint32_t events, FdHandler handler)> add_fd;
   std::function<void(int fd)> remove_fd;
   std::function<Result<void>(int fd, uint32_t events)> modify_fd;
 };
 
-// The request loop every simple device shares: pops each available chain of
-// `queue`, lets `handle` serve it (returning the bytes it wrote into the
-// chain), puts it on the used ring, and raises the interrupt once at the
-// end. A chain the queue refuses fails the device (needs reset).
-void serve_queue(DeviceContext& ctx, uint16_t queue,
-                 const std::function<uint32_t(const DescriptorChain&)>& handle);
+// The request loop every simple device shares: pops up to kQueueBudget
+// available chains of `queue`, lets `handle` serve each (returning the bytes
+// it wrote into the chain), puts them on the used ring, and raises the
+// interrupt once at the end. A chain the queue refuses, or an error from
+// `handle`, ends the turn with that error.
+[[nodiscard]] Result<Served> serve_queue(DeviceContext& ctx, uint16_t queue,
+                                         const std::function<Result<uint32_t>(const DescriptorChain&)>& handle);
 
 class VirtioDevice {
  public:
@@ -69,9 +104,11 @@ class VirtioDevice {
 
   // Called at DRIVER_OK with the validated queues.
   [[nodiscard]] virtual Result<void> activate(DeviceContext context) = 0;
-  // The driver notified `queue`.
-  virtual void process_queue(uint16_t queue) = 0;
-  // Device reset: drop all state from the activation (close host fds).
+  // The driver notified `queue` (or the device's last call said kMore).
+  [[nodiscard]] virtual Result<Served> process_queue(uint16_t queue) = 0;
+  // Back to the state before activate: drop everything from the activation
+  // (close host fds). Called by the transport only, never from inside one
+  // of the device's own calls.
   virtual void reset() = 0;
 };
 

@@ -90,9 +90,9 @@ uint8_t Block::execute(ChainReader& reader, ChainWriter& writer, uint32_t& writt
   }
 }
 
-void Block::process_queue(uint16_t queue) {
-  if (queue != 0) return;
-  serve_queue(ctx_, 0, [this](const DescriptorChain& chain) -> uint32_t {
+Result<Served> Block::process_queue(uint16_t queue) {
+  if (queue != 0) return Served::kDone;
+  return serve_queue(ctx_, 0, [this](const DescriptorChain& chain) -> uint32_t {
     ChainReader reader(*ctx_.memory, chain);
     ChainWriter writer(*ctx_.memory, chain);
     // A chain without a writable byte has nowhere to put the status: the

@@ -30,13 +30,16 @@ class Block final : public VirtioDevice {
   [[nodiscard]] std::vector<uint16_t> queue_max_sizes() const override { return {kQueueSize}; }
   void read_config(uint64_t offset, std::span<uint8_t> data) const override;
   [[nodiscard]] Result<void> activate(DeviceContext context) override;
-  void process_queue(uint16_t queue) override;
-  // The context's callbacks stay: reset can run from inside one of them
-  // (a failing request); the null queues mark the device inactive.
-  void reset() override {
-    ctx_.queues = nullptr;
-    ctx_.memory = nullptr;
-  }
+  [[nodiscard]] Result<Served> process_queue(uint16_t queue) override;
+  void reset() override { ctx_ = {}; }
+
+  // Block keeps nothing between requests: its state is what it serves.
+  struct State {
+    std::string id;
+    uint64_t capacity_bytes = 0;
+    bool read_only = false;
+  };
+  [[nodiscard]] State state() const { return State{id_, disk_.size(), disk_.read_only()}; }
 
   [[nodiscard]] const DiskImage& disk() const { return disk_; }
 

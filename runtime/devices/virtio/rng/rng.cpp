@@ -18,9 +18,9 @@ Result<void> Rng::activate(DeviceContext context) {
   return {};
 }
 
-void Rng::process_queue(uint16_t queue) {
-  if (queue != 0) return;
-  serve_queue(ctx_, 0, [this](const DescriptorChain& chain) -> uint32_t {
+Result<Served> Rng::process_queue(uint16_t queue) {
+  if (queue != 0) return Served::kDone;
+  return serve_queue(ctx_, 0, [this](const DescriptorChain& chain) -> uint32_t {
     ChainWriter writer(*ctx_.memory, chain);
     const uint64_t want = std::min<uint64_t>(writer.remaining(), kMaxRequest);
     auto iov = writer.take(want);
@@ -38,7 +38,7 @@ void Rng::process_queue(uint16_t queue) {
       written += static_cast<uint32_t>(done);
       if (done < v.iov_len) break;
     }
-    bytes_served_ += written;
+    state_.bytes_served += written;
     return written;
   });
 }

@@ -20,20 +20,18 @@ class Rng final : public VirtioDevice {
   [[nodiscard]] std::vector<uint16_t> queue_max_sizes() const override { return {kQueueSize}; }
   void read_config(uint64_t offset, std::span<uint8_t> data) const override;
   [[nodiscard]] Result<void> activate(DeviceContext context) override;
-  void process_queue(uint16_t queue) override;
-  // The context's callbacks stay: reset can run from inside one of them
-  // (a failing request); the null queues mark the device inactive.
-  void reset() override {
-    ctx_.queues = nullptr;
-    ctx_.memory = nullptr;
-  }
+  [[nodiscard]] Result<Served> process_queue(uint16_t queue) override;
+  void reset() override { ctx_ = {}; }
 
-  // Bytes handed to the guest so far (for tests and metrics).
-  [[nodiscard]] uint64_t bytes_served() const { return bytes_served_; }
+  struct State {
+    uint64_t bytes_served = 0;  // handed to the guest so far (tests, metrics)
+  };
+  [[nodiscard]] const State& state() const { return state_; }
+  [[nodiscard]] uint64_t bytes_served() const { return state_.bytes_served; }
 
  private:
   DeviceContext ctx_;
-  uint64_t bytes_served_ = 0;
+  State state_;
 };
 
 }  // namespace husk::virtio

@@ -24,12 +24,27 @@ struct VsockKey {
   auto operator<=>(const VsockKey&) const = default;
 };
 
+// Control packets a connection owes the guest, at most one of each: so the
+// packets waiting for receive buffers are bounded by the connection count.
+enum VsockPendingOp : uint8_t {
+  kPendingRequest = 1 << 0,
+  kPendingResponse = 1 << 1,
+  kPendingCreditUpdate = 1 << 2,
+  kPendingShutdown = 1 << 3,
+};
+
 struct VsockConnection {
   VsockKey key{};
   UniqueFd fd;
   VsockState state = VsockState::kAwaitingConnectLine;
   std::string connect_line;  // bytes of the CONNECT line read so far
+  int64_t handshake_deadline_ns = 0;  // CLOCK_MONOTONIC; while not established
   uint32_t epoll_events = 0;  // what the event loop watches now
+  // Not in the event loop at all: nothing to watch, and a hang-up (which
+  // epoll reports whatever is watched) could not be acted on either.
+  bool parked = false;
+  uint8_t pending_ops = 0;     // VsockPendingOp bits
+  bool in_ready_list = false;  // queued in Vsock::ready_
 
   // Guest -> host. Bytes taken from the guest but not yet written to the
   // host socket live in to_host (at most kConnectionBufAlloc of them).

@@ -3,9 +3,11 @@
 #include <linux/virtio_ids.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <bit>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -13,7 +15,7 @@
 
 namespace husk::virtio {
 
-Result<std::shared_ptr<Vsock>> Vsock::create(uint64_t guest_cid, std::string uds_path) {
+Result<std::shared_ptr<Vsock>> Vsock::create(uint64_t guest_cid, std::string uds_path, Budgets budgets) {
   if (guest_cid <= kHostCid || guest_cid > 0xffffffffull) {
     return fail(fmt::format("vsock guest CID {} must be between 3 and 2^32-1", guest_cid));
   }
@@ -31,58 +33,65 @@ Result<std::shared_ptr<Vsock>> Vsock::create(uint64_t guest_cid, std::string uds
     return fail_errno("vsock: bind " + uds_path);
   }
   if (::listen(fd.get(), 128) != 0) return fail_errno("vsock: listen on " + uds_path);
-  return std::shared_ptr<Vsock>(new Vsock(guest_cid, std::move(uds_path), std::move(fd)));
+  return std::shared_ptr<Vsock>(new Vsock(guest_cid, std::move(uds_path), std::move(fd), budgets));
 }
 
-Vsock::Vsock(uint64_t guest_cid, std::string uds_path, UniqueFd listener)
-    : guest_cid_(guest_cid), uds_path_(std::move(uds_path)), listener_(std::move(listener)) {}
+Vsock::Vsock(uint64_t guest_cid, std::string uds_path, UniqueFd listener, Budgets budgets)
+    : uds_path_(std::move(uds_path)), listener_(std::move(listener)), budgets_(budgets) {
+  state_.guest_cid = guest_cid;
+}
 
 Vsock::~Vsock() { ::unlink(uds_path_.c_str()); }
 
 uint32_t Vsock::device_id() const { return VIRTIO_ID_VSOCK; }
 
 void Vsock::read_config(uint64_t offset, std::span<uint8_t> data) const {
-  const uint64_t cid = guest_cid_;  // struct virtio_vsock_config: le64 guest_cid
+  const uint64_t cid = state_.guest_cid;  // struct virtio_vsock_config: le64 guest_cid
   read_config_bytes(std::span(reinterpret_cast<const uint8_t*>(&cid), sizeof(cid)), offset, data);
 }
 
 Result<void> Vsock::activate(DeviceContext context) {
   ctx_ = std::move(context);
-  HUSK_TRY(ctx_.add_fd(listener_.get(), EPOLLIN, [this](uint32_t) { on_listener(); }));
-  active_ = true;
-  return {};
+  timer_ = UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+  if (!timer_) return fail_errno("vsock: timerfd_create");
+  HUSK_TRY(ctx_.add_fd(timer_.get(), EPOLLIN, [this](uint32_t) { return on_timer(); }));
+  return ctx_.add_fd(listener_.get(), EPOLLIN, [this](uint32_t) { return on_listener(); });
 }
 
 void Vsock::reset() {
   // The transport removes every fd it registered for us; the sockets close
   // with the connections.
   connections_.clear();
-  control_.clear();
-  held_rx_.reset();
+  ready_.clear();
+  orphan_rst_.clear();
   rx_starved_ = false;
-  active_ = false;
-  // The callbacks stay (reset can run from inside one); no queues: inactive.
-  ctx_.queues = nullptr;
-  ctx_.memory = nullptr;
+  timer_.reset();
+  timer_armed_ = false;
+  ctx_ = {};
 }
 
-void Vsock::process_queue(uint16_t queue) {
-  if (!active_) return;
-  if (queue == kTxQueue) {
-    process_tx();
-  } else if (queue == kRxQueue) {
+size_t Vsock::pending_control() const {
+  size_t n = orphan_rst_.size();
+  for (const auto& [key, conn] : connections_) n += static_cast<size_t>(std::popcount(conn.pending_ops));
+  return n;
+}
+
+Result<Served> Vsock::process_queue(uint16_t queue) {
+  if (queue == kTxQueue) return process_tx();
+  if (queue == kRxQueue) {
     // New receive buffers: control packets first, then every socket that
     // waited for room gets watched again.
     rx_starved_ = false;
-    pump_rx();
+    HUSK_TRY(pump_rx());
     update_all_interest();
   }
+  return Served::kDone;
 }
 
 virtio_vsock_hdr Vsock::make_header(const VsockKey& key, uint16_t op, uint32_t flags) {
   virtio_vsock_hdr hdr{};
   hdr.src_cid = kHostCid;
-  hdr.dst_cid = guest_cid_;
+  hdr.dst_cid = state_.guest_cid;
   hdr.src_port = key.local_port;
   hdr.dst_port = key.peer_port;
   hdr.type = VIRTIO_VSOCK_TYPE_STREAM;
@@ -96,83 +105,114 @@ virtio_vsock_hdr Vsock::make_header(const VsockKey& key, uint16_t op, uint32_t f
   return hdr;
 }
 
-void Vsock::queue_control(const VsockKey& key, uint16_t op, uint32_t flags) {
+void Vsock::owe(VsockConnection& conn, VsockPendingOp op) {
+  conn.pending_ops |= op;
+  if (!conn.in_ready_list) {
+    conn.in_ready_list = true;
+    ready_.push_back(conn.key);
+  }
+}
+
+void Vsock::owe_rst(const VsockKey& key) {
   // Bounded: a guest that never gives receive buffers while provoking
-  // replies loses the surplus, and only resets for connections that do not
-  // exist are ever dropped.
-  if (control_.size() >= kMaxPendingControl && (op == VIRTIO_VSOCK_OP_RST || op == VIRTIO_VSOCK_OP_CREDIT_UPDATE)) {
-    return;
-  }
-  control_.push_back(Control{key, op, flags});
+  // resets loses the surplus, which only concerns connections that are
+  // already gone on the host side.
+  if (orphan_rst_.size() < kMaxPendingRst) orphan_rst_.push_back(key);
 }
 
-std::optional<DescriptorChain> Vsock::take_rx_chain() {
-  if (held_rx_) {
-    auto chain = std::move(held_rx_);
-    held_rx_.reset();
-    return chain;
-  }
-  auto chain = (*ctx_.queues)[kRxQueue].pop(*ctx_.memory);
-  if (!chain) {
-    ctx_.fail(chain.error().message);
-    return std::nullopt;
-  }
-  if (!*chain) rx_starved_ = true;
-  return std::move(*chain);
+Result<std::optional<DescriptorChain>> Vsock::take_rx_chain() {
+  HUSK_TRY_ASSIGN(std::optional<DescriptorChain> chain, (*ctx_.queues)[kRxQueue].pop(*ctx_.memory));
+  if (!chain) rx_starved_ = true;
+  return chain;
 }
 
-void Vsock::pump_rx() {
+Result<void> Vsock::put_control(const DescriptorChain& chain, const VsockKey& key, uint16_t op, uint32_t flags) {
+  const virtio_vsock_hdr hdr = make_header(key, op, flags);
+  ChainWriter writer(*ctx_.memory, chain);
+  uint32_t written = 0;
+  if (writer.write_obj(hdr)) written = kPacketHeaderSize;
+  return (*ctx_.queues)[kRxQueue].add_used(*ctx_.memory, chain.head, written);
+}
+
+Result<void> Vsock::pump_rx() {
   bool used = false;
-  while (active_ && !control_.empty()) {
-    std::optional<DescriptorChain> chain = take_rx_chain();
-    if (!chain) break;
-    const Control c = control_.front();
-    control_.pop_front();
-    const virtio_vsock_hdr hdr = make_header(c.key, c.op, c.flags);
-    ChainWriter writer(*ctx_.memory, *chain);
-    uint32_t written = 0;
-    if (writer.write_obj(hdr)) written = kPacketHeaderSize;
-    if (auto ok = (*ctx_.queues)[kRxQueue].add_used(*ctx_.memory, chain->head, written); !ok) {
-      ctx_.fail(ok.error().message);
-      return;
+  while (control_pending()) {
+    uint16_t op = 0;
+    uint32_t flags = 0;
+    VsockKey key{};
+    VsockConnection* conn = nullptr;
+    if (!orphan_rst_.empty()) {
+      key = orphan_rst_.front();
+      op = VIRTIO_VSOCK_OP_RST;
+    } else {
+      key = ready_.front();
+      auto it = connections_.find(key);
+      if (it == connections_.end() || it->second.pending_ops == 0) {
+        if (it != connections_.end()) it->second.in_ready_list = false;
+        ready_.pop_front();
+        continue;
+      }
+      conn = &it->second;
+      // In protocol order: the handshake, credit, and the shutdown last.
+      const uint8_t p = conn->pending_ops;
+      const VsockPendingOp next = (p & kPendingRequest)        ? kPendingRequest
+                                  : (p & kPendingResponse)     ? kPendingResponse
+                                  : (p & kPendingCreditUpdate) ? kPendingCreditUpdate
+                                                               : kPendingShutdown;
+      op = next == kPendingRequest        ? VIRTIO_VSOCK_OP_REQUEST
+           : next == kPendingResponse     ? VIRTIO_VSOCK_OP_RESPONSE
+           : next == kPendingCreditUpdate ? VIRTIO_VSOCK_OP_CREDIT_UPDATE
+                                          : VIRTIO_VSOCK_OP_SHUTDOWN;
+      if (next == kPendingShutdown) flags = VIRTIO_VSOCK_SHUTDOWN_SEND;
+      HUSK_TRY_ASSIGN(std::optional<DescriptorChain> chain, take_rx_chain());
+      if (!chain) break;
+      HUSK_TRY(put_control(*chain, key, op, flags));
+      used = true;
+      conn->pending_ops &= static_cast<uint8_t>(~next);
+      continue;
     }
+    HUSK_TRY_ASSIGN(std::optional<DescriptorChain> chain, take_rx_chain());
+    if (!chain) break;
+    HUSK_TRY(put_control(*chain, key, op, flags));
+    orphan_rst_.pop_front();
     used = true;
   }
-  if (used) ctx_.signal_used(kRxQueue);
+  if (used) HUSK_TRY(ctx_.signal_used(kRxQueue));
+  return {};
 }
 
-void Vsock::process_tx() {
-  serve_queue(ctx_, kTxQueue, [this](const DescriptorChain& chain) -> uint32_t {
-    if (!active_) return 0;
+Result<Served> Vsock::process_tx() {
+  HUSK_TRY_ASSIGN(const Served served, serve_queue(ctx_, kTxQueue, [this](const DescriptorChain& chain) -> Result<uint32_t> {
     ChainReader reader(*ctx_.memory, chain);
     auto hdr = reader.read_obj<virtio_vsock_hdr>();
     // A packet too short for its header, or claiming more payload than it
     // carries or than any packet may, is dropped; its connection (if the
     // header named one) is reset.
     if (hdr && hdr->len <= kMaxPacketPayload && hdr->len <= reader.remaining()) {
-      handle_packet(*hdr, reader);
+      HUSK_TRY(handle_packet(*hdr, reader));
     } else if (hdr) {
       close_connection(VsockKey{hdr->dst_port, hdr->src_port}, true);
     }
     return 0;
-  });
-  pump_rx();
+  }));
+  HUSK_TRY(pump_rx());
+  return served;
 }
 
-void Vsock::handle_packet(const virtio_vsock_hdr& hdr, ChainReader& payload) {
+Result<void> Vsock::handle_packet(const virtio_vsock_hdr& hdr, ChainReader& payload) {
   const VsockKey key{hdr.dst_port, hdr.src_port};
-  if (hdr.src_cid != guest_cid_ || hdr.dst_cid != kHostCid || hdr.type != VIRTIO_VSOCK_TYPE_STREAM) {
-    if (hdr.op != VIRTIO_VSOCK_OP_RST) queue_control(key, VIRTIO_VSOCK_OP_RST);
-    return;
+  if (hdr.src_cid != state_.guest_cid || hdr.dst_cid != kHostCid || hdr.type != VIRTIO_VSOCK_TYPE_STREAM) {
+    if (hdr.op != VIRTIO_VSOCK_OP_RST) owe_rst(key);
+    return {};
   }
   if (hdr.op == VIRTIO_VSOCK_OP_REQUEST) {
     handle_request(hdr);
-    return;
+    return {};
   }
   auto it = connections_.find(key);
   if (it == connections_.end()) {
-    if (hdr.op != VIRTIO_VSOCK_OP_RST) queue_control(key, VIRTIO_VSOCK_OP_RST);
-    return;
+    if (hdr.op != VIRTIO_VSOCK_OP_RST) owe_rst(key);
+    return {};
   }
   VsockConnection& conn = it->second;
   conn.peer_buf_alloc = hdr.buf_alloc;
@@ -181,61 +221,62 @@ void Vsock::handle_packet(const virtio_vsock_hdr& hdr, ChainReader& payload) {
     case VIRTIO_VSOCK_OP_RESPONSE: {
       if (conn.state != VsockState::kConnecting) {
         close_connection(key, true);
-        return;
+        return {};
       }
       conn.state = VsockState::kEstablished;
       // The host client learns its connection is up before any data.
       conn.to_host.insert(0, fmt::format("OK {}\n", key.local_port));
-      flush_to_host(conn);
+      HUSK_TRY(flush_to_host(conn));
       break;
     }
     case VIRTIO_VSOCK_OP_RW: {
       if (conn.state != VsockState::kEstablished || conn.guest_shut_send) {
         close_connection(key, true);
-        return;
+        return {};
       }
       // The guest may not exceed the credit we gave it (5.10.6.3.1).
       if (uint64_t{conn.held()} + hdr.len > kConnectionBufAlloc) {
         spdlog::debug("vsock: guest port {} overran its credit; resetting", key.peer_port);
         close_connection(key, true);
-        return;
+        return {};
       }
       auto iov = payload.take(hdr.len);
       if (!iov) {
         close_connection(key, true);
-        return;
+        return {};
       }
       // Safe: the views were checked to lie in guest memory and their total
       // is hdr.len, bounded above.
       for (const iovec& v : *iov) conn.to_host.append(static_cast<const char*>(v.iov_base), v.iov_len);
       conn.rx_cnt += hdr.len;
-      flush_to_host(conn);
+      HUSK_TRY(flush_to_host(conn));
       break;
     }
     case VIRTIO_VSOCK_OP_CREDIT_UPDATE:
       break;
     case VIRTIO_VSOCK_OP_CREDIT_REQUEST:
-      queue_control(key, VIRTIO_VSOCK_OP_CREDIT_UPDATE);
+      owe(conn, kPendingCreditUpdate);
       break;
     case VIRTIO_VSOCK_OP_SHUTDOWN:
       conn.guest_shut_rcv = conn.guest_shut_rcv || (hdr.flags & VIRTIO_VSOCK_SHUTDOWN_RCV);
       conn.guest_shut_send = conn.guest_shut_send || (hdr.flags & VIRTIO_VSOCK_SHUTDOWN_SEND);
-      flush_to_host(conn);
+      HUSK_TRY(flush_to_host(conn));
       break;
     case VIRTIO_VSOCK_OP_RST:
       close_connection(key, false);
-      return;
+      return {};
     default:
       close_connection(key, true);
-      return;
+      return {};
   }
-  if (connections_.count(key) != 0) update_interest(connections_.at(key));
+  if (auto found = connections_.find(key); found != connections_.end()) update_interest(found->second);
+  return {};
 }
 
 void Vsock::handle_request(const virtio_vsock_hdr& hdr) {
   const VsockKey key{hdr.dst_port, hdr.src_port};
-  if (connections_.count(key) != 0 || connections_.size() >= kMaxConnections) {
-    queue_control(key, VIRTIO_VSOCK_OP_RST);
+  if (connections_.count(key) != 0 || connections_.size() >= budgets_.max_connections) {
+    owe_rst(key);
     return;
   }
   sockaddr_un addr{};
@@ -244,7 +285,7 @@ void Vsock::handle_request(const virtio_vsock_hdr& hdr) {
   std::memcpy(addr.sun_path, path.c_str(), std::min(path.size(), sizeof(addr.sun_path) - 1));
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd || ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    queue_control(key, VIRTIO_VSOCK_OP_RST);  // nothing listens on that port
+    owe_rst(key);  // nothing listens on that port
     return;
   }
   VsockConnection conn;
@@ -256,10 +297,10 @@ void Vsock::handle_request(const virtio_vsock_hdr& hdr) {
   auto [it, inserted] = connections_.emplace(key, std::move(conn));
   if (!watch(it->second, EPOLLIN)) {
     connections_.erase(it);
-    queue_control(key, VIRTIO_VSOCK_OP_RST);
+    owe_rst(key);
     return;
   }
-  queue_control(key, VIRTIO_VSOCK_OP_RESPONSE);
+  owe(it->second, kPendingResponse);
 }
 
 }  // namespace husk::virtio

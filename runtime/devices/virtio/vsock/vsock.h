@@ -11,10 +11,16 @@
 // Flow control per 5.10.6.3: guest data a host socket cannot take yet is
 // held up to the advertised buf_alloc and never beyond (a guest that sends
 // more is reset); host data moves only while the guest has credit and has
-// given receive buffers, otherwise the socket is simply not read. Nothing
-// is dropped and nothing grows without bound. Control packets waiting for
-// receive buffers are bounded too (kMaxPendingControl).
-// Missing: SEQPACKET, a timeout for a REQUEST the guest never answers.
+// given receive buffers, otherwise the socket is simply not read (and, with
+// nothing to watch, leaves the event loop until there is). Nothing is
+// dropped and nothing grows without bound.
+// Budgets (per device; defaults in Vsock::Budgets): at most 1024
+// connections, of which at most 64 are still in their handshake; a host
+// client has 5 s to send its CONNECT line and the guest 10 s to answer a
+// REQUEST; control packets waiting for receive buffers are at most one of
+// each kind per connection plus kMaxPendingRst (256) resets; one event moves
+// at most kPacketsPerEvent (64) packets.
+// Missing: SEQPACKET.
 #pragma once
 
 #include <deque>
@@ -30,17 +36,28 @@
 
 namespace husk::virtio {
 
+// What a guest or a host client can make the device hold.
+struct VsockBudgets {
+  size_t max_connections = 1024;
+  size_t max_handshakes = 64;  // connections not yet established
+  int64_t connect_line_timeout_ms = 5000;     // host client: "CONNECT <port>\n"
+  int64_t guest_response_timeout_ms = 10000;  // guest: RESPONSE to our REQUEST
+};
+
 class Vsock final : public VirtioDevice {
  public:
   static constexpr uint16_t kQueueSize = 256;
-  static constexpr size_t kMaxConnections = 1024;
-  static constexpr size_t kMaxPendingControl = 4096;
+  static constexpr size_t kMaxPendingRst = 256;
+  static constexpr uint32_t kPacketsPerEvent = 64;
   static constexpr uint16_t kRxQueue = 0;
   static constexpr uint16_t kTxQueue = 1;
 
+  using Budgets = VsockBudgets;
+
   // Binds and listens on `uds_path` (which must not exist yet); the socket
   // file is removed again when the device goes away.
-  static Result<std::shared_ptr<Vsock>> create(uint64_t guest_cid, std::string uds_path);
+  static Result<std::shared_ptr<Vsock>> create(uint64_t guest_cid, std::string uds_path,
+                                               Budgets budgets = Budgets());
   ~Vsock() override;
 
   [[nodiscard]] uint32_t device_id() const override;
@@ -50,52 +67,65 @@ class Vsock final : public VirtioDevice {
   }
   void read_config(uint64_t offset, std::span<uint8_t> data) const override;
   [[nodiscard]] Result<void> activate(DeviceContext context) override;
-  void process_queue(uint16_t queue) override;
+  [[nodiscard]] Result<Served> process_queue(uint16_t queue) override;
   void reset() override;
 
+  // What outlives an activation. Connections do not: a restored VM starts
+  // with none (its transport is reset).
+  struct State {
+    uint64_t guest_cid = 0;
+    uint32_t next_local_port = 1u << 30;
+  };
+  [[nodiscard]] State state() const { return state_; }
+
   [[nodiscard]] size_t connection_count() const { return connections_.size(); }
+  // Control packets waiting for guest receive buffers.
+  [[nodiscard]] size_t pending_control() const;
 
  private:
-  struct Control {
-    VsockKey key;
-    uint16_t op;
-    uint32_t flags;
-  };
-
-  Vsock(uint64_t guest_cid, std::string uds_path, UniqueFd listener);
+  Vsock(uint64_t guest_cid, std::string uds_path, UniqueFd listener, Budgets budgets);
 
   // Guest side (vsock.cpp).
-  void process_tx();
-  void handle_packet(const virtio_vsock_hdr& hdr, ChainReader& payload);
+  [[nodiscard]] Result<Served> process_tx();
+  [[nodiscard]] Result<void> handle_packet(const virtio_vsock_hdr& hdr, ChainReader& payload);
   void handle_request(const virtio_vsock_hdr& hdr);
-  void pump_rx();
-  [[nodiscard]] std::optional<DescriptorChain> take_rx_chain();
-  void queue_control(const VsockKey& key, uint16_t op, uint32_t flags = 0);
+  // Sends owed control packets while the guest gives receive buffers.
+  [[nodiscard]] Result<void> pump_rx();
+  [[nodiscard]] bool control_pending() const { return !ready_.empty() || !orphan_rst_.empty(); }
+  [[nodiscard]] Result<std::optional<DescriptorChain>> take_rx_chain();
+  [[nodiscard]] Result<void> put_control(const DescriptorChain& chain, const VsockKey& key, uint16_t op,
+                                         uint32_t flags);
+  void owe(VsockConnection& conn, VsockPendingOp op);
+  void owe_rst(const VsockKey& key);
   [[nodiscard]] virtio_vsock_hdr make_header(const VsockKey& key, uint16_t op, uint32_t flags);
 
   // Host side (vsock_host.cpp).
-  void on_listener();
-  void on_host_event(VsockKey key, uint32_t events);
-  void read_connect_line(VsockConnection& conn);
-  void send_host_data(VsockConnection& conn);
-  void flush_to_host(VsockConnection& conn);
+  [[nodiscard]] Result<void> on_listener();
+  [[nodiscard]] Result<void> on_host_event(VsockKey key, uint32_t events);
+  [[nodiscard]] Result<void> on_timer();
+  [[nodiscard]] Result<void> read_connect_line(VsockConnection& conn);
+  [[nodiscard]] Result<void> send_host_data(VsockConnection& conn);
+  [[nodiscard]] Result<void> flush_to_host(VsockConnection& conn);
   void update_interest(VsockConnection& conn);
   void update_all_interest();
   // By value: callers often pass the key of the connection being erased.
   void close_connection(VsockKey key, bool send_rst);
+  [[nodiscard]] size_t handshakes() const;
+  void arm_timer();
   [[nodiscard]] uint32_t allocate_local_port();
   [[nodiscard]] Result<void> watch(VsockConnection& conn, uint32_t events);
 
-  uint64_t guest_cid_;
   std::string uds_path_;
   UniqueFd listener_;
+  Budgets budgets_;
+  State state_;
   DeviceContext ctx_;
-  bool active_ = false;
+  UniqueFd timer_;  // handshake deadlines; armed while there are handshakes
+  bool timer_armed_ = false;
   std::map<VsockKey, VsockConnection> connections_;
-  std::deque<Control> control_;
-  std::optional<DescriptorChain> held_rx_;  // popped but not filled yet
+  std::deque<VsockKey> ready_;       // connections that owe control packets
+  std::deque<VsockKey> orphan_rst_;  // resets for connections that are gone
   bool rx_starved_ = false;  // the guest gave no receive buffer last time
-  uint32_t next_local_port_ = 1u << 30;
 };
 
 }  // namespace husk::virtio

@@ -54,10 +54,23 @@ class FakeDevice final : public VirtioDevice {
     if (fail_activation) return fail("fake activation failure");
     return {};
   }
-  void process_queue(uint16_t queue) override { processed.push_back(queue); }
+  Result<Served> process_queue(uint16_t queue) override {
+    processed.push_back(queue);
+    if (fail_on_process) return fail(*fail_on_process);
+    if (more_turns > 0) {
+      --more_turns;
+      return Served::kMore;
+    }
+    return Served::kDone;
+  }
   void reset() override { ++resets; }
 
+  // The guest broke the device: the next process_queue says so.
+  void break_on_next_notify(const std::string& why) { fail_on_process = why; }
+
   bool fail_activation = false;
+  std::optional<std::string> fail_on_process;
+  int more_turns = 0;  // how many calls answer kMore before kDone
   int activations = 0;
   int resets = 0;
   std::optional<DeviceContext> ctx;
@@ -256,8 +269,9 @@ TEST_CASE("mmio: FAILED can be set at any time", "[unit]") {
 TEST_CASE("mmio: writing 0 to status resets device, features and queues", "[unit]") {
   Fixture f;
   REQUIRE(f.init() == kReady);
-  f.device->ctx->signal_used(0);  // nothing used: no interrupt
-  f.device->ctx->fail("guest did something wrong");
+  (void)f.device->ctx->signal_used(0);  // nothing used: no interrupt
+  f.device->break_on_next_notify("guest did something wrong");
+  f.transport.notify(0);
   REQUIRE(f.driver.read(VIRTIO_MMIO_INTERRUPT_STATUS) != 0);
   std::vector<Queue>& queues = f.queues();
   CHECK(f.device->resets == 1);
@@ -387,7 +401,7 @@ TEST_CASE("mmio: DRIVER_OK activates the device once with the acked features", "
   CHECK(f.device->activations == 1);
   CHECK(f.irq->count == 0);
   // Without an event loop, device fds are refused rather than crashing.
-  CHECK_FALSE(f.device->ctx->add_fd(0, 0, [](uint32_t) {}));
+  CHECK_FALSE(f.device->ctx->add_fd(0, 0, [](uint32_t) -> Result<void> { return {}; }));
 }
 
 TEST_CASE("mmio: a bad queue at DRIVER_OK asks for reset instead of activating", "[unit]") {
@@ -438,13 +452,17 @@ TEST_CASE("mmio: a device that fails asks for reset", "[unit]") {
     CHECK(f.device->activations == 1);
     CHECK(f.device->resets == 0);  // never activated, nothing to reset
   }
-  SECTION("through ctx.fail") {
+  SECTION("by an error from process_queue, and is reset after the call") {
     REQUIRE(f.init() == kReady);
-    f.device->ctx->fail("bad request");
+    f.device->break_on_next_notify("bad request");
+    f.transport.notify(0);
     CHECK(f.driver.status() == (kReady | S_NEEDS_RESET));
+    CHECK(f.transport.device_state() == DeviceState::kFailed);
     CHECK(f.device->resets == 1);
-    f.device->ctx->fail("and again");  // already failed: no second interrupt
+    f.transport.notify(0);  // failed: the device is not called again
     CHECK(f.device->resets == 1);
+    CHECK(f.device->processed.size() == 1);
+    f.device->processed.clear();
   }
   CHECK_FALSE(f.transport.activated());
   CHECK(f.driver.read(VIRTIO_MMIO_INTERRUPT_STATUS) == VIRTIO_MMIO_INT_CONFIG);
@@ -489,10 +507,10 @@ TEST_CASE("mmio: signal_used raises the vring interrupt, INTERRUPT_ACK clears it
     REQUIRE(chain->has_value());
     REQUIRE(q.add_used(f.mem, (*chain)->head, 8));
   };
-  f.device->ctx->signal_used(0);  // nothing used yet
+  (void)f.device->ctx->signal_used(0);  // nothing used yet
   CHECK(f.irq->count == 0);
   complete_one();
-  f.device->ctx->signal_used(0);
+  (void)f.device->ctx->signal_used(0);
   CHECK(f.irq->count == 1);
   CHECK(f.driver.read(VIRTIO_MMIO_INTERRUPT_STATUS) == VIRTIO_MMIO_INT_VRING);
   f.driver.write(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_CONFIG);  // the other bit
@@ -502,10 +520,10 @@ TEST_CASE("mmio: signal_used raises the vring interrupt, INTERRUPT_ACK clears it
 
   f.q0.set_avail_flags(VRING_AVAIL_F_NO_INTERRUPT);
   complete_one();
-  f.device->ctx->signal_used(0);
+  (void)f.device->ctx->signal_used(0);
   CHECK(f.irq->count == 1);
   CHECK(f.driver.read(VIRTIO_MMIO_INTERRUPT_STATUS) == 0);
-  f.device->ctx->signal_used(9);  // no such queue: ignored
+  (void)f.device->ctx->signal_used(9);  // no such queue: ignored
   CHECK(f.irq->count == 1);
 }
 
@@ -521,7 +539,7 @@ TEST_CASE("mmio: with EVENT_IDX acked, signal_used follows used_event", "[unit]"
     REQUIRE(chain);
     REQUIRE(chain->has_value());
     REQUIRE(q.add_used(f.mem, 0, 8));
-    f.device->ctx->signal_used(0);
+    (void)f.device->ctx->signal_used(0);
     CHECK(f.irq->count == (i == 0 ? 0 : 1));  // only the step to index 2
   }
 }
@@ -558,4 +576,31 @@ TEST_CASE("mmio: config space accesses go to the device with their offsets", "[u
   // Registers below the config space never reach the device.
   f.transport.write(VIRTIO_MMIO_CONFIG - 4, data);
   CHECK(f.device->config_writes.size() == 1);
+}
+
+TEST_CASE("mmio: a device out of budget is called again until it is done", "[unit]") {
+  Fixture f;
+  REQUIRE(f.init() == kReady);
+  f.device->more_turns = 3;
+  f.transport.notify(0);
+  // Without an event loop the transport goes on at once.
+  CHECK(f.device->processed == std::vector<uint16_t>{0, 0, 0, 0});
+}
+
+TEST_CASE("mmio: the transport's state is plain data", "[unit]") {
+  Fixture f;
+  CHECK(f.transport.state().device == DeviceState::kInactive);
+  REQUIRE(f.init() == kReady);
+  const TransportState s = f.transport.state();
+  CHECK(s.device == DeviceState::kActive);
+  CHECK(s.status == kReady);
+  REQUIRE(s.queues.size() == 2);
+  CHECK(s.queues[0].ready);
+  CHECK(s.queues[0].size == 16);
+  CHECK(s.queues[0].desc_table == f.q0.desc_table());
+  // A queue rebuilt from its state is the same queue.
+  auto q = Queue::restore(16, s.queues[0]);
+  REQUIRE(q);
+  CHECK(q->state().avail_ring == f.q0.avail_ring());
+  CHECK_FALSE(Queue::restore(8, s.queues[0]));  // does not fit a smaller queue
 }

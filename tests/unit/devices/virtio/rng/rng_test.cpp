@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include "runtime/devices/virtio/mmio_transport.h"
+#include "tests/support/loop_thread.h"
 #include "tests/support/virtq_driver.h"
 
 using namespace husk;
@@ -59,4 +60,31 @@ TEST_CASE("rng: a read-only buffer gets nothing written", "[unit]") {
   driver.notify(0);
   REQUIRE(vq.used_idx() == 1);
   CHECK(vq.used_elem(0).len == 0);
+}
+
+TEST_CASE("rng: a full queue is served kQueueBudget chains per turn of the event loop", "[unit]") {
+  // A guest that keeps its queue full cannot hold the device thread: each
+  // turn serves a budget of chains, then the loop serves its other fds.
+  auto mem = GuestMemory::create({{0, 1 << 20}});
+  REQUIRE(mem);
+  auto loop = EventLoop::create();
+  REQUIRE(loop);
+  auto rng = std::make_shared<Rng>();
+  MmioTransport transport(rng, *mem, std::make_shared<NullLine>(), &*loop);
+  test::VirtqDriver vq(*mem, 256, 0x10000);
+  test::MmioDriver driver(transport);
+  const test::VirtqDriver* queues[] = {&vq};
+  REQUIRE((driver.init(kFeatureVersion1, queues) & VIRTIO_CONFIG_S_DRIVER_OK) != 0);
+  for (uint16_t i = 0; i < 200; ++i) {
+    vq.set_desc(i, 0x40000 + i * 64ull, 64, VRING_DESC_F_WRITE);
+    vq.publish(i);
+  }
+  transport.notify(0);
+  CHECK(vq.used_idx() == kQueueBudget);
+  {
+    test::LoopThread thread(*loop);
+    for (int i = 0; i < 200 && vq.used_idx() < 200; ++i) usleep(5000);
+  }
+  CHECK(vq.used_idx() == 200);
+  CHECK(rng->bytes_served() == 200 * 64);
 }

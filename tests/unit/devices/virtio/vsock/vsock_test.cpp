@@ -20,11 +20,13 @@
 #include "runtime/common/event_loop.h"
 #include "runtime/devices/virtio/mmio_transport.h"
 #include "runtime/devices/virtio/virtio_ring_uapi.h"
+#include "tests/support/loop_thread.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/virtq_driver.h"
 
 using namespace husk;
 using namespace husk::virtio;
+using husk::test::LoopThread;
 
 namespace {
 
@@ -38,8 +40,8 @@ class NullLine : public devices::InterruptLine {
 };
 
 struct Fixture {
-  Fixture() {
-    auto v = Vsock::create(kGuestCid, dir.file("v.sock"));
+  explicit Fixture(Vsock::Budgets budgets = {}) {
+    auto v = Vsock::create(kGuestCid, dir.file("v.sock"), budgets);
     REQUIRE(v);
     vsock = *v;
     auto l = EventLoop::create();
@@ -97,7 +99,7 @@ struct Fixture {
     const std::string path = dir.file("v.sock_" + std::to_string(port));
     std::strncpy(a.sun_path, path.c_str(), sizeof(a.sun_path) - 1);
     REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
-    REQUIRE(::listen(fd, 4) == 0);
+    REQUIRE(::listen(fd, 64) == 0);
     return fd;
   }
 
@@ -109,34 +111,6 @@ struct Fixture {
   std::shared_ptr<Vsock> vsock;
   std::optional<EventLoop> loop;
   std::unique_ptr<MmioTransport> transport;
-};
-
-// The device's event loop on a thread of its own (the host side of the
-// device: the listener and its clients), stopped and joined on destruction.
-class LoopThread {
- public:
-  explicit LoopThread(EventLoop& loop)
-      : stop_(::eventfd(0, EFD_CLOEXEC)), thread_([&loop, this] { (void)loop.run(stop_.get()); }) {}
-  ~LoopThread() {
-    const uint64_t one = 1;
-    (void)!::write(stop_.get(), &one, sizeof one);
-    thread_.join();
-  }
-  LoopThread(const LoopThread&) = delete;
-  LoopThread& operator=(const LoopThread&) = delete;
-
-  // CPU time the loop's thread has used so far, in ms.
-  double cpu_ms() {
-    clockid_t clock{};
-    REQUIRE(::pthread_getcpuclockid(thread_.native_handle(), &clock) == 0);
-    timespec ts{};
-    ::clock_gettime(clock, &ts);
-    return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
-  }
-
- private:
-  UniqueFd stop_;
-  std::thread thread_;
 };
 
 // A host client of the device's socket.
@@ -313,4 +287,96 @@ TEST_CASE("vsock: packets for unknown connections or from the wrong CID get RST"
   const size_t before = f.received().size();
   f.send(VIRTIO_VSOCK_OP_RST, 1003, 5003);  // never answered
   CHECK(f.received().size() == before);
+}
+
+TEST_CASE("vsock: a host client that never sends its CONNECT line is closed at its deadline", "[unit]") {
+  Vsock::Budgets budgets;
+  budgets.connect_line_timeout_ms = 300;
+  Fixture f(budgets);
+  LoopThread loop(*f.loop);
+  UniqueFd silent = connect_client(f.dir.file("v.sock"));
+  UniqueFd partial = connect_client(f.dir.file("v.sock"));
+  REQUIRE(::write(partial.get(), "CONN", 4) == 4);
+  CHECK(closed_within(silent.get(), 5000));
+  CHECK(closed_within(partial.get(), 5000));
+}
+
+TEST_CASE("vsock: a REQUEST the guest never answers ends the client and resets the guest side", "[unit]") {
+  Vsock::Budgets budgets;
+  budgets.guest_response_timeout_ms = 300;
+  Fixture f(budgets);
+  UniqueFd client;
+  {
+    LoopThread loop(*f.loop);
+    client = connect_client(f.dir.file("v.sock"));
+    REQUIRE(::write(client.get(), "CONNECT 5000\n", 13) == 13);
+    CHECK(closed_within(client.get(), 5000));
+  }
+  CHECK(f.vsock->connection_count() == 0);
+  auto packets = f.received();
+  REQUIRE(packets.size() == 2);
+  CHECK(packets[0].op == VIRTIO_VSOCK_OP_REQUEST);
+  CHECK(packets[1].op == VIRTIO_VSOCK_OP_RST);
+  CHECK(packets[1].dst_port == 5000);
+}
+
+TEST_CASE("vsock: clients beyond the handshake budget are closed at once", "[unit]") {
+  Vsock::Budgets budgets;
+  budgets.max_handshakes = 4;
+  Fixture f(budgets);
+  LoopThread loop(*f.loop);
+  std::vector<UniqueFd> clients;
+  for (int i = 0; i < 10; ++i) clients.push_back(connect_client(f.dir.file("v.sock")));
+  int closed = 0;
+  for (int i = 0; i < 10; ++i) closed += closed_within(clients[static_cast<size_t>(i)].get(), 1000) ? 1 : 0;
+  CHECK(closed == 6);
+}
+
+TEST_CASE("vsock: control packets owed to a guest that gives no receive buffers stay bounded", "[unit]") {
+  Fixture f;
+  // Eight packets to connections that do not exist use up the eight
+  // receive buffers with resets; everything after waits for more.
+  for (uint32_t i = 0; i < 8; ++i) f.send(VIRTIO_VSOCK_OP_RW, 2000 + i, 6000, "x");
+  REQUIRE(f.received().size() == 8);
+  for (uint32_t i = 0; i < 2000; ++i) f.send(VIRTIO_VSOCK_OP_RW, 3000 + i, 6000, "x");
+  CHECK(f.vsock->pending_control() == Vsock::kMaxPendingRst);
+  // One connection asking for credit again and again owes one answer.
+  int listener = f.listen_on_port(5005);
+  f.send(VIRTIO_VSOCK_OP_REQUEST, 1005, 5005);
+  for (int i = 0; i < 100; ++i) f.send(VIRTIO_VSOCK_OP_CREDIT_REQUEST, 1005, 5005);
+  CHECK(f.vsock->pending_control() == Vsock::kMaxPendingRst + 2);  // its RESPONSE and one CREDIT_UPDATE
+  ::close(listener);
+}
+
+TEST_CASE("vsock: a host peer that hangs up with data the guest has no credit for does not spin the loop",
+          "[unit]") {
+  Fixture f;
+  int listener = f.listen_on_port(5006);
+  // buf_alloc 0: the guest takes nothing.
+  f.send(VIRTIO_VSOCK_OP_REQUEST, 1006, 5006, "", -1, 0);
+  REQUIRE(f.received().back().op == VIRTIO_VSOCK_OP_RESPONSE);
+  int host = ::accept(listener, nullptr, nullptr);
+  REQUIRE(host >= 0);
+  REQUIRE(::write(host, "unread", 6) == 6);
+  ::close(host);  // EPOLLHUP with data still in the socket
+  {
+    LoopThread loop(*f.loop);
+    const double before = loop.cpu_ms();
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    CHECK(loop.cpu_ms() - before < 150);  // a spinning loop would use ~500 ms
+  }
+  REQUIRE(f.vsock->connection_count() == 1);
+  // Credit arrives: the data goes to the guest, then the end of the stream.
+  const size_t before = f.received().size();
+  {
+    LoopThread loop(*f.loop);
+    f.send(VIRTIO_VSOCK_OP_CREDIT_UPDATE, 1006, 5006, "", -1, 65536);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  auto packets = f.received();
+  REQUIRE(packets.size() >= before + 2);
+  CHECK(packets[before].op == VIRTIO_VSOCK_OP_RW);
+  CHECK(packets[before].len == 6);
+  CHECK(packets[before + 1].op == VIRTIO_VSOCK_OP_SHUTDOWN);
+  ::close(listener);
 }
