@@ -143,12 +143,12 @@ Result<ProbeOutcome> run_syscall_probe(const kvm::Kvm& kvm) {
   vmm::install_kick_handler();
   std::atomic<bool> done{false};
   Result<void> run_result;
-  JoiningThread runner([&] {
+  HUSK_TRY_ASSIGN(JoiningThread runner, JoiningThread::start("probe vCPU", [&] {
     do {
       run_result = vcpu.run();
     } while (run_result && vcpu.run_state()->exit_reason == KVM_EXIT_INTR);
     done = true;
-  });
+  }));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (!done && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));

@@ -111,12 +111,12 @@ Result<VmExit> Machine::run() {
   }
 
   Result<void> loop_result;
-  JoiningThread loop_thread([this, &loop_result] {
+  HUSK_TRY_ASSIGN(JoiningThread loop_thread, JoiningThread::start("device event loop", [this, &loop_result] {
     loop_result = loop_.run(stop_->eventfd());
     if (!loop_result) {
       stop_->request(VmExit{ExitReason::kVcpuError, "device event loop: " + loop_result.error().message, -1});
     }
-  });
+  }));
 
   std::vector<JoiningThread> vcpu_threads;
   std::vector<pthread_t> handles;
@@ -125,7 +125,15 @@ Result<VmExit> Machine::run() {
     VcpuContext ctx{&vcpus_[i], &pio_bus_, &mmio_bus_, stop_.get(), &vcpu_exited_[i],
                     &vcpu_dump_requested_[i], i == 0 ? &first_run_ns_ : nullptr,
                     i == 0 ? &first_run_cpu_ns_ : nullptr};
-    vcpu_threads.emplace_back([ctx] { run_vcpu_loop(ctx); });
+    auto thread = JoiningThread::start("vCPU", [ctx] { run_vcpu_loop(ctx); });
+    if (!thread) {
+      // The VM stops before it really ran; the vCPUs never started count
+      // as exited, so stopping the others does not wait for them.
+      stop_->request(VmExit{ExitReason::kVcpuError, thread.error().message, static_cast<int>(i)});
+      for (size_t j = i; j < vcpus_.size(); ++j) vcpu_exited_[j].store(true);
+      break;
+    }
+    vcpu_threads.push_back(std::move(*thread));
     handles.push_back(vcpu_threads.back().native_handle());
   }
 
@@ -141,7 +149,7 @@ Result<VmExit> Machine::run() {
     if (fds[1].revents & POLLIN) {
       signalfd_siginfo info{};
       if (::read(signals.fd(), &info, sizeof(info)) == sizeof(info) && info.ssi_signo == SIGQUIT) {
-        for (size_t i = 0; i < vcpus_.size(); ++i) {
+        for (size_t i = 0; i < handles.size(); ++i) {
           vcpu_dump_requested_[i].store(true);
           kick_vcpu(vcpus_[i], handles[i]);
         }
