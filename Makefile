@@ -120,3 +120,20 @@ bench-run: build guest
 .PHONY: testhost-stress
 testhost-stress: build guest
 	tests/testhost/stress
+
+# The kvm and e2e tiers once under ThreadSanitizer (not part of `make test`):
+# husk and the test programs from $(BUILD_TSAN), the guest (kernel cached,
+# initramfs with the normal build's static agent) beside them. A race report
+# fails the run (TSAN_OPTIONS halt_on_error); reports go to $(BUILD_TSAN)/tsan.*.
+BUILD_TSAN ?= build-tsan
+TSAN_RUN_OPTIONS ?= halt_on_error=1 second_deadlock_stack=1 log_path=$(abspath $(BUILD_TSAN))/tsan
+.PHONY: tsan
+tsan: build
+	cmake -S . -B $(BUILD_TSAN) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHUSK_TSAN=ON
+	ninja -C $(BUILD_TSAN) -j $(JOBS) husk husk-kvm-tests husk-e2e-tests
+	rootfs/kernel/build.sh $(BUILD_TSAN)/guest
+	rootfs/initramfs/build.sh $(BUILD_TSAN)/guest/initramfs.cpio.gz --agent $(BUILD)/bin/husk-agent
+	rm -f $(BUILD_TSAN)/tsan.*
+	TSAN_OPTIONS="$(TSAN_RUN_OPTIONS)" $(BUILD_TSAN)/bin/husk-kvm-tests
+	TSAN_OPTIONS="$(TSAN_RUN_OPTIONS)" tests/e2e/launch $(BUILD_TSAN)/bin/husk $(BUILD_TSAN)/bin/husk-e2e-tests $(TSAN_E2E_FILTER)
+	@if ls $(BUILD_TSAN)/tsan.* >/dev/null 2>&1; then echo "ThreadSanitizer reports:"; cat $(BUILD_TSAN)/tsan.*; exit 1; fi

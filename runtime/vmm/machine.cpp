@@ -64,7 +64,11 @@ Machine::Machine(kvm::Kvm kvm, kvm::Vm vm, GuestMemory memory, std::unique_ptr<S
       stop_(std::move(stop)),
       loop_(std::move(loop)) {}
 
-Machine::~Machine() = default;
+Machine::~Machine() {
+  // The loop's handlers keep the transports alive: take them off the loop
+  // while it still exists, not from inside its destruction.
+  for (auto& transport : virtio_) transport->detach();
+}
 
 BootTimeline Machine::timeline() const {
   BootTimeline t = timeline_;

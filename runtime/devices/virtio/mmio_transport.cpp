@@ -42,10 +42,16 @@ MmioTransport::MmioTransport(std::shared_ptr<VirtioDevice> device, const GuestMe
   for (uint16_t max : device_->queue_max_sizes()) queues_.emplace_back(max);
 }
 
-MmioTransport::~MmioTransport() {
+MmioTransport::~MmioTransport() { detach(); }
+
+void MmioTransport::detach() {
   std::lock_guard lock(device_mutex_);
+  if (loop_ == nullptr) return;
   drop_activation();
-  if (loop_ != nullptr && kick_) loop_->remove(kick_.get());
+  if (kick_) loop_->remove(kick_.get());
+  loop_ = nullptr;
+  std::lock_guard register_lock(register_mutex_);
+  if (device_state_ == DeviceState::kActive) device_state_ = DeviceState::kInactive;
 }
 
 uint32_t MmioTransport::status() const {

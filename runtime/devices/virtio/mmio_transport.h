@@ -71,6 +71,11 @@ class MmioTransport final : public devices::BusDevice {
   // A queue notification (from the queue's ioeventfd).
   void notify(uint16_t queue);
 
+  // Takes the transport off its event loop (the device's fds, the kick) and
+  // resets the device: for an owner whose loop goes away first. The
+  // destructor does the same while the loop is still attached.
+  void detach();
+
   [[nodiscard]] uint32_t status() const;
   [[nodiscard]] DeviceState device_state() const;
   [[nodiscard]] bool activated() const { return device_state() == DeviceState::kActive; }

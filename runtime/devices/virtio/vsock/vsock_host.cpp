@@ -175,6 +175,7 @@ Result<void> Vsock::read_connect_line(VsockConnection& conn) {
     moved.key = VsockKey{old_key.local_port, port};
     moved.state = VsockState::kConnecting;
     moved.handshake_deadline_ns = now_ns() + budgets_.guest_response_timeout_ms * 1000000;
+    if (moved.in_ready_list) std::erase(ready_, old_key);
     moved.in_ready_list = false;
     auto [it, inserted] = connections_.emplace(moved.key, std::move(moved));
     // Nothing is read from the client until the guest accepts; a hang-up
@@ -331,6 +332,9 @@ void Vsock::close_connection(VsockKey key, bool send_rst) {
   auto it = connections_.find(key);
   if (it != connections_.end()) {
     if (!it->second.parked) ctx_.remove_fd(it->second.fd.get());
+    // A guest that reopens the same ports again and again must not grow
+    // the list of connections that owe packets.
+    if (it->second.in_ready_list) std::erase(ready_, key);
     connections_.erase(it);
   }
   if (send_rst) owe_rst(key);

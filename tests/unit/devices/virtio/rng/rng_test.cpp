@@ -88,3 +88,33 @@ TEST_CASE("rng: a full queue is served kQueueBudget chains per turn of the event
   CHECK(vq.used_idx() == 200);
   CHECK(rng->bytes_served() == 200 * 64);
 }
+
+TEST_CASE("rng: a transport detached from its loop leaves the loop nothing of its own", "[unit]") {
+  // The Machine's order: the loop's handlers hold the transport, so the
+  // transport must leave the loop before the loop's destruction frees it.
+  auto mem = GuestMemory::create({{0, 1 << 20}});
+  REQUIRE(mem);
+  auto loop = EventLoop::create();
+  REQUIRE(loop);
+  auto rng = std::make_shared<Rng>();
+  auto transport = std::make_shared<MmioTransport>(rng, *mem, std::make_shared<NullLine>(), &*loop);
+  test::VirtqDriver vq(*mem, 256, 0x10000);
+  test::MmioDriver driver(*transport);
+  const test::VirtqDriver* queues[] = {&vq};
+  REQUIRE((driver.init(kFeatureVersion1, queues) & VIRTIO_CONFIG_S_DRIVER_OK) != 0);
+  for (uint16_t i = 0; i < 100; ++i) {
+    vq.set_desc(i, 0x40000 + i * 64ull, 64, VRING_DESC_F_WRITE);
+    vq.publish(i);
+  }
+  transport->notify(0);  // over budget: the transport's kick is on the loop now
+  REQUIRE(vq.used_idx() == kQueueBudget);
+  transport->detach();
+  CHECK_FALSE(transport->activated());
+  transport->notify(0);  // detached: nothing more is served
+  CHECK(vq.used_idx() == kQueueBudget);
+  {
+    test::LoopThread thread(*loop);  // the kick is gone: nothing runs
+    usleep(100000);
+  }
+  CHECK(vq.used_idx() == kQueueBudget);
+}
