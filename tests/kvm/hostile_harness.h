@@ -9,11 +9,14 @@
 // listener for guest connections to vsock port kVsockListenPort can be
 // asked for; it never accepts.
 //
-// One run: note the process's fds, threads and RSS; build the machine with
-// $TMPDIR pointing at a private folder; run it on a thread until the guest
-// prints "DONE" (it then halts with interrupts off); measure the process's
-// and each thread's CPU time over an idle window; stop the VM; destroy it;
-// count fds, threads and what is left in the private folder.
+// One run happens in a child process, so a host crash or hang shows up as
+// a failed check with the phase it happened in, not as a dead test binary.
+// The child notes its fds, threads and RSS; builds the machine with
+// $TMPDIR pointing at a private folder; runs it on a thread until the guest
+// prints "DONE" (it then halts with interrupts off), sampling fds and RSS;
+// measures its own and each VM thread's CPU time over an idle window; stops
+// the VM; destroys it; counts fds, threads and what is left in the private
+// folder; and sends every figure to the parent as it goes.
 #pragma once
 
 #include <cstdint>
@@ -36,7 +39,7 @@ inline constexpr uint64_t kGuestMemoryMib = 128;
 
 struct HostileOptions {
   double window_seconds = 1.0;    // idle measurement after the guest's DONE
-  double timeout_seconds = 30.0;  // for the guest to reach DONE
+  double timeout_seconds = 30.0;  // for the guest to reach DONE (and again for the rest)
   bool vsock_listener = false;    // a host socket at <vsock uds>_<kVsockListenPort>
 };
 
@@ -51,6 +54,11 @@ struct ThreadCpu {
 };
 
 struct HostileRun {
+  // Empty when the run went through; else what went wrong on the host
+  // side ("killed by SIGSEGV after phase 'stopped'", "hung ...") or in
+  // setting the run up.
+  std::string host_failure;
+  std::string phase;  // the last phase the child reached
   std::string console;
   std::map<std::string, uint32_t> values;  // the guest's "label=hex" lines
   bool done = false;                       // the guest printed DONE in time
@@ -86,11 +94,11 @@ struct HostileRun {
 
 [[nodiscard]] HostileRun run_hostile_guest(const GuestProgram& program, const HostileOptions& options = {});
 
-// The host held: the guest finished, no thread spun in the idle window
-// (process CPU under half the wall time, no VM thread runnable in more than
-// a fifth of the samples), RSS grew by at most `rss_limit_kib` over the run
-// and not at all to speak of while idle, and every fd, thread and temporary
-// file is gone afterwards.
+// The host held: it did not crash or hang, the guest finished, no thread
+// spun in the idle window (process CPU under half the wall time, no VM
+// thread runnable in more than a fifth of the samples), RSS grew by at most
+// `rss_limit_kib` over the run and not at all to speak of while idle, and
+// every fd, thread and temporary file is gone afterwards.
 void check_host_held(const HostileRun& run, int64_t rss_limit_kib = 32 * 1024);
 
 }  // namespace husk::test
