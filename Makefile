@@ -44,6 +44,7 @@ guest: build
 
 test: build guest
 	ctest --test-dir $(BUILD) --output-on-failure
+	$(MAKE) fuzz-smoke
 
 test-unit: build
 	ctest --test-dir $(BUILD) --output-on-failure -L unit
@@ -67,21 +68,38 @@ bench-boot: build guest
 	tests/bench/boot
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
 
-# The libFuzzer targets (tests/fuzz) built with clang, ASan and UBSan, each
-# run for FUZZ_SECONDS from its seed corpus; a crash fails the target and
-# leaves the input in $(BUILD_FUZZ)/crash-*.
-BUILD_FUZZ   ?= build-fuzz
-FUZZ_SECONDS ?= 60
-.PHONY: fuzz
-fuzz: | $(DEPS_STAMP)
-	CC=clang CXX=clang++ cmake -S . -B $(BUILD_FUZZ) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHUSK_FUZZ=ON
-	ninja -C $(BUILD_FUZZ) -j $(JOBS) husk-fuzz-descriptor-chain
-	mkdir -p $(BUILD_FUZZ)/corpus/descriptor_chain
-	$(BUILD_FUZZ)/bin/husk-fuzz-descriptor-chain -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
-	  -print_final_stats=1 -artifact_prefix=$(BUILD_FUZZ)/ \
-	  $(BUILD_FUZZ)/corpus/descriptor_chain tests/fuzz/corpus/descriptor_chain
+# The libFuzzer targets (tests/fuzz/README.md): every parser of guest or
+# client bytes, built with clang, ASan and UBSan into $(BUILD_FUZZ) (one
+# library of the runtime sources they share, then one small binary each).
+#   make fuzz          each target for FUZZ_SECONDS (60) from its committed
+#                      seeds; fails on any crash, leak, hang or broken
+#                      invariant and leaves the input in
+#                      $(BUILD_FUZZ)/fuzz/crashes/TARGET/
+#   make fuzz-smoke    the same for FUZZ_SMOKE_SECONDS (15) each: what
+#                      `make test` (and so CI) runs
+#   make fuzz-regress  every target over its committed corpus once (CTest,
+#                      label fuzz)
+# FUZZ_TARGETS picks some (names as in tests/fuzz/*_fuzz.cpp).
+BUILD_FUZZ         ?= build-fuzz
+FUZZ_SECONDS       ?= 60
+FUZZ_SMOKE_SECONDS ?= 15
+FUZZ_TARGETS       ?=
+.PHONY: fuzz fuzz-build fuzz-smoke fuzz-regress
+fuzz-build: | $(DEPS_STAMP)
+	CC=clang CXX=clang++ cmake -S . -B $(BUILD_FUZZ) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DHUSK_FUZZ=ON -DHUSK_WERROR=$(WERROR)
+	ninja -C $(BUILD_FUZZ) -j $(JOBS) husk-fuzz
+
+fuzz: fuzz-build
+	FUZZ_SMOKE_SECONDS=$(FUZZ_SMOKE_SECONDS) tests/fuzz/run $(BUILD_FUZZ) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-smoke: fuzz-build
+	tests/fuzz/run $(BUILD_FUZZ) $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-regress: fuzz-build
+	ctest --test-dir $(BUILD_FUZZ) --output-on-failure -L fuzz
 
 # A Debian 12 userland (minbase + python3, gcc, libc6-dev) as an ext4 image,
 # with the agent at /sbin/husk-agent: build/guest/debian.ext4. debootstrap

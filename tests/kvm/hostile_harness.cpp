@@ -262,7 +262,7 @@ void take_records(HostileRun& run, std::string& tmpdir, std::string& buffer) {
 
 }  // namespace
 
-uint32_t HostileRun::value(const std::string& label) const {
+uint64_t HostileRun::value(const std::string& label) const {
   auto it = values.find(label);
   INFO("the guest did not report " << label << "; console:\n" << console);
   REQUIRE(it != values.end());

@@ -60,7 +60,7 @@ struct HostileRun {
   std::string host_failure;
   std::string phase;  // the last phase the child reached
   std::string console;
-  std::map<std::string, uint32_t> values;  // the guest's "label=hex" lines
+  std::map<std::string, uint64_t> values;  // the guest's "label=hex" lines
   bool done = false;                       // the guest printed DONE in time
   bool vm_stopped_early = false;           // the VM stopped before the host stopped it
   vmm::VmExit exit;
@@ -83,7 +83,7 @@ struct HostileRun {
   std::vector<std::string> leftovers;  // what the run left in its $TMPDIR
 
   // The value the guest reported under `label` (fails the test if absent).
-  [[nodiscard]] uint32_t value(const std::string& label) const;
+  [[nodiscard]] uint64_t value(const std::string& label) const;
   [[nodiscard]] bool has(const std::string& label) const { return values.count(label) != 0; }
   [[nodiscard]] double window_cpu_share() const {
     return window_seconds > 0 ? window_cpu_seconds / window_seconds : 0;

@@ -6,6 +6,8 @@
 // them back over COM1; the host must hold (hostile_harness.h) and every
 // device must either refuse what it was told (registers unchanged, nothing
 // served) or say DEVICE_NEEDS_RESET, and serve a good request after reset.
+#include <linux/virtio_ids.h>
+
 #include <catch2/catch.hpp>
 
 #include "tests/kvm/hostile_guest.h"
@@ -26,7 +28,7 @@ std::string label(Dev d, const std::string& what) { return std::string(dev_name(
 // What the guest read is what a device that refused the write reports, or
 // the device marked itself failed instead.
 void check_refused_or_failed(const HostileRun& run, Dev d, const std::string& what, uint32_t unchanged) {
-  const uint32_t v = run.value(label(d, what));
+  const uint64_t v = run.value(label(d, what));
   INFO(label(d, what) << " = " << std::hex << v << ", refused would leave " << unchanged);
   CHECK((v == unchanged || (v & S_NEEDS_RESET) != 0));
 }
@@ -107,7 +109,7 @@ TEST_CASE("hostile guest: queue notifications before DRIVER_OK", "[kvm][hostile]
     INFO(dev_name(d));
     // 3.1.1 / 2.1: no buffer is used before DRIVER_OK.
     CHECK(run.value(label(d, "pre.used")) == 0);
-    const uint32_t pre = run.value(label(d, "pre.status"));
+    const uint64_t pre = run.value(label(d, "pre.status"));
     CHECK((pre == MmioGuestDriver::kFeaturesOk || (pre & S_NEEDS_RESET) != 0));
     if ((pre & S_NEEDS_RESET) == 0) {
       CHECK(run.value(label(d, "post.status")) == (MmioGuestDriver::kFeaturesOk | S_DRIVER_OK));
@@ -234,11 +236,136 @@ TEST_CASE("hostile guest: queue registers rewritten after DRIVER_OK", "[kvm][hos
     CHECK(run.value(label(d, "ghost.ready")) == 0);
     CHECK(run.value(label(d, "ghost.nummax")) == 0);
     CHECK(run.value(label(d, "nummax")) == 256);
-    const uint32_t status = run.value(label(d, "status"));
+    const uint64_t status = run.value(label(d, "status"));
     if ((status & S_NEEDS_RESET) == 0) {
       // Ignored: the queue runs on as set up at DRIVER_OK.
       CHECK(status == (MmioGuestDriver::kFeaturesOk | S_DRIVER_OK));
       CHECK(run.value(label(d, "ready")) == 1);
+      CHECK(run.value(label(d, "used")) == 1);
+      CHECK(run.value(label(d, "len")) == want_len[static_cast<int>(d)]);
+    }
+    check_probe(run, d);
+  }
+}
+
+TEST_CASE("hostile guest: ring addresses outside guest memory or misaligned at set-up", "[kvm][hostile]") {
+  constexpr uint64_t kMemoryEnd = kGuestMemoryMib << 20;
+  // Each variant moves one ring of the request queue before DRIVER_OK.
+  struct Variant {
+    const char* what;
+    uint32_t reg;
+    uint32_t value;
+  };
+  HostileGuest g;
+  for (Dev d : kAllDevs) {
+    const MmioGuestDriver& drv = g.driver(d);
+    const Variant variants[] = {
+        {"descriptor table across the end of RAM", VIRTIO_MMIO_QUEUE_DESC_LOW, static_cast<uint32_t>(kMemoryEnd - 64)},
+        {"available ring on the device's own registers", VIRTIO_MMIO_QUEUE_AVAIL_LOW,
+         static_cast<uint32_t>(drv.reg(0))},
+        {"used ring above 2^63", VIRTIO_MMIO_QUEUE_USED_HIGH, 0x80000000u},
+        {"descriptor table misaligned", VIRTIO_MMIO_QUEUE_DESC_LOW, 0},  // + 8, below
+        {"used ring misaligned", VIRTIO_MMIO_QUEUE_USED_LOW, 0},         // + 2, below
+    };
+    int n = 0;
+    for (const Variant& v : variants) {
+      if (n > 0) g.new_round(d);
+      drv.negotiate(kFeatureVersion1);
+      for (uint16_t q = 0; q < dev_queue_count(d); ++q) drv.setup_queue(q, g.queue(d, q));
+      const GuestQueue& rq = g.queue(d, dev_request_queue(d));
+      uint32_t value = v.value;
+      if (n == 3) value = static_cast<uint32_t>(rq.desc_table() + 8);
+      if (n == 4) value = static_cast<uint32_t>(rq.used_ring() + 2);
+      drv.write(VIRTIO_MMIO_QUEUE_SEL, dev_request_queue(d));
+      drv.write(v.reg, value);
+      drv.driver_ok();
+      g.place_good_request(d);
+      g.submit(d, 0);
+      g.expect_failed(d, "a" + std::to_string(n++) + ".");
+    }
+    g.probe(d);
+  }
+  g.finish();
+  const HostileRun run = run_hostile_guest(g.program);
+  check_host_held(run);
+  for (Dev d : kAllDevs) {
+    for (int n = 0; n < 5; ++n) check_failed(run, d, "a" + std::to_string(n) + ".");
+    check_probe(run, d);
+  }
+}
+
+TEST_CASE("hostile guest: register accesses of the wrong width or place", "[kvm][hostile]") {
+  // virtio-mmio registers are 32 bits wide and aligned (4.2.2.2); the
+  // driver here uses 1, 2 and 8 byte accesses, unaligned ones, offsets no
+  // register has, and writes to read-only registers and configuration. The
+  // device may ignore them or fail; it may not act on a torn value, and it
+  // must serve a good request afterwards (or after a reset).
+  HostileGuest g;
+  uint32_t want_len[3] = {};
+  for (Dev d : kAllDevs) {
+    const MmioGuestDriver& drv = g.driver(d);
+    const std::string n = dev_name(d);
+    g.init(d);
+    g.program.report8(n + ".magic8", drv.reg(VIRTIO_MMIO_MAGIC_VALUE));
+    g.program.report16(n + ".version16", drv.reg(VIRTIO_MMIO_VERSION));
+    g.program.report64(n + ".magic64", drv.reg(VIRTIO_MMIO_MAGIC_VALUE));
+    g.program.report32(n + ".unaligned", drv.reg(VIRTIO_MMIO_STATUS + 1));
+    g.program.report32(n + ".nowhere", drv.reg(0x0fc));
+    g.program.report32(n + ".window_end", drv.reg(0xffc));
+    // Torn writes to Status (a reset if it were taken as 0), QueueSel and
+    // QueueNotify; writes to read-only registers.
+    g.program.store8(drv.reg(VIRTIO_MMIO_STATUS), 0);
+    g.program.store16(drv.reg(VIRTIO_MMIO_STATUS), 0);
+    g.program.store64(drv.reg(VIRTIO_MMIO_QUEUE_SEL), -1);
+    g.program.store16(drv.reg(VIRTIO_MMIO_QUEUE_NOTIFY), dev_request_queue(d));
+    drv.write(VIRTIO_MMIO_MAGIC_VALUE, 0);
+    drv.write(VIRTIO_MMIO_DEVICE_ID, 0);
+    drv.write(VIRTIO_MMIO_QUEUE_NUM_MAX, 0xffff);
+    drv.write(VIRTIO_MMIO_INTERRUPT_STATUS, 0xffffffff);
+    drv.write(VIRTIO_MMIO_CONFIG_GENERATION, 0);
+    drv.write(0x0fc, 0xffffffff);
+    // Configuration: written (read-only for all three), read past its end.
+    drv.write(VIRTIO_MMIO_CONFIG, 0xffffffff);
+    g.program.store64(drv.reg(VIRTIO_MMIO_CONFIG + 4), -1);
+    g.program.store8(drv.reg(0xfff), 0xff);
+    g.program.report64(n + ".config0", drv.reg(VIRTIO_MMIO_CONFIG));
+    g.program.report32(n + ".config_end", drv.reg(0xffc));
+    drv.report("magic", VIRTIO_MMIO_MAGIC_VALUE);
+    drv.report("id", VIRTIO_MMIO_DEVICE_ID);
+    drv.report("status", VIRTIO_MMIO_STATUS);
+    // The device still works, on the rings it was given.
+    want_len[static_cast<int>(d)] = g.place_good_request(d);
+    drv.write(VIRTIO_MMIO_QUEUE_SEL, 0);
+    g.submit(d, 0);
+    g.wait_used(d, 1);
+    g.report_used(d);
+    drv.report("after", VIRTIO_MMIO_STATUS);
+    g.probe(d);
+  }
+  g.finish();
+  const HostileRun run = run_hostile_guest(g.program);
+  check_host_held(run);
+  const uint32_t ids[3] = {VIRTIO_ID_BLOCK, VIRTIO_ID_RNG, VIRTIO_ID_VSOCK};
+  for (Dev d : kAllDevs) {
+    INFO(dev_name(d) << "; console:\n" << run.console);
+    // Read-only registers kept their values.
+    CHECK(run.value(label(d, "magic")) == 0x74726976);  // "virt"
+    CHECK(run.value(label(d, "id")) == ids[static_cast<int>(d)]);
+    // Narrow or torn reads give the register's bytes or nothing.
+    const uint64_t m8 = run.value(label(d, "magic8"));
+    CHECK((m8 == 0x76 || m8 == 0));
+    const uint64_t v16 = run.value(label(d, "version16"));
+    CHECK((v16 == 2 || v16 == 0));
+    CHECK(run.value(label(d, "nowhere")) == 0);
+    // blk's capacity (the first 8 config bytes) is 2048 sectors whatever
+    // the driver wrote; rng has no configuration; vsock's is the guest CID.
+    const uint64_t config0 = run.value(label(d, "config0"));
+    if (d == Dev::kBlk) CHECK((config0 == kDiskBytes / 512 || config0 == 0));
+    if (d == Dev::kRng) CHECK(config0 == 0);
+    if (d == Dev::kVsock) CHECK((config0 == kGuestCid || config0 == 0));
+    const uint64_t status = run.value(label(d, "status"));
+    if ((status & S_NEEDS_RESET) == 0) {
+      CHECK(status == (MmioGuestDriver::kFeaturesOk | S_DRIVER_OK));
       CHECK(run.value(label(d, "used")) == 1);
       CHECK(run.value(label(d, "len")) == want_len[static_cast<int>(d)]);
     }

@@ -201,7 +201,7 @@ TEST_CASE("hostile guest: vsock receive buffers that loop or lie", "[kvm][hostil
   check_host_held(run);
   for (const char* tag : {"a0.", "a1.", "a2."}) check_failed(run, V, tag);
   INFO("console:\n" << run.console);
-  const uint32_t a3 = run.value("vsock.a3.status");
+  const uint64_t a3 = run.value("vsock.a3.status");
   CHECK((a3 == (MmioGuestDriver::kFeaturesOk | VIRTIO_CONFIG_S_DRIVER_OK) || (a3 & VIRTIO_CONFIG_S_NEEDS_RESET)));
   if ((a3 & VIRTIO_CONFIG_S_NEEDS_RESET) == 0) {
     CHECK(run.value("vsock.a3.rx") >= 1);

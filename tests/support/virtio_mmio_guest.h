@@ -77,6 +77,10 @@ class GuestProgram {
     return addr(gpa).raw({0x66, 0xc7, 0x00}).imm16(v);  // mov word [rax], v
   }
   GuestProgram& store8(uint64_t gpa, uint8_t v) { return addr(gpa).raw({0xc6, 0x00, v}); }
+  // One 8-byte store of `v` sign-extended to 64 bits.
+  GuestProgram& store64(uint64_t gpa, int32_t v) {
+    return addr(gpa).raw({0x48, 0xc7, 0x00}).imm32(static_cast<uint32_t>(v));  // mov qword [rax], v
+  }
   GuestProgram& add16(uint64_t gpa, uint16_t v) {
     return addr(gpa).raw({0x66, 0x81, 0x00}).imm16(v);  // add word [rax], v
   }
@@ -99,6 +103,18 @@ class GuestProgram {
     addr(gpa).raw({0x0f, 0xb7, 0x18});  // movzx ebx, word [rax]
     raw({0xc1, 0xe3, 16});              // shl ebx, 16
     return print(label + "=").hex_ebx(4).print("\n");
+  }
+  // One 8-byte load, printed as 16 hex digits.
+  GuestProgram& report64(const std::string& label, uint64_t gpa) {
+    addr(gpa).raw({0x48, 0x8b, 0x18});  // mov rbx, [rax]
+    print(label + "=");
+    raw({0xb9, 16, 0, 0, 0});  // mov ecx, 16
+    raw({0x66, 0xba, uint8_t(kCom1), uint8_t(kCom1 >> 8)});
+    const size_t top = here();
+    raw({0x48, 0xc1, 0xc3, 0x04});  // rol rbx, 4
+    hex_digit_of_ebx();
+    jcc_back(0x85, top);
+    return print("\n");
   }
   GuestProgram& report8(const std::string& label, uint64_t gpa) {
     addr(gpa).raw({0x0f, 0xb6, 0x18});  // movzx ebx, byte [rax]
@@ -168,6 +184,17 @@ class GuestProgram {
     loop_breaks_.push_back(jcc_forward(0x85));
     return *this;
   }
+  // Inside repeat(): spins (counter << shift) times, the counter being the
+  // rounds left, so each round waits a different while.
+  GuestProgram& delay_by_round(uint8_t shift) {
+    if (loop_top_ == kNone) throw std::logic_error("delay_by_round() outside repeat()");
+    raw({0x89, 0xf1});         // mov ecx, esi
+    raw({0xc1, 0xe1, shift});  // shl ecx, shift
+    const size_t top = here();
+    raw({0xff, 0xc9});
+    jcc_back(0x85, top);
+    return *this;
+  }
   GuestProgram& end_repeat() {
     raw({0xff, 0xce});  // dec esi
     jcc_back(0x85, loop_top_);
@@ -220,16 +247,20 @@ class GuestProgram {
     raw({0x66, 0xba, uint8_t(kCom1), uint8_t(kCom1 >> 8)});
     const size_t top = here();
     raw({0xc1, 0xc3, 0x04});  // rol ebx, 4
-    raw({0x89, 0xd8});        // mov eax, ebx
-    raw({0x24, 0x0f});        // and al, 0xf
-    raw({0x04, '0'});         // add al, '0'
-    raw({0x3c, '9'});         // cmp al, '9'
-    raw({0x76, 0x02});        // jbe +2
-    raw({0x04, 'a' - '9' - 1});  // add al, 'a' - ('9' + 1)
-    raw({0xee});              // out dx, al
-    raw({0xff, 0xc9});        // dec ecx
+    hex_digit_of_ebx();
     jcc_back(0x85, top);
     return *this;
+  }
+  // Prints the low nibble of ebx as a hex digit on port dx; then dec ecx.
+  void hex_digit_of_ebx() {
+    raw({0x89, 0xd8});           // mov eax, ebx
+    raw({0x24, 0x0f});           // and al, 0xf
+    raw({0x04, '0'});            // add al, '0'
+    raw({0x3c, '9'});            // cmp al, '9'
+    raw({0x76, 0x02});           // jbe +2
+    raw({0x04, 'a' - '9' - 1});  // add al, 'a' - ('9' + 1)
+    raw({0xee});                 // out dx, al
+    raw({0xff, 0xc9});           // dec ecx
   }
 
   Asm code_;
@@ -345,8 +376,8 @@ class MmioGuestDriver {
 };
 
 // The "label=hex" lines of a guest's console.
-inline std::map<std::string, uint32_t> parse_guest_report(const std::string& console) {
-  std::map<std::string, uint32_t> values;
+inline std::map<std::string, uint64_t> parse_guest_report(const std::string& console) {
+  std::map<std::string, uint64_t> values;
   size_t pos = 0;
   while (pos < console.size()) {
     size_t end = console.find('\n', pos);
@@ -356,7 +387,7 @@ inline std::map<std::string, uint32_t> parse_guest_report(const std::string& con
     const size_t eq = line.find('=');
     if (eq == std::string::npos || eq + 1 >= line.size()) continue;
     try {
-      values[line.substr(0, eq)] = static_cast<uint32_t>(std::stoul(line.substr(eq + 1), nullptr, 16));
+      values[line.substr(0, eq)] = std::stoull(line.substr(eq + 1), nullptr, 16);
     } catch (const std::exception&) {
       // not a report line
     }
