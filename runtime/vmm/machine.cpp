@@ -146,7 +146,7 @@ Result<VmExit> Machine::run() {
   // It also writes out the console's partial line (a prompt) every 100 ms.
   while (!stop_->stopped()) {
     const int ready = ::poll(fds.data(), fds.size(), 100);
-    if (console_) console_->flush();
+    if (console_) console_->try_flush();
     if (ready < 0 && errno != EINTR) {
       stop_->request(VmExit{ExitReason::kVcpuError, fail_errno("poll").value().message, -1});
     }
@@ -165,6 +165,8 @@ Result<VmExit> Machine::run() {
     }
   }
   timeline_.stop_ns = monotonic_ns();
+  // A vCPU waiting for a console nobody reads must see the stop too.
+  if (console_) console_->abandon();
   stop_vcpus(handles);
   for (JoiningThread& t : vcpu_threads) t.join();
   loop_thread.join();

@@ -149,3 +149,27 @@ TEST_CASE("husk boot explains bad input", "[kvm]") {
     CHECK(r.err.find("between 32 MiB and") != std::string::npos);
   }
 }
+
+TEST_CASE("a stop signal ends husk even when nobody reads its console", "[kvm]") {
+  // Once husk hung here: a vCPU sat in write() on the full console pipe and
+  // never saw the stop.
+  TempDir dir;
+  Asm flood;
+  flood.print("0123456789abcdef\n");
+  const auto back = static_cast<uint8_t>(-static_cast<int>(flood.bytes.size() + 2));
+  flood.raw({0xeb, back});  // jmp to the start: print forever
+  const std::string kernel = dir.write("flood.elf", make_tiny_elf(flood.bytes));
+  std::string cmd;
+  for (const std::string& a : boot_args(kernel)) cmd += "'" + a + "' ";
+  // The fifo's reader (fd 3) never reads: husk's console blocks once the
+  // pipe and husk's own backlog are full (the guest prints about 50 KB/s
+  // here, so 4 s fills both).
+  auto r = run_process({"sh", "-c", "cd '" + dir.path().string() + "' && mkfifo console && { " + cmd +
+                                        "> console & p=$!; exec 3<console; sleep 4; kill -TERM $p; "
+                                        "wait $p; echo rc=$?; }"},
+                       30);
+  INFO(r.err);
+  CHECK_FALSE(r.timed_out);
+  CHECK(r.out.find("rc=1") != std::string::npos);
+  CHECK(r.err.find("husk received TERM") != std::string::npos);
+}

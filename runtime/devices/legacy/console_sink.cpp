@@ -1,6 +1,9 @@
 #include "runtime/devices/legacy/console_sink.h"
 
+#include <poll.h>
 #include <unistd.h>
+
+#include <chrono>
 
 #include <algorithm>
 #include <cerrno>
@@ -15,6 +18,8 @@ constexpr const char* kPanicMarker = "Kernel panic - not syncing";
 constexpr size_t kMaxLine = 1024;
 // A partial line is written out once this much of it is buffered.
 constexpr size_t kFlushAt = 4096;
+// One slice of a wait for the console fd; abandon() is seen between slices.
+constexpr int kWaitSliceMs = 100;
 }  // namespace
 
 ConsoleSink::~ConsoleSink() { flush(); }
@@ -32,25 +37,51 @@ void ConsoleSink::write(const uint8_t* data, size_t len) {
     pending_ += fmt::format("\n[husk: the guest console passed {} bytes; the rest is dropped]\n", limit_);
   }
   const bool whole_line = std::find(data, data + take, '\n') != data + take;
-  if (whole_line || capped_ || pending_.size() >= kFlushAt) flush_locked();
+  if (!whole_line && !capped_ && pending_.size() < kFlushAt) return;
+  drain_locked(0);
+  // Backpressure for a slow reader, until the VM stops.
+  while (pending_.size() > kBacklog && !abandoned_) drain_locked(kWaitSliceMs);
+  if (pending_.size() > kBacklog) pending_.clear();  // abandoned: dropped
 }
 
-void ConsoleSink::flush() {
+void ConsoleSink::flush(int wait_ms) {
   std::lock_guard lock(mutex_);
-  flush_locked();
+  drain_locked(wait_ms);
 }
 
-void ConsoleSink::flush_locked() {
+void ConsoleSink::try_flush() {
+  std::unique_lock lock(mutex_, std::try_to_lock);
+  if (lock.owns_lock()) drain_locked(0);
+}
+
+void ConsoleSink::drain_locked(int wait_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
   size_t done = 0;
   while (done < pending_.size()) {
-    const ssize_t n = ::write(fd_, pending_.data() + done, pending_.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    // A console that cannot be written (closed pipe, full disk) must not stop
-    // the guest: its output is dropped.
-    if (n <= 0) break;
+    // A pipe that polls writable takes at least PIPE_BUF bytes without
+    // blocking; a file or a terminal always polls writable.
+    pollfd p{fd_, POLLOUT, 0};
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    const int ready = ::poll(&p, 1, static_cast<int>(std::max<int64_t>(0, left.count())));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) break;
+    if (p.revents & (POLLERR | POLLNVAL)) {
+      // A console that cannot be written (closed pipe, bad fd) must not
+      // stop the guest: its output is dropped.
+      done = pending_.size();
+      break;
+    }
+    const size_t chunk = std::min<size_t>(pending_.size() - done, PIPE_BUF);
+    const ssize_t n = ::write(fd_, pending_.data() + done, chunk);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) {
+      done = pending_.size();  // full disk, closed pipe: dropped
+      break;
+    }
     done += static_cast<size_t>(n);
   }
-  pending_.clear();
+  pending_.erase(0, done);
 }
 
 void ConsoleSink::scan(uint8_t byte) {

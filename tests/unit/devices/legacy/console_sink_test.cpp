@@ -4,6 +4,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
+#include <thread>
+
 #include <catch2/catch.hpp>
 
 using husk::devices::ConsoleSink;
@@ -93,6 +97,38 @@ TEST_CASE("the console sink stops at its limit with one marker line, and still s
   CHECK(out.size() < 200);
   REQUIRE(sink.panic_line());
   CHECK(*sink.panic_line() == "Kernel panic - not syncing: late");
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
+TEST_CASE("a console nobody reads holds the guest's writes only until the VM stops", "[unit]") {
+  // Once Ctrl-C could not stop husk: the vCPU sat in write() on a full pipe.
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  {
+    ConsoleSink sink(fds[1]);
+    std::atomic<bool> done{false};
+    std::thread vcpu([&] {
+      const std::string line(99, 'x');
+      for (int i = 0; i < 10000; ++i) put(sink, line + "\n");  // ~1 MiB
+      done = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    CHECK_FALSE(done);  // backpressure: the pipe (64 KiB) and the backlog are full
+    sink.abandon();
+    for (int i = 0; i < 50 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK(done);
+    if (!done) {
+      // Unblock the writer so the test itself cannot hang.
+      ::fcntl(fds[0], F_SETFL, O_NONBLOCK);
+      char buf[65536];
+      while (!done) (void)!::read(fds[0], buf, sizeof buf);
+    }
+    vcpu.join();
+    const auto before = std::chrono::steady_clock::now();
+    sink.flush();  // bounded: at most its 1 s wait
+    CHECK(std::chrono::steady_clock::now() - before < std::chrono::seconds(3));
+  }
   ::close(fds[0]);
   ::close(fds[1]);
 }
