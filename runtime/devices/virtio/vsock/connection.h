@@ -37,6 +37,7 @@ struct VsockConnection {
   VsockKey key{};
   UniqueFd fd;
   VsockState state = VsockState::kAwaitingConnectLine;
+  bool guest_initiated = false;
   std::string connect_line;  // bytes of the CONNECT line read so far
   int64_t handshake_deadline_ns = 0;  // CLOCK_MONOTONIC; while not established
   uint32_t epoll_events = 0;  // what the event loop watches now

@@ -275,7 +275,8 @@ Result<void> Vsock::handle_packet(const virtio_vsock_hdr& hdr, ChainReader& payl
 
 void Vsock::handle_request(const virtio_vsock_hdr& hdr) {
   const VsockKey key{hdr.dst_port, hdr.src_port};
-  if (connections_.count(key) != 0 || connections_.size() >= budgets_.max_connections) {
+  if (connections_.count(key) != 0 || connections_.size() >= budgets_.max_connections ||
+      guest_connections() >= budgets_.max_guest_connections) {
     owe_rst(key);
     return;
   }
@@ -292,6 +293,7 @@ void Vsock::handle_request(const virtio_vsock_hdr& hdr) {
   conn.key = key;
   conn.fd = std::move(fd);
   conn.state = VsockState::kEstablished;
+  conn.guest_initiated = true;
   conn.peer_buf_alloc = hdr.buf_alloc;
   conn.peer_fwd_cnt = hdr.fwd_cnt;
   auto [it, inserted] = connections_.emplace(key, std::move(conn));

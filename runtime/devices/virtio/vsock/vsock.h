@@ -15,7 +15,8 @@
 // nothing to watch, leaves the event loop until there is). Nothing is
 // dropped and nothing grows without bound.
 // Budgets (per device; defaults in Vsock::Budgets): at most 1024
-// connections, of which at most 64 are still in their handshake; a host
+// connections, of which at most 512 opened by the guest and at most 64
+// still in their handshake; a host
 // client has 5 s to send its CONNECT line and the guest 10 s to answer a
 // REQUEST; control packets waiting for receive buffers are at most one of
 // each kind per connection plus kMaxPendingRst (256) resets; one event moves
@@ -39,6 +40,10 @@ namespace husk::virtio {
 // What a guest or a host client can make the device hold.
 struct VsockBudgets {
   size_t max_connections = 1024;
+  // Of those, opened by the guest: the rest stays for host clients (the
+  // agent's), so a guest that opens connections without end cannot lock
+  // the host out.
+  size_t max_guest_connections = 512;
   size_t max_handshakes = 64;  // connections not yet established
   int64_t connect_line_timeout_ms = 5000;     // host client: "CONNECT <port>\n"
   int64_t guest_response_timeout_ms = 10000;  // guest: RESPONSE to our REQUEST
@@ -111,6 +116,7 @@ class Vsock final : public VirtioDevice {
   // By value: callers often pass the key of the connection being erased.
   void close_connection(VsockKey key, bool send_rst);
   [[nodiscard]] size_t handshakes() const;
+  [[nodiscard]] size_t guest_connections() const;
   void arm_timer();
   [[nodiscard]] uint32_t allocate_local_port();
   [[nodiscard]] Result<void> watch(VsockConnection& conn, uint32_t events);

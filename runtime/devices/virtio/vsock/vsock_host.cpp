@@ -59,6 +59,12 @@ size_t Vsock::handshakes() const {
   return n;
 }
 
+size_t Vsock::guest_connections() const {
+  size_t n = 0;
+  for (const auto& [key, conn] : connections_) n += conn.guest_initiated ? 1 : 0;
+  return n;
+}
+
 void Vsock::arm_timer() {
   if (timer_armed_ || !timer_) return;
   itimerspec spec{};

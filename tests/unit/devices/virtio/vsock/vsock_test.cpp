@@ -380,3 +380,27 @@ TEST_CASE("vsock: a host peer that hangs up with data the guest has no credit fo
   CHECK(packets[before + 1].op == VIRTIO_VSOCK_OP_SHUTDOWN);
   ::close(listener);
 }
+
+TEST_CASE("vsock: a guest that opens connections without end leaves room for host clients", "[unit]") {
+  Vsock::Budgets budgets;
+  budgets.max_guest_connections = 3;
+  Fixture f(budgets);
+  int listener = f.listen_on_port(5007);
+  for (uint32_t i = 0; i < 6; ++i) f.send(VIRTIO_VSOCK_OP_REQUEST, 1100 + i, 5007);
+  CHECK(f.vsock->connection_count() == 3);
+  auto packets = f.received();
+  REQUIRE(packets.size() == 6);
+  CHECK(packets[2].op == VIRTIO_VSOCK_OP_RESPONSE);
+  CHECK(packets[3].op == VIRTIO_VSOCK_OP_RST);
+  // A host client still gets through to the guest.
+  UniqueFd client;
+  {
+    LoopThread loop(*f.loop);
+    client = connect_client(f.dir.file("v.sock"));
+    REQUIRE(::write(client.get(), "CONNECT 52\n", 11) == 11);
+    for (int i = 0; i < 100 && f.vsock->connection_count() < 4; ++i) usleep(10000);
+  }
+  CHECK(f.vsock->connection_count() == 4);
+  CHECK(f.received().back().op == VIRTIO_VSOCK_OP_REQUEST);
+  ::close(listener);
+}
