@@ -30,7 +30,7 @@ void drain_rx(HostileGuest& g, uint16_t n, const std::string& tag) {
   }
   rx.publish(n);
   g.driver(V).notify(kRx);
-  g.program.wait_eq16(rx.used_idx_addr(), n, kPollRounds);
+  g.program.wait_eq16(rx.used_idx_addr(), n, kMemoryPollRounds);
   g.program.report16("vsock." + tag + "rx", rx.used_idx_addr());
 }
 
@@ -44,7 +44,7 @@ void flood_rounds(HostileGuest& g, uint32_t rounds, Between between) {
   g.program.repeat(rounds);
   g.program.add16(tx.avail_idx_addr(), kRing);
   g.driver(V).notify(kTx);
-  g.program.wait_eq16_mem(tx.used_idx_addr(), tx.avail_idx_addr(), kPollRounds);
+  g.program.wait_eq16_mem(tx.used_idx_addr(), tx.avail_idx_addr(), kMemoryPollRounds);
   g.program.break_if_bits32(g.driver(V).reg(VIRTIO_MMIO_STATUS), VIRTIO_CONFIG_S_NEEDS_RESET);
   between();
   g.program.end_repeat();
@@ -78,7 +78,7 @@ TEST_CASE("hostile guest: a vsock packet flood", "[kvm][hostile]") {
     }
     tx.publish(kOverrunPackets + 1);
     g.driver(V).notify(kTx);
-    g.program.wait_eq16(tx.used_idx_addr(), kOverrunPackets + 1, kPollRounds);
+    g.program.wait_eq16(tx.used_idx_addr(), kOverrunPackets + 1, kMemoryPollRounds);
     g.program.report16("vsock.overrun.used", tx.used_idx_addr());
     g.report_state(V, "overrun.");
     drain_rx(g, 16, "overrun.");
@@ -190,7 +190,7 @@ TEST_CASE("hostile guest: vsock receive buffers that loop or lie", "[kvm][hostil
   g.queue(V, kRx).publish(2);
   g.driver(V).notify(kRx);
   provoke(g);
-  g.settle();
+  g.program.wait_eq16(g.queue(V, kRx).used_idx_addr(), 1, kMemoryPollRounds);
   g.program.report16("vsock.a3.rx", g.queue(V, kRx).used_idx_addr());
   g.program.report32("vsock.a3.len0", g.queue(V, kRx).used_len_addr(0));
   g.report_state(V, "a3.");
