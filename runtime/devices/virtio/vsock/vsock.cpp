@@ -65,6 +65,8 @@ void Vsock::reset() {
   ready_.clear();
   orphan_rst_.clear();
   rx_starved_ = false;
+  held_total_ = 0;
+  tx_waiting_ = false;
   timer_.reset();
   timer_armed_ = false;
   ctx_ = {};
@@ -182,8 +184,23 @@ Result<void> Vsock::pump_rx() {
 }
 
 Result<Served> Vsock::process_tx() {
-  HUSK_TRY_ASSIGN(const Served served, serve_queue(ctx_, kTxQueue, [this](const DescriptorChain& chain) -> Result<uint32_t> {
-    ChainReader reader(*ctx_.memory, chain);
+  Queue& tx = (*ctx_.queues)[kTxQueue];
+  Served served = Served::kMore;
+  uint32_t used = 0;
+  for (; used < kQueueBudget; ++used) {
+    // Host sockets hold too much of the guest's data already: the rest
+    // stays on the queue until they take some (release_held kicks us).
+    if (held_total_ >= budgets_.max_held_bytes) {
+      tx_waiting_ = true;
+      served = Served::kDone;
+      break;
+    }
+    HUSK_TRY_ASSIGN(std::optional<DescriptorChain> chain, tx.pop(*ctx_.memory));
+    if (!chain) {
+      served = Served::kDone;
+      break;
+    }
+    ChainReader reader(*ctx_.memory, *chain);
     auto hdr = reader.read_obj<virtio_vsock_hdr>();
     // A packet too short for its header, or claiming more payload than it
     // carries or than any packet may, is dropped; its connection (if the
@@ -193,8 +210,9 @@ Result<Served> Vsock::process_tx() {
     } else if (hdr) {
       close_connection(VsockKey{hdr->dst_port, hdr->src_port}, true);
     }
-    return 0;
-  }));
+    HUSK_TRY(tx.add_used(*ctx_.memory, chain->head, 0));
+  }
+  if (used > 0) HUSK_TRY(ctx_.signal_used(kTxQueue));
   HUSK_TRY(pump_rx());
   return served;
 }
@@ -249,6 +267,7 @@ Result<void> Vsock::handle_packet(const virtio_vsock_hdr& hdr, ChainReader& payl
       // is hdr.len, bounded above.
       for (const iovec& v : *iov) conn.to_host.append(static_cast<const char*>(v.iov_base), v.iov_len);
       conn.rx_cnt += hdr.len;
+      held_total_ += hdr.len;
       HUSK_TRY(flush_to_host(conn));
       break;
     }

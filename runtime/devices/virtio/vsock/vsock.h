@@ -20,7 +20,9 @@
 // client has 5 s to send its CONNECT line and the guest 10 s to answer a
 // REQUEST; control packets waiting for receive buffers are at most one of
 // each kind per connection plus kMaxPendingRst (256) resets; one event moves
-// at most kPacketsPerEvent (64) packets.
+// at most kPacketsPerEvent (64) packets; guest bytes held for host sockets
+// that do not read are at most 256 KiB per connection (its credit) and 16 MiB
+// in all (then the tx queue waits).
 // Missing: SEQPACKET.
 #pragma once
 
@@ -47,6 +49,10 @@ struct VsockBudgets {
   size_t max_handshakes = 64;  // connections not yet established
   int64_t connect_line_timeout_ms = 5000;     // host client: "CONNECT <port>\n"
   int64_t guest_response_timeout_ms = 10000;  // guest: RESPONSE to our REQUEST
+  // Guest bytes held for host sockets that do not read yet, all connections
+  // together; past it the tx queue waits (its chains stay the guest's) until
+  // host sockets take some.
+  size_t max_held_bytes = 16u << 20;
 };
 
 class Vsock final : public VirtioDevice {
@@ -86,6 +92,8 @@ class Vsock final : public VirtioDevice {
   [[nodiscard]] size_t connection_count() const { return connections_.size(); }
   // Control packets waiting for guest receive buffers.
   [[nodiscard]] size_t pending_control() const;
+  // Guest bytes held for host sockets that do not read yet.
+  [[nodiscard]] uint64_t held_bytes() const { return held_total_; }
 
  private:
   Vsock(uint64_t guest_cid, std::string uds_path, UniqueFd listener, Budgets budgets);
@@ -112,6 +120,8 @@ class Vsock final : public VirtioDevice {
   [[nodiscard]] Result<void> send_host_data(VsockConnection& conn);
   [[nodiscard]] Result<void> flush_to_host(VsockConnection& conn);
   void update_interest(VsockConnection& conn);
+  // Moves the device-wide count of held bytes; wakes a waiting tx queue.
+  void release_held(uint32_t bytes);
   void update_all_interest();
   // By value: callers often pass the key of the connection being erased.
   void close_connection(VsockKey key, bool send_rst);
@@ -132,6 +142,8 @@ class Vsock final : public VirtioDevice {
   std::deque<VsockKey> ready_;       // connections that owe control packets
   std::deque<VsockKey> orphan_rst_;  // resets for connections that are gone
   bool rx_starved_ = false;  // the guest gave no receive buffer last time
+  uint64_t held_total_ = 0;  // guest bytes held for host sockets, all connections
+  bool tx_waiting_ = false;  // the tx queue waits for held_total_ to drop
 };
 
 }  // namespace husk::virtio

@@ -273,6 +273,7 @@ Result<void> Vsock::flush_to_host(VsockConnection& conn) {
   }
   // Bytes that came from the guest (not the "OK" line) count as forwarded.
   const uint32_t forwarded = conn.rx_cnt - static_cast<uint32_t>(std::min<size_t>(conn.pending_to_host(), conn.held()));
+  release_held(forwarded - conn.fwd_cnt);
   conn.fwd_cnt = forwarded;
   if (conn.pending_to_host() == 0) {
     conn.to_host.clear();
@@ -324,6 +325,14 @@ void Vsock::update_interest(VsockConnection& conn) {
   if (ctx_.modify_fd(conn.fd.get(), events)) conn.epoll_events = events;
 }
 
+void Vsock::release_held(uint32_t bytes) {
+  held_total_ -= std::min<uint64_t>(held_total_, bytes);
+  if (tx_waiting_ && held_total_ < budgets_.max_held_bytes) {
+    tx_waiting_ = false;
+    if (ctx_.kick) ctx_.kick(kTxQueue);
+  }
+}
+
 void Vsock::update_all_interest() {
   std::vector<VsockKey> keys;
   keys.reserve(connections_.size());
@@ -341,6 +350,7 @@ void Vsock::close_connection(VsockKey key, bool send_rst) {
     // A guest that reopens the same ports again and again must not grow
     // the list of connections that owe packets.
     if (it->second.in_ready_list) std::erase(ready_, key);
+    release_held(it->second.held());
     connections_.erase(it);
   }
   if (send_rst) owe_rst(key);
