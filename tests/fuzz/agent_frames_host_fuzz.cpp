@@ -53,7 +53,7 @@ const std::set<uint16_t>& host_types() {
 // so the script does not either.
 std::string c_string(Input& in, size_t max) {
   std::string s = in.string(max);
-  std::replace(s.begin(), s.end(), '\0', '_');
+  if (!no_skip()) std::replace(s.begin(), s.end(), '\0', '_');
   return s;
 }
 

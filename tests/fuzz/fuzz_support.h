@@ -58,6 +58,14 @@ inline bool tracing() {
   return on;
 }
 
+// HUSK_FUZZ_NO_SKIP turns off what the targets do to step around known,
+// unfixed bugs (tests/fuzz/README.md, "findings"), so their reproducers in
+// tests/fuzz/crashes/ fail again, and a fix can be checked.
+inline bool no_skip() {
+  static const bool on = std::getenv("HUSK_FUZZ_NO_SKIP") != nullptr;
+  return on;
+}
+
 // Reads the input front to back, little-endian; past its end every read
 // gives zeros, so any input is a complete program. (libFuzzer's
 // FuzzedDataProvider takes integers from the back, which makes seeds hard
