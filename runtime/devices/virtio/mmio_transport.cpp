@@ -381,11 +381,13 @@ void MmioTransport::raise(uint32_t interrupt_bits) {
 }
 
 void MmioTransport::drop_activation() {
-  if (device_state_ == DeviceState::kActive) device_->reset();
+  // Off the loop first, then closed by the device's reset: a number closed
+  // first could already be another thread's new fd when it is removed.
   for (int fd : device_fds_) {
     if (loop_ != nullptr) loop_->remove(fd);
   }
   device_fds_.clear();
+  if (device_state_ == DeviceState::kActive) device_->reset();
   pending_queues_ = 0;
   ++activation_;
 }
