@@ -19,6 +19,7 @@
 #include <cstring>
 
 #include "guest-agent/src/log.h"
+#include "guest-agent/src/peer.h"
 #include "guest-agent/src/sys.h"
 
 namespace husk::guest {
@@ -177,8 +178,23 @@ void Server::on_signalfd() {
 }
 
 void Server::accept_conn() {
-  UniqueFd fd(::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+  sockaddr_vm peer{};
+  socklen_t peer_len = sizeof(peer);
+  UniqueFd fd(::accept4(listen_.get(), reinterpret_cast<sockaddr*>(&peer), &peer_len,
+                        SOCK_CLOEXEC | SOCK_NONBLOCK));
   if (!fd) return;
+  // Only the host: a peer inside the guest (vsock loopback) is closed
+  // before it can replace the host's connection or read a byte (peer.h).
+  if (opts_.vsock && !is_host_peer(peer, peer_len)) {
+    if (log_refusal(refused_peers_)) {
+      HUSK_LOG("refused a connection from CID %u port %u: only the host (CID %u) may talk to the agent "
+               "(%llu refused so far)",
+               peer.svm_cid, peer.svm_port, unsigned(VMADDR_CID_HOST),
+               static_cast<unsigned long long>(refused_peers_ + 1));
+    }
+    ++refused_peers_;
+    return;  // fd closes here: the peer sees its connection reset
+  }
   if (conn_) drop_conn("replaced by a new connection");
   if (opts_.vsock) {
     // The receive buffer the host may fill before the guest's credit

@@ -1,6 +1,7 @@
 // The agent's server: one epoll loop, no threads. It listens (vsock or a
 // Unix socket), serves one host connection at a time (a new connection
-// replaces the old one, whose jobs are killed), runs any number of jobs
+// from the host replaces the old one, whose jobs are killed; a vsock peer
+// that is not the host is refused, peer.h), runs any number of jobs
 // concurrently, streams their output under the host's credit, enforces
 // their limits, reaps every child (as PID 1 it inherits all orphans), and
 // moves files in and out.
@@ -128,6 +129,7 @@ class Server {
   UniqueFd listen_;
   UniqueFd signal_fd_;
   UniqueFd conn_;
+  uint64_t refused_peers_ = 0;  // connections from inside the guest, closed at once
   bool hello_done_ = false;
   bool close_after_flush_ = false;
   bool stop_ = false;

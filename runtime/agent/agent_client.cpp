@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include <fmt/format.h>
+
 namespace husk::agent {
 
 namespace {
@@ -40,6 +42,14 @@ Result<M> expect(const proto::FrameView& frame) {
 
 }  // namespace
 
+Unexpected about(const std::string& what, Error e) {
+  // "agent: X" becomes "agent: WHAT: X", so the message says which call failed.
+  constexpr std::string_view kPrefix = "agent: ";
+  const std::string_view m = e.message;
+  e.message = std::string(kPrefix) + what + ": " + std::string(m.substr(m.rfind(kPrefix, 0) == 0 ? kPrefix.size() : 0));
+  return Unexpected(std::move(e));
+}
+
 Unexpected agent_error(const proto::FrameView& frame) {
   proto::Error e;
   if (proto::decode(frame, e) != proto::Status::kOk) {
@@ -64,20 +74,23 @@ Result<AgentClient> AgentClient::connect_unix(const std::string& path) {
 }
 
 Result<AgentClient> AgentClient::connect_vsock_uds(const std::string& socket_path, uint32_t port,
-                                                   int timeout_ms) {
+                                                   std::chrono::milliseconds timeout) {
+  const Deadline deadline = Deadline::after(timeout);
   HUSK_TRY_ASSIGN(AgentClient client, connect_unix(socket_path));
   const std::string request = "CONNECT " + std::to_string(port) + "\n";
   // Read as bytes so the handshake goes through the same bounded writer.
   HUSK_TRY(client.stream_.write_all(
-      std::span(reinterpret_cast<const uint8_t*>(request.data()), request.size()), timeout_ms));
-  // One byte at a time so that nothing after the newline is consumed here.
+      std::span(reinterpret_cast<const uint8_t*>(request.data()), request.size()), deadline));
+  // One byte at a time so that nothing after the newline is consumed here;
+  // the deadline is for the whole reply.
   std::string reply;
   while (reply.size() < 64 && (reply.empty() || reply.back() != '\n')) {
-    pollfd p{client.fd(), POLLIN, 0};
-    const int rc = ::poll(&p, 1, timeout_ms);
-    if (rc < 0 && errno == EINTR) continue;
+    const int rc = poll_until(client.fd(), POLLIN, deadline);
     if (rc < 0) return fail_errno("agent: poll");
-    if (rc == 0) return Unexpected(Error{ETIMEDOUT, "agent: vsock CONNECT timed out"});
+    if (rc == 0) {
+      return Unexpected(Error{ETIMEDOUT, fmt::format("agent: vsock CONNECT {}: no reply within {} ms", port,
+                                                     timeout.count())});
+    }
     char c;
     const ssize_t n = ::read(client.fd(), &c, 1);
     if (n < 0 && errno == EINTR) continue;
@@ -95,27 +108,51 @@ Result<AgentClient> AgentClient::connect_vsock_uds(const std::string& socket_pat
   return client;
 }
 
-Result<proto::FrameView> AgentClient::await(uint32_t id, int wait_ms) {
+std::chrono::milliseconds AgentClient::allowance(uint64_t bytes) const {
+  // bytes / rate in ms, in KiB so that no u64 overflows.
+  return call_timeout_ + std::chrono::milliseconds((bytes >> 10) * 1000 / (kMinTransferRate >> 10));
+}
+
+AgentClient::Budget AgentClient::budget(uint64_t bytes) const {
+  const std::chrono::milliseconds length = allowance(bytes);
+  return Budget{Deadline::after(length), length};
+}
+
+Result<void> AgentClient::write(const char* what, std::span<const uint8_t> frames, Deadline deadline) {
+  auto sent = stream_.write_all(frames, deadline);
+  if (!sent) {
+    if (sent.error().code == ETIMEDOUT) stream_.mark_broken(sent.error().message);
+    return about(what, sent.error());
+  }
+  return {};
+}
+
+Result<proto::FrameView> AgentClient::await(uint32_t id, const Budget& b, const std::string& what) {
   for (;;) {
-    HUSK_TRY_ASSIGN(auto frame, stream_.next(wait_ms));
-    if (!frame) {
-      return Unexpected(Error{ETIMEDOUT, "agent: no answer within " + std::to_string(wait_ms) + " ms"});
+    auto frame = stream_.next(b.deadline);
+    if (!frame) return about(what, frame.error());
+    if (!*frame) {
+      const std::string why = fmt::format("agent: {}: no answer within {} ms (the guest agent does not respond)",
+                                          what, b.length.count());
+      stream_.mark_broken(why);
+      return Unexpected(Error{ETIMEDOUT, why});
     }
-    if (frame->id == id) return *frame;
+    if ((*frame)->id == id) return **frame;
     // Another id: the tail of a request abandoned after an error. Skipped.
   }
 }
 
-Result<void> AgentClient::await_ack(uint32_t id) {
-  HUSK_TRY_ASSIGN(const proto::FrameView frame, await(id, timeout_ms_));
+Result<void> AgentClient::await_ack(uint32_t id, const Budget& b, const char* what) {
+  HUSK_TRY_ASSIGN(const proto::FrameView frame, await(id, b, what));
   HUSK_TRY(expect<proto::Ack>(frame));
   return {};
 }
 
 Result<proto::Hello> AgentClient::hello() {
   const uint32_t id = next_id_++;
-  HUSK_TRY(stream_.send(id, proto::Hello{}, timeout_ms_));
-  HUSK_TRY_ASSIGN(const proto::FrameView frame, await(id, timeout_ms_));
+  const Budget b = budget();
+  HUSK_TRY(send("Hello", id, proto::Hello{}, b.deadline));
+  HUSK_TRY_ASSIGN(const proto::FrameView frame, await(id, b, "Hello"));
   HUSK_TRY_ASSIGN(proto::Hello agent, expect<proto::Hello>(frame));
   if (agent.major != proto::kVersionMajor) {
     return Unexpected(Error{EPROTONOSUPPORT,
@@ -130,49 +167,62 @@ Result<proto::Hello> AgentClient::hello() {
 
 Result<void> AgentClient::set_clock(uint64_t unix_ns) {
   const uint32_t id = next_id_++;
-  HUSK_TRY(stream_.send(id, proto::SetClock{unix_ns}, timeout_ms_));
-  return await_ack(id);
+  const Budget b = budget();
+  HUSK_TRY(send("SetClock", id, proto::SetClock{unix_ns}, b.deadline));
+  return await_ack(id, b, "SetClock");
 }
 
 Result<void> AgentClient::set_hostname(const std::string& name) {
   const uint32_t id = next_id_++;
-  HUSK_TRY(stream_.send(id, proto::SetHostname{name}, timeout_ms_));
-  return await_ack(id);
+  const Budget b = budget();
+  HUSK_TRY(send("SetHostname", id, proto::SetHostname{name}, b.deadline));
+  return await_ack(id, b, "SetHostname");
 }
 
 Result<void> AgentClient::signal_running(int signo) {
   if (running_id_ == 0) return fail("agent: no job is running");
-  return stream_.send(running_id_, proto::Signal{signo}, timeout_ms_);
+  return send("Signal", running_id_, proto::Signal{signo}, budget().deadline);
 }
 
 Result<void> AgentClient::write_file(const std::string& path, std::string_view data, uint32_t mode,
                                      bool mkdirs, uint32_t uid, uint32_t gid) {
   const uint32_t id = next_id_++;
+  // One deadline for the whole upload and its Ack.
+  const Budget b = budget(data.size());
   size_t offset = 0;
   for (;;) {
     const size_t n = std::min(data.size() - offset, proto::kMaxChunk);
     proto::WriteFile chunk{path, mode, uid, gid, offset, offset + n == data.size(), mkdirs,
                            std::string(data.substr(offset, n))};
-    HUSK_TRY(stream_.send(id, chunk, timeout_ms_));
+    HUSK_TRY(send("WriteFile", id, chunk, b.deadline));
     offset += n;
     if (chunk.last) break;
     // An early Error (say, the folder is missing) ends the upload now
     // rather than after every chunk has been sent in vain.
-    HUSK_TRY_ASSIGN(auto early, stream_.next(0));
-    if (early && early->id == id) {
-      HUSK_TRY(expect<proto::Ack>(*early));
+    auto early = stream_.next(Deadline::after_ms(0));
+    if (!early) return about("WriteFile", early.error());
+    if (*early && (*early)->id == id) {
+      HUSK_TRY(expect<proto::Ack>(**early));
       return fail("agent: write_file acknowledged before its last chunk");
     }
   }
-  return await_ack(id);
+  return await_ack(id, b, "WriteFile");
 }
 
 Result<std::string> AgentClient::read_file(const std::string& path, uint64_t max_bytes) {
   const uint32_t id = next_id_++;
-  HUSK_TRY(stream_.send(id, proto::ReadFile{path, max_bytes}, timeout_ms_));
+  const auto started = Deadline::Clock::now();
+  HUSK_TRY(send("ReadFile", id, proto::ReadFile{path, max_bytes}, budget().deadline));
   std::string out;
   for (;;) {
-    HUSK_TRY_ASSIGN(const proto::FrameView frame, await(id, timeout_ms_));
+    // The size is the guest's to say: the deadline grows with what has
+    // come, so a guest must keep up kMinTransferRate to keep it open; and
+    // each chunk must come within call_timeout() of the one before.
+    const std::chrono::milliseconds length = allowance(out.size());
+    const Budget whole{Deadline::at(started + length), length};
+    const Budget chunk_budget = budget();
+    const Budget& b = whole.deadline.time() <= chunk_budget.deadline.time() ? whole : chunk_budget;
+    HUSK_TRY_ASSIGN(const proto::FrameView frame, await(id, b, "ReadFile"));
     HUSK_TRY_ASSIGN(proto::FileData chunk, expect<proto::FileData>(frame));
     // The guest picks offsets and sizes: check both before appending so a
     // hostile agent can neither reorder data nor exceed the caller's cap.
@@ -188,16 +238,20 @@ Result<std::string> AgentClient::read_file(const std::string& path, uint64_t max
 
 Result<FileStat> AgentClient::stat(const std::string& path, bool follow_symlinks) {
   const uint32_t id = next_id_++;
-  HUSK_TRY(stream_.send(id, proto::Stat{path, follow_symlinks}, timeout_ms_));
-  HUSK_TRY_ASSIGN(const proto::FrameView frame, await(id, timeout_ms_));
+  const Budget b = budget();
+  HUSK_TRY(send("Stat", id, proto::Stat{path, follow_symlinks}, b.deadline));
+  HUSK_TRY_ASSIGN(const proto::FrameView frame, await(id, b, "Stat"));
   return expect<proto::StatResult>(frame);
 }
 
 Result<void> AgentClient::shutdown() {
   const uint32_t id = next_id_++;
-  HUSK_TRY(stream_.send(id, proto::Shutdown{}, timeout_ms_));
-  auto ack = await_ack(id);
-  // The VM may be gone before the Ack is read: that is the shutdown too.
+  const Budget b = budget();
+  auto sent = send("Shutdown", id, proto::Shutdown{}, b.deadline);
+  // The VM may be gone before the request or the Ack: that is the shutdown too.
+  if (!sent && (sent.error().code == ECONNRESET || sent.error().code == EPIPE) && !stream_.broken()) return {};
+  HUSK_TRY(sent);
+  auto ack = await_ack(id, b, "Shutdown");
   if (!ack && ack.error().code == ECONNRESET) return {};
   return ack;
 }

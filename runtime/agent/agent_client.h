@@ -9,12 +9,22 @@
 // the job instead of growing a buffer. Everything the agent sends is
 // untrusted input and is checked (frame bounds, credit, offsets).
 //
+// Every call has a host-side deadline for the whole call, so a guest that
+// does not answer, stalls or drips bytes cannot hold the host: a request
+// must be answered within call_timeout() (file transfers get more time in
+// proportion to their size, at kMinTransferRate), a frame once begun must
+// be complete within the same time, and exec() must end by the run's wall
+// limit + kill grace + kExitGrace. A call that times out names what timed
+// out (ETIMEDOUT), and the connection is not used again: every later call
+// fails at once, so the time lost to a silent guest is one deadline.
+//
 // An Exec whose argv and env do not fit one frame goes as ExecArgs parts
 // and the Exec (guest-agent/protocol/exec_args.h); one over the agent's
 // bound (8 MiB as Linux counts strings) is refused before anything is sent.
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -62,20 +72,46 @@ struct ExecResult {
 
 using FileStat = proto::StatResult;
 
+// `e` about call `what`: "agent: X" becomes "agent: WHAT: X".
+[[nodiscard]] Unexpected about(const std::string& what, Error e);
+
 class AgentClient {
  public:
   // Plain connect(2) to a Unix stream socket (an agent run with --listen unix:).
   [[nodiscard]] static Result<AgentClient> connect_unix(const std::string& path);
-  // A VM's vsock device socket: connect, "CONNECT <port>\n", expect "OK ...\n".
-  [[nodiscard]] static Result<AgentClient> connect_vsock_uds(const std::string& socket_path,
-                                                             uint32_t port,
-                                                             int timeout_ms = 5000);
+  // A VM's vsock device socket: connect, "CONNECT <port>\n", expect "OK ...\n",
+  // the whole handshake within `timeout`.
+  [[nodiscard]] static Result<AgentClient> connect_vsock_uds(
+      const std::string& socket_path, uint32_t port,
+      std::chrono::milliseconds timeout = std::chrono::seconds(5));
   // An already connected stream.
   explicit AgentClient(UniqueFd fd) : stream_(std::move(fd)) {}
 
-  // The longest wait for the agent's next frame (-1: no limit, the default).
-  // exec() waits at least limits.wall_ms plus a grace period.
-  void set_timeout_ms(int ms) { timeout_ms_ = ms; }
+  // How long a request may take, from its first byte sent to the last byte
+  // of its answer (Hello, SetClock, SetHostname, Stat, Shutdown, Signal, an
+  // Exec's Started or ExecFailed). A healthy agent answers these in
+  // milliseconds (the nested test host: an exec round trip in 20-60 ms);
+  // 10 s leaves room for a guest loaded by its own job.
+  static constexpr std::chrono::milliseconds kDefaultCallTimeout{10'000};
+  // File transfers (write_file, read_file, an Exec's argv and stdin) get
+  // call_timeout() plus one second per MiB: a guest must move data at 1 MiB/s
+  // at least (the nested test host does 45 MiB/s and more).
+  static constexpr uint64_t kMinTransferRate = 1u << 20;  // bytes per second
+  // How long past a run's wall limit (plus its kill grace, when it has a
+  // kill_signal) exec() waits for the agent's Exited: the agent kills the
+  // run at its wall limit and reports at once, so this is only for a guest
+  // too busy or too broken to report. A run without a wall limit has no
+  // deadline for its end (a limit that is not set is not enforced), but
+  // each frame of it still has one.
+  static constexpr std::chrono::milliseconds kExitGrace{5'000};
+
+  // Sets call_timeout() (also the frame timeout: how long one frame may take
+  // once its first byte has come).
+  void set_call_timeout(std::chrono::milliseconds t) {
+    call_timeout_ = t;
+    stream_.set_frame_timeout(t);
+  }
+  [[nodiscard]] std::chrono::milliseconds call_timeout() const { return call_timeout_; }
   // Output credit per stream: the bytes the agent may send beyond what the
   // callbacks have consumed. It is re-granted in halves, and the agent's
   // frames are up to 1 MiB, so a few MiB keep the stream from waiting on the
@@ -92,7 +128,9 @@ class AgentClient {
   [[nodiscard]] Result<void> set_hostname(const std::string& name);
   // Runs a job to its end. A job that could not start is a successful
   // result with started == false; errors are for the connection/protocol,
-  // and E2BIG for argv and env too large to send.
+  // E2BIG for argv and env too large to send, and ETIMEDOUT when the agent
+  // did not start the job within call_timeout() or did not report its end
+  // by limits.wall_ms + kill grace + kExitGrace.
   [[nodiscard]] Result<ExecResult> exec(const ExecRequest& req, const ExecCallbacks& cb = {});
   // Signals the job exec() is running (from a callback), its process group.
   [[nodiscard]] Result<void> signal_running(int signo);
@@ -104,24 +142,47 @@ class AgentClient {
   // Downloads a file; fails with EFBIG past max_bytes (0: no limit).
   [[nodiscard]] Result<std::string> read_file(const std::string& path, uint64_t max_bytes);
   [[nodiscard]] Result<FileStat> stat(const std::string& path, bool follow_symlinks = true);
-  // Asks the agent to sync and reboot (a test agent exits).
+  // Asks the agent to sync and reboot (a test agent exits). A VM that goes
+  // away before the Ack is read counts as shut down.
   [[nodiscard]] Result<void> shutdown();
 
   [[nodiscard]] int fd() const { return stream_.fd(); }
+  // False once a call has timed out or the agent broke the protocol.
+  [[nodiscard]] bool usable() const { return !stream_.broken(); }
 
  private:
-  // The next frame of request `id` (others are stale and skipped), waiting
-  // at most wait_ms per read; ETIMEDOUT when nothing comes.
-  Result<proto::FrameView> await(uint32_t id, int wait_ms);
+  // A call's deadline and its length (for the message when it passes).
+  struct Budget {
+    Deadline deadline;
+    std::chrono::milliseconds length;
+  };
+  // The time a request that moves `bytes` of data may take, and its budget from now.
+  [[nodiscard]] std::chrono::milliseconds allowance(uint64_t bytes) const;
+  [[nodiscard]] Budget budget(uint64_t bytes = 0) const;
+  // Sends frames of request `what` by `deadline`. One that cannot be sent in
+  // time leaves the guest unanswered for good: it is not asked again.
+  Result<void> write(const char* what, std::span<const uint8_t> frames, Deadline deadline);
+  template <typename M>
+  Result<void> send(const char* what, uint32_t id, const M& msg, Deadline deadline) {
+    std::vector<uint8_t> buf;
+    if (proto::append_frame(buf, id, msg) != proto::Status::kOk) {
+      return fail(std::string("agent: ") + what + ": message too large for one frame");
+    }
+    return write(what, buf, deadline);
+  }
+  // The next frame of request `id` (others are stale and skipped) by
+  // `deadline`; ETIMEDOUT naming `what` when it does not come, and the
+  // connection is not used again.
+  Result<proto::FrameView> await(uint32_t id, const Budget& b, const std::string& what);
   // Waits for Ack (or Error) for `id`.
-  Result<void> await_ack(uint32_t id);
+  Result<void> await_ack(uint32_t id, const Budget& b, const char* what);
   Result<void> stream_stdin(uint32_t id, std::string_view data, size_t& sent, uint64_t& credit,
                             bool& closed);
 
   FrameStream stream_;
   uint32_t next_id_ = 1;
   uint32_t running_id_ = 0;  // the Exec in progress, 0 none
-  int timeout_ms_ = -1;
+  std::chrono::milliseconds call_timeout_ = kDefaultCallTimeout;
   uint32_t window_ = kDefaultOutputWindow;
   // The agent's protocol minor from hello(); until then, assume ours.
   uint16_t agent_minor_ = proto::kVersionMinor;
@@ -129,5 +190,6 @@ class AgentClient {
 
 // The agent's Error frame as a husk::Error: its errno and "agent: message".
 [[nodiscard]] Unexpected agent_error(const proto::FrameView& frame);
+
 
 }  // namespace husk::agent

@@ -2,7 +2,10 @@
 // control both ways (guest-agent/protocol/protocol.h explains the scheme).
 #include <algorithm>
 #include <cerrno>
-#include <climits>
+#include <chrono>
+#include <optional>
+
+#include <fmt/format.h>
 
 #include "guest-agent/protocol/exec_args.h"
 #include "runtime/agent/agent_client.h"
@@ -14,8 +17,6 @@ namespace {
 
 // Stdin larger than this goes in StdinData frames rather than inside Exec.
 constexpr size_t kInlineStdinMax = 512 * 1024;
-// How much longer than the job's wall limit we wait for its Exited.
-constexpr uint64_t kWallGraceMs = 10000;
 
 Unexpected protocol_error(const std::string& what) {
   return Unexpected(Error{EPROTO, "agent: " + what});
@@ -83,12 +84,12 @@ Result<void> AgentClient::stream_stdin(uint32_t id, std::string_view data, size_
                                        uint64_t& credit, bool& closed) {
   while (sent < data.size() && credit > 0) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>({data.size() - sent, credit, proto::kMaxChunk}));
-    HUSK_TRY(stream_.send(id, proto::StdinData{std::string(data.substr(sent, n))}, timeout_ms_));
+    HUSK_TRY(send("exec: StdinData", id, proto::StdinData{std::string(data.substr(sent, n))}, budget(n).deadline));
     sent += n;
     credit -= n;
   }
   if (sent == data.size()) {
-    HUSK_TRY(stream_.send(id, proto::StdinClose{}, timeout_ms_));
+    HUSK_TRY(send("exec: StdinClose", id, proto::StdinClose{}, budget().deadline));
     closed = true;
   }
   return {};
@@ -107,17 +108,37 @@ Result<ExecResult> AgentClient::exec(const ExecRequest& req, const ExecCallbacks
   }
   bool stdin_closed = msg.stdin_mode != proto::StdinMode::kStream;
   HUSK_TRY_ASSIGN(const std::vector<uint8_t> start, exec_frames(id, std::move(msg), agent_minor_));
-  HUSK_TRY(stream_.write_all(start, timeout_ms_));
-  HUSK_TRY(stream_.send(id, proto::Credit{proto::Stream::kStdout, window_}, timeout_ms_));
-  HUSK_TRY(stream_.send(id, proto::Credit{proto::Stream::kStderr, window_}, timeout_ms_));
+  // The run's deadlines, from the moment its request goes out: Started (or
+  // ExecFailed) within the call's budget, Exited by the wall limit plus the
+  // kill grace plus kExitGrace. Without a wall limit the run may last, but
+  // each of its frames still has the frame timeout.
+  const Budget started_budget = budget(start.size());
+  std::optional<Budget> end_budget;
+  if (req.limits.wall_ms != 0) {
+    const uint64_t grace_ms = req.limits.kill_signal != 0 ? req.limits.kill_grace_ms : 0;
+    // Limits are at most a day each (the job parser's bounds), so no overflow;
+    // a peer-built request is clamped to a year.
+    const auto length = std::chrono::milliseconds(
+        std::min<uint64_t>(req.limits.wall_ms + grace_ms, 365ull * 24 * 3600 * 1000)) + kExitGrace;
+    end_budget = Budget{Deadline::after(length), length};
+  }
+  HUSK_TRY(write("exec", start, started_budget.deadline));
+  HUSK_TRY(send("exec: Credit", id, proto::Credit{proto::Stream::kStdout, window_}, started_budget.deadline));
+  HUSK_TRY(send("exec: Credit", id, proto::Credit{proto::Stream::kStderr, window_}, started_budget.deadline));
   running_id_ = id;
   ScopeGuard clear_running([this] { running_id_ = 0; });
 
-  int wait_ms = timeout_ms_;
-  if (timeout_ms_ >= 0 && req.limits.wall_ms != 0) {
-    const uint64_t want = std::min<uint64_t>(req.limits.wall_ms + kWallGraceMs, INT_MAX);
-    wait_ms = std::max(timeout_ms_, static_cast<int>(want));
-  }
+  // The next frame of this run by whichever deadline applies; the message
+  // of a timeout names the one that passed.
+  const std::string end_what = fmt::format("exec: the run's end (wall limit {} ms + kill grace + {} ms)",
+                                           req.limits.wall_ms, kExitGrace.count());
+  const Budget no_end{Deadline::never(), std::chrono::milliseconds::max()};
+  const auto next_event = [&](bool started) -> Result<proto::FrameView> {
+    if (!started && (!end_budget || started_budget.deadline.time() <= end_budget->deadline.time())) {
+      return await(id, started_budget, "exec: Started");
+    }
+    return end_budget ? await(id, *end_budget, end_what) : await(id, no_end, "exec");
+  };
   ExecResult result;
   uint64_t credit[2] = {window_, window_};  // stdout, stderr: what the agent may still send
   uint64_t consumed[2] = {0, 0};            // delivered but not yet re-granted
@@ -128,7 +149,7 @@ Result<ExecResult> AgentClient::exec(const ExecRequest& req, const ExecCallbacks
     if (result.started && !stdin_closed) {
       HUSK_TRY(stream_stdin(id, streamed, stdin_sent, stdin_credit, stdin_closed));
     }
-    HUSK_TRY_ASSIGN(const proto::FrameView frame, await(id, wait_ms));
+    HUSK_TRY_ASSIGN(const proto::FrameView frame, next_event(result.started));
     switch (static_cast<proto::MsgType>(frame.type)) {  // a known type: peek_frame checked
       case proto::MsgType::kStarted: {
         HUSK_TRY_ASSIGN(const proto::Started started, decode_as<proto::Started>(frame));
@@ -163,8 +184,8 @@ Result<ExecResult> AgentClient::exec(const ExecRequest& req, const ExecCallbacks
         consumed[s] += out.data.size();
         if (consumed[s] >= window_ / 2) {
           // consumed[s] < 1.5 * window_ <= 96 MiB: fits the u32 field.
-          HUSK_TRY(stream_.send(id, proto::Credit{out.stream, static_cast<uint32_t>(consumed[s])},
-                                timeout_ms_));
+          HUSK_TRY(send("exec: Credit", id, proto::Credit{out.stream, static_cast<uint32_t>(consumed[s])},
+                        budget().deadline));
           credit[s] += consumed[s];
           consumed[s] = 0;
         }

@@ -2,10 +2,10 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <deque>
 #include <fstream>
 #include <thread>
-
-#include <deque>
 
 #include <fmt/format.h>
 
@@ -15,6 +15,9 @@ namespace husk::agent {
 
 namespace {
 using Clock = std::chrono::steady_clock;
+// The vsock CONNECT handshake of one attempt (husk's own device answers it
+// once the guest's kernel accepts; only a guest that is not up yet is slow).
+constexpr std::chrono::milliseconds kConnectTimeout{2000};
 }
 
 Result<std::unique_ptr<VmSession>> VmSession::start(vmm::VmConfig config, const SessionOptions& options) {
@@ -45,18 +48,21 @@ Result<std::unique_ptr<VmSession>> VmSession::start(vmm::VmConfig config, const 
   });
 
   // The agent listens once the guest has booted; until then the vsock
-  // device refuses the CONNECT, and we try again.
-  const auto deadline = started + options.boot_timeout;
+  // device refuses the CONNECT, and we try again. Every attempt's waits end
+  // by the boot deadline, so a guest that accepts and then stalls or drips
+  // its Hello cannot stretch boot_timeout.
+  const Deadline deadline = Deadline::at(started + options.boot_timeout);
   Error last{0, "the agent never answered"};
-  while (Clock::now() < deadline) {
+  while (!deadline.expired()) {
     if (s->machine_->stopped()) {
       HUSK_TRY_ASSIGN(vmm::VmExit exit, s->join_vm());
       return fail(fmt::format("the VM stopped before its agent answered ({}: {})",
                               vmm::exit_reason_name(exit.reason), exit.detail));
     }
-    auto client = AgentClient::connect_vsock_uds(config.vsock->uds_path, options.agent_port, 2000);
+    auto client = AgentClient::connect_vsock_uds(config.vsock->uds_path, options.agent_port,
+                                                 std::min(kConnectTimeout, deadline.left()));
     if (client) {
-      client->set_timeout_ms(10'000);
+      client->set_call_timeout(std::min(options.call_timeout, deadline.left()));
       auto hello = client->hello();
       if (hello && hello->minor < proto::kVersionMinor) {
         // Each minor so far changed a message's layout: an older agent (one
@@ -68,7 +74,7 @@ Result<std::unique_ptr<VmSession>> VmSession::start(vmm::VmConfig config, const 
                                 hello->major, hello->minor, proto::kVersionMajor, proto::kVersionMinor));
       }
       if (hello) {
-        client->set_timeout_ms(-1);
+        client->set_call_timeout(options.call_timeout);
         s->agent_.emplace(std::move(*client));
         // Either the VM thread sees this fd after run(), or the VM stopped
         // before the store and we end the stream here.
@@ -84,8 +90,8 @@ Result<std::unique_ptr<VmSession>> VmSession::start(vmm::VmConfig config, const 
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   s->kill("the agent did not answer in time");
-  return fail(fmt::format("the guest agent did not answer within {} ms: {}", options.boot_timeout.count(),
-                          last.message));
+  return Unexpected(Error{ETIMEDOUT, fmt::format("the guest agent did not answer within boot_timeout ({} ms): {}",
+                                                 options.boot_timeout.count(), last.message)});
 }
 
 VmSession::~VmSession() {
@@ -107,11 +113,18 @@ void VmSession::kill(const std::string& why) {
 
 Result<vmm::VmExit> VmSession::finish(std::chrono::milliseconds grace) {
   if (agent_) {
-    // The agent syncs and reboots; with reboot=k that resets the VM.
-    (void)agent_->shutdown();
+    // The agent syncs and reboots; with reboot=k that resets the VM. The
+    // request has the agent's call deadline.
+    auto down = agent_->shutdown();
     // The agent waits for this hang-up before it resets the VM, so that its
     // Ack is not lost in the guest's queue.
     ::shutdown(agent_->fd(), SHUT_RDWR);
+    if (!down && !machine_->stopped()) {
+      // Not asked, or it did not answer: waiting for a reset that nobody
+      // asked for would only add the grace period.
+      shutdown_failure_ = down.error().message;
+      kill("the guest agent did not shut the guest down: " + shutdown_failure_);
+    }
   }
   const auto deadline = Clock::now() + grace;
   while (!machine_->stopped() && Clock::now() < deadline) {

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -18,12 +19,18 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+// The wall limit of husk's own helper commands in the guest (mkdir for
+// [[files]] folders, find and head for [[outputs]]): they take milliseconds
+// unless the job left something pathological behind, and the agent client
+// then gives up kExitGrace after it, agent or not.
+constexpr std::chrono::milliseconds kHelperWall{60'000};
 
 // Runs a helper command in the guest and returns its stdout.
 Result<std::string> guest_command(agent::AgentClient& agent, std::vector<std::string> argv) {
   agent::ExecRequest req;
   req.argv = std::move(argv);
   req.env = {kPath};
+  req.limits.wall_ms = static_cast<uint64_t>(kHelperWall.count());
   std::string out, err;
   agent::ExecCallbacks cb;
   cb.on_stdout = [&](std::string_view d) { out.append(d); };

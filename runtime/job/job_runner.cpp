@@ -231,7 +231,7 @@ JobResult Runner::run() {
   }
   run_steps();
   if (job_.judge) run_cases();
-  if (job_.outputs && !session_->vm_stopped()) {
+  if (job_.outputs && !session_->vm_stopped() && agent.usable()) {
     if (auto got = collect_outputs(agent, *job_.outputs, result_); !got) {
       fail_job(Verdict::kInternal, got.error().message);
     }
@@ -240,6 +240,13 @@ JobResult Runner::run() {
   if (result_.verdict == Verdict::kInternal || vm_gone) result_.console_tail = session_->console_tail(8);
   result_.timeline.shutdown_ms = ms_since(start_);
   auto exit = session_->finish();
+  if (!session_->shutdown_failure().empty()) {
+    // Every run ended, but the guest then kept its agent from shutting it
+    // down (the VM was stopped at the agent's call deadline instead).
+    fail_job(Verdict::kInternal, fmt::format("the guest did not shut down through its agent ({}): the VM was stopped",
+                                             session_->shutdown_failure()));
+    if (result_.console_tail.empty()) result_.console_tail = session_->console_tail(8);
+  }
   if (exit && exit->reason == vmm::ExitReason::kSignal) {
     result_.verdict = Verdict::kInternal;
     result_.message = fmt::format("interrupted: {}", exit->detail);

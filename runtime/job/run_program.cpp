@@ -20,8 +20,9 @@ namespace {
 namespace proto = agent::proto;
 
 // How long past a run's wall limit (and kill grace) the host waits for the
-// agent's report before it stops the VM itself.
-constexpr auto kHostGrace = std::chrono::seconds(5);
+// agent's report before it stops the VM itself: the agent client's own
+// deadline for a run's end, so that either ends the run the same way.
+constexpr auto kHostGrace = agent::AgentClient::kExitGrace;
 // Between kill_signal and SIGKILL when the job names no kill_grace.
 constexpr std::chrono::milliseconds kDefaultKillGrace{1000};
 
@@ -186,15 +187,20 @@ ProgramOutcome run_program(agent::VmSession& session, const ProgramRun& run, Clo
 
   // The host's own deadline: the agent's report must come by the wall
   // limit plus the kill grace plus kHostGrace, or the VM is stopped.
+  // The watchdog is for what the agent client's own deadline cannot see: a
+  // host-side callback that blocks (husk's own stdout not read).
   std::optional<Watchdog> watchdog;
+  std::optional<Clock::time_point> deadline;
   if (run.limits.wall_time) {
     const auto grace = run.limits.kill_signal ? run.limits.kill_grace.value_or(kDefaultKillGrace)
                                               : std::chrono::milliseconds(0);
-    const auto deadline = Clock::now() + *run.limits.wall_time + grace + kHostGrace;
-    watchdog.emplace(deadline, [&session] { session.kill("the guest did not end a run by its deadline"); });
+    deadline = Clock::now() + *run.limits.wall_time + grace + kHostGrace;
+    watchdog.emplace(*deadline, [&session] { session.kill("the guest did not end a run by its deadline"); });
   }
   auto result = client.exec(req, callbacks);
-  const bool host_deadline = watchdog && watchdog->disarm();
+  const bool fired = watchdog && watchdog->disarm();
+  // Either clock may see the deadline first; the run ends the same way.
+  const bool host_deadline = fired || (!result && deadline && Clock::now() >= *deadline);
   r.end_ms = ms_since(vmm_start);
   r.stdout_bytes = streams[0].bytes;
   r.stderr_bytes = streams[1].bytes;
@@ -208,7 +214,12 @@ ProgramOutcome run_program(agent::VmSession& session, const ProgramRun& run, Clo
     out.vm_lost = true;
     r.wall_ms = r.end_ms - r.start_ms;
     if (host_deadline) {
+      // The agent did not report in time; the run's processes die with the
+      // VM, stopped here: a wall timeout, as the agent would have reported.
+      if (!fired) session.kill("the guest did not end a run by its deadline");
       r.verdict = Verdict::kTimeout;
+      r.limit = proto::reason_name(proto::ExitReason::kWallTimeout);
+      r.signal = SIGKILL;
       r.message = fmt::format("no answer from the guest {} s past the wall limit of {}: the VM was stopped",
                               std::chrono::duration_cast<std::chrono::seconds>(kHostGrace).count(),
                               format_duration(*run.limits.wall_time));

@@ -391,9 +391,7 @@ int bench_qemu(const Options& o, json& result) {
     const int fd = vsock_connect(static_cast<uint32_t>(o.cid), kAgentPort);
     if (fd >= 0) {
       AgentClient client{UniqueFd(fd)};
-      client.set_timeout_ms(10'000);
       if (client.hello()) {
-        client.set_timeout_ms(-1);
         agent.emplace(std::move(client));
         break;
       }

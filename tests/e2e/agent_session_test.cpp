@@ -47,7 +47,7 @@ std::unique_ptr<agent::VmSession> start_session(uint64_t memory_mib = 256) {
   REQUIRE(session);
   // Every wait for the agent is bounded: a hang fails with ETIMEDOUT and the
   // call that hung, instead of stalling the whole suite.
-  (*session)->agent().set_timeout_ms(120'000);
+  (*session)->agent().set_call_timeout(std::chrono::seconds(120));
   return std::move(*session);
 }
 

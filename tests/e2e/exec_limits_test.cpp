@@ -95,7 +95,7 @@ TEST_CASE("agent in the guest: argv and env past one frame, the bound, open_file
   REQUIRE(started);
   std::unique_ptr<agent::VmSession> session = std::move(*started);
   agent::AgentClient& client = session->agent();
-  client.set_timeout_ms(120'000);
+  client.set_call_timeout(std::chrono::seconds(120));
 
   // argv and env of about 1.3 MiB (Linux's default limit is 2 MiB).
   agent::ExecRequest big = sh("echo $#; echo ${#BIG}; env | grep -c '^V'");

@@ -63,11 +63,11 @@ class AgentProcess {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   }
-  // Connects and says Hello; the client times out after 30 s of silence.
+  // Connects and says Hello; each call of the client has 30 s.
   AgentClient client() {
     auto c = connect();
     REQUIRE(c);
-    c->set_timeout_ms(30000);
+    c->set_call_timeout(std::chrono::seconds(30));
     REQUIRE(c->hello());
     return std::move(*c);
   }

@@ -169,7 +169,7 @@ TEST_CASE("AgentClient speaks Firecracker's vsock CONNECT handshake", "[unit][ag
     FakeVsock fake(dir.file("v.sock"), "OK 1073741824\n");
     auto client = AgentClient::connect_vsock_uds(dir.file("v.sock"), 52);
     REQUIRE(client);
-    client->set_timeout_ms(5000);
+    client->set_call_timeout(std::chrono::seconds(5));
     auto hello = client->hello();
     REQUIRE(hello);
     CHECK(hello->minor == 7);
