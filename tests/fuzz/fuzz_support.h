@@ -287,6 +287,21 @@ class Ring {
     ++avail_idx_;
     FUZZ_CHECK(mem_.write_obj<uint16_t>(avail_ + 2, avail_idx_).has_value());
   }
+  // A hostile driver: descriptor `i` written as given (flags, next and all),
+  // and the avail index moved without entries behind it.
+  void write_raw_desc(uint16_t i, GuestAddress addr, uint32_t len, uint16_t flags, uint16_t next) const {
+    write_desc(desc_ + 16ull * (i % size_), addr, len, flags, next);
+  }
+  void publish_raw(uint16_t head) {
+    FUZZ_CHECK(mem_.write_obj<uint16_t>(avail_ + 4 + 2ull * (avail_idx_ % size_), head).has_value());
+    ++avail_idx_;
+    FUZZ_CHECK(mem_.write_obj<uint16_t>(avail_ + 2, avail_idx_).has_value());
+  }
+  void jump_avail_idx(uint16_t by) {
+    avail_idx_ = static_cast<uint16_t>(avail_idx_ + by);
+    FUZZ_CHECK(mem_.write_obj<uint16_t>(avail_ + 2, avail_idx_).has_value());
+  }
+
   void set_used_event(uint16_t idx) const {
     FUZZ_CHECK(mem_.write_obj<uint16_t>(avail_ + 4 + 2ull * size_, idx).has_value());
   }

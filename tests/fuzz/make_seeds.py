@@ -251,6 +251,22 @@ def virtio_blk():
     blk_request(p, 0, 0, segments=[(5, 0)], status_sel=3)
     yield "refusals", p.bytes()
 
+    # A readable status after writable data: a chain the queue must refuse,
+    # so the device fails (NEEDS_RESET) and nothing more is served.
+    p = Prog().u8(0x06, 0x04)
+    blk_request(p, 0, 0, segments=[(0, 0)])
+    blk_request(p, 0, 0, segments=[(0, 0)], status_sel=3)
+    blk_request(p, 0, 0, segments=[(0, 0)])
+    yield "readable_after_writable", p.bytes()
+
+    # 70 flushes in one notification: more than the device serves per call
+    # (kQueueBudget, 64), so the rest comes from the event loop.
+    p = Prog().u8(0x05, 0x0A)
+    for _ in range(69):
+        blk_request(p, 2, 0, batch=1)
+    blk_request(p, 2, 0, batch=0)
+    yield "over_budget", p.bytes()
+
     # The largest disk, a queue of 256, long reads.
     p = Prog().u8(0x07, 0x0A)
     blk_request(p, 0, 0, segments=[(3 | (15 << 3), 0), (2, 0), (2, 0), (2, 0)])
@@ -313,7 +329,7 @@ def vp_any(p, op, src=(1, None), dst=(0, None), src_cid=None, dst_cid=None, type
     return vp_layout(p, cuts)
 
 
-def vp_known(p, op_index, fixed_port_sel=0, key=None, payload=b"", flags=None, fwd=0, cuts=()):
+def vp_known(p, op_index, fixed_port_sel=0, key=None, payload=b"", flags=None, fwd=0, cuts=(), no_notify=False):
     """op 1: op KNOWN_OPS[op_index] on key index `key`, or from guest port
     1000 to listening port index `fixed_port_sel`."""
     sel = op_index << 2
@@ -330,7 +346,7 @@ def vp_known(p, op_index, fixed_port_sel=0, key=None, payload=b"", flags=None, f
     if KNOWN_OPS[op_index] == SHUTDOWN:
         p.u8(flags - 1)
     p.u16(fwd)
-    return vp_layout(p, cuts)
+    return vp_layout(p, cuts, no_notify=no_notify)
 
 
 def vsock_packets():
@@ -361,6 +377,20 @@ def vsock_packets():
     vp_known(p, 7, key=0)
     p.u8(3).u8(4, 1)
     yield "host_connect", p.bytes()
+
+    # 70 packets in one notification (more than kQueueBudget), then broken
+    # rings: a buffer outside memory on tx, a loop on rx, recovery by reset.
+    p = Prog().u8(0)
+    vp_rx(p)
+    for _ in range(70):
+        vp_known(p, 6, fixed_port_sel=0, no_notify=True)
+    p.u8(8, 1, 0).u8(3).u8(4, 1)
+    p.u8(10, 0x08, 1)
+    p.u8(10, 0x09, 0).u8(3)
+    vp_rx(p)
+    vp_known(p, 0, fixed_port_sel=1)
+    p.u8(3).u8(4, 1)
+    yield "over_budget_and_broken_rings", p.bytes()
 
     # Hostile headers: a wrong CID, a lying length, an unknown op and type,
     # RW on no connection, a huge packet; tiny receive buffers; the device

@@ -69,12 +69,15 @@ class VsockHarness {
  public:
   static constexpr uint64_t kGuestCid = 3;
   static constexpr uint64_t kMemSize = 1 << 20;
-  static constexpr uint16_t kRingSize = 64;
+  // More than kQueueBudget (64) chains fit, so one notification can leave
+  // work for the transport's next round.
+  static constexpr uint16_t kRingSize = 128;
   static constexpr GuestAddress kRxRing = 0x0;
   static constexpr GuestAddress kTxRing = 0x1000;
   static constexpr GuestAddress kEvRing = 0x2000;
   static constexpr GuestAddress kIndirect = 0x4000;  // tx tables, 0x100 each
-  static constexpr GuestAddress kRxBuffers = 0x10000;  // 64 slots of 4 KiB
+  static constexpr size_t kRxSlots = 64;
+  static constexpr GuestAddress kRxBuffers = 0x10000;  // kRxSlots of 4 KiB
   static constexpr uint64_t kRxSlot = 0x1000;
   static constexpr GuestAddress kTxArea = 0x50000;
 
@@ -117,10 +120,11 @@ class VsockHarness {
     const uint32_t status = driver_init(*transport_, features, rings);
     FUZZ_CHECK((status & VIRTIO_CONFIG_S_DRIVER_OK) != 0 && (status & VIRTIO_CONFIG_S_NEEDS_RESET) == 0);
     free_slots_.clear();
-    for (size_t i = 0; i < kRingSize; ++i) free_slots_.push_back(kRingSize - 1 - i);
+    for (size_t i = 0; i < kRxSlots; ++i) free_slots_.push_back(kRxSlots - 1 - i);
     rx_heads_.clear();
     tx_next_ = kTxArea;
     tx_indirect_ = 0;
+    broken_ = false;
   }
   ~VsockHarness() {
     transport_.reset();
@@ -181,12 +185,15 @@ class VsockHarness {
   // (see the file comment); their buffers are free again.
   std::vector<RxPacket> receive() {
     std::vector<RxPacket> out;
-    for (const Ring::Used& u : rx_->take_used()) {
+    for (const Ring::Used& u : rx_->take_used(!broken_)) {
       auto it = rx_heads_.find(u.head);
+      // After corrupt() the rings say what the guest scribbled: no checks.
+      if (broken_ && it == rx_heads_.end()) continue;
       FUZZ_CHECK(it != rx_heads_.end());
       const RxBuffer buf = it->second;
       rx_heads_.erase(it);
       free_slots_.push_back(buf.slot);
+      if (broken_) continue;
       FUZZ_CHECK(u.len <= buf.size);
       if (u.len == 0) continue;  // too small to use: returned empty
       FUZZ_CHECK(u.len >= sizeof(virtio_vsock_hdr));
@@ -242,11 +249,42 @@ class VsockHarness {
   // Tx chains the device has consumed; when none are left in flight the tx
   // area and indirect tables start over.
   void take_tx_used() {
-    for (const Ring::Used& u : tx_->take_used()) FUZZ_CHECK(u.len == 0);  // the device writes nothing into tx
+    for (const Ring::Used& u : tx_->take_used(!broken_)) {
+      if (!broken_) FUZZ_CHECK(u.len == 0);  // the device writes nothing into tx
+    }
     if (tx_->in_flight() == 0) {
       tx_next_ = kTxArea;
       tx_indirect_ = 0;
     }
+  }
+
+  // What a broken or hostile driver does to a queue (0 rx, 1 tx, 2 event):
+  // a buffer outside guest memory, a chain that loops, a device-readable
+  // receive buffer, or an avail index that runs past the ring. All but the
+  // readable buffer must fail the device (NEEDS_RESET), never the host.
+  void corrupt(uint8_t what, uint16_t queue) {
+    Ring& r = queue == 0 ? *rx_ : queue == 1 ? *tx_ : *ev_;
+    broken_ = true;
+    // The last descriptor: the free list hands it out last.
+    const uint16_t d = static_cast<uint16_t>(kRingSize - 1);
+    switch (what % 4) {
+      case 0:
+        r.write_raw_desc(d, kMemSize - 8, 64, queue == 0 ? VRING_DESC_F_WRITE : 0, 0);
+        r.publish_raw(d);
+        break;
+      case 1:
+        r.write_raw_desc(d, kTxArea, 44, VRING_DESC_F_NEXT, d);
+        r.publish_raw(d);
+        break;
+      case 2:
+        r.write_raw_desc(d, kTxArea, 4096, 0, 0);
+        r.publish_raw(d);
+        break;
+      default:
+        r.jump_avail_idx(kRingSize + 1);
+        break;
+    }
+    notify(queue, what & 4);
   }
 
   static virtio_vsock_hdr header(uint16_t op, uint32_t src_port, uint32_t dst_port, uint32_t len = 0,
@@ -295,6 +333,7 @@ class VsockHarness {
   std::map<uint16_t, RxBuffer> rx_heads_;
   GuestAddress tx_next_ = kTxArea;
   unsigned tx_indirect_ = 0;
+  bool broken_ = false;  // corrupt() was called since the last init()
 };
 
 }  // namespace husk::fuzz

@@ -5,7 +5,8 @@
 // the host side (listeners at <uds>_52 and <uds>_1234 for guest-initiated
 // connections, host clients that CONNECT) and the event loop stepped in
 // between. The guest also offers receive buffers of odd sizes and layouts,
-// consumes what the device sends, resets and re-initialises the device.
+// consumes what the device sends, breaks its rings (buffers outside memory,
+// loops, an avail index past the ring), resets and re-initialises the device.
 // Checked: no crash, leak, hang or fd leak; every packet the device puts on
 // the rx queue is well-formed (vsock_harness.h); never more connections
 // than the budget (the default one, or a tight one the input picks).
@@ -66,7 +67,7 @@ class Session {
   }
 
   void run_op(Input& in) {
-    const uint8_t op = in.u8() % 10;
+    const uint8_t op = in.u8() % 11;
     FUZZ_TRACE("op %u\n", op);
     switch (op) {
       case 0: send_any(in); break;
@@ -111,6 +112,13 @@ class Session {
       }
       case 8: h_.notify(in.u8() % 4, in.flag()); break;  // queue 3 does not exist
       case 9: h_.init(in.flag()); break;                  // driver reset and re-init
+      case 10: {                                          // a broken ring
+        const uint8_t what = in.u8();
+        h_.corrupt(what, in.u8() % 3);
+        // The guest driver recovers as Linux does: reset and init again.
+        if (h_.failed() && (what & 8)) h_.init(what & 16);
+        break;
+      }
     }
     FUZZ_CHECK(h_.device().connection_count() <= h_.budgets().max_connections);
   }
