@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <fstream>
 #include <sstream>
@@ -60,13 +61,21 @@ Result<std::vector<uint8_t>> read_file(const std::string& path, uint64_t max_siz
   return data;
 }
 
-Result<std::string> read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return fail_errno("cannot read " + path);
-  std::ostringstream data;
-  data << in.rdbuf();
-  if (in.bad()) return fail_errno("cannot read " + path);
-  return data.str();
+Result<std::string> read_text_file(const std::string& path, uint64_t max_size) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return fail_errno("cannot read " + path);
+  std::string data;
+  std::array<char, 64 * 1024> buf{};
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail_errno("cannot read " + path);
+    if (n == 0) return data;
+    if (data.size() + static_cast<size_t>(n) > max_size) {
+      return fail(fmt::format("cannot read {}: it is larger than {} bytes", path, max_size));
+    }
+    data.append(buf.data(), static_cast<size_t>(n));
+  }
 }
 
 Result<MappedFile> MappedFile::open(const std::string& path, uint64_t max_size) {

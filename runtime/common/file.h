@@ -14,9 +14,11 @@ namespace husk {
 // Errors name the path: "open /x/vmlinux: No such file or directory".
 [[nodiscard]] Result<std::vector<uint8_t>> read_file(const std::string& path, uint64_t max_size);
 
-// A whole host file of any kind (a pipe too) as text, for the small inputs
-// of jobs; errors: "cannot read PATH: strerror".
-[[nodiscard]] Result<std::string> read_text_file(const std::string& path);
+// A whole host file of any kind (a pipe too) as text, for the inputs of
+// jobs, at most `max_size` bytes (a job that names /dev/zero gets an error,
+// not an exhausted host); errors: "cannot read PATH: strerror".
+inline constexpr uint64_t kMaxTextFile = uint64_t{1} << 30;
+[[nodiscard]] Result<std::string> read_text_file(const std::string& path, uint64_t max_size = kMaxTextFile);
 
 // A whole host file mapped read-only: the kernel and initrd loaders copy
 // straight from the page cache into guest memory, with no heap copy.

@@ -73,6 +73,9 @@ std::string resolve(const fs::path& dir, const std::string& p) {
 Result<Job> JobParser::parse(const toml::table& root) {
   r_.check_keys(root, "", {"version", "hostname", "inherit_env", "env", "vm", "limits", "files", "steps",
                            "process", "judge", "cases", "outputs", "network", "result"});
+  // Inline data (a step's stdin, a case's expected output) may hold any
+  // byte; everything else becomes a C string in the guest.
+  r_.refuse_nul(root, "", {"stdin", "expected"});
   Job job;
   job.source = file_;
   if (const toml::node* v = root.get("version"); v == nullptr) {

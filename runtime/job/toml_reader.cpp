@@ -56,13 +56,58 @@ std::string closest_word(std::string_view word, std::initializer_list<std::strin
   return best;
 }
 
-void TomlReader::error(const toml::source_region& where, std::string_view key, std::string_view what) {
-  errors_.push_back(Problem{where.begin.line, where.begin.column,
-                            fmt::format("{}:{}:{}: {}{}{}", file_, where.begin.line, where.begin.column, key,
-                                        key.empty() ? "" : ": ", what)});
+namespace {
+
+// One problem is one line: control characters from the job's own values
+// (a newline in a quoted path) are shown escaped, so no value can split a
+// problem or forge another "FILE:LINE:COLUMN:" line.
+std::string one_line(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (u < 0x20 || u == 0x7f) {
+      out += fmt::format("\\x{:02x}", u);
+    } else {
+      out += c;
+    }
+  }
+  return out;
 }
 
-void TomlReader::error(std::string_view what) { errors_.push_back(Problem{1, 1, fmt::format("{}:1:1: {}", file_, what)}); }
+}  // namespace
+
+void TomlReader::error(const toml::source_region& where, std::string_view key, std::string_view what) {
+  errors_.push_back(Problem{where.begin.line, where.begin.column,
+                            fmt::format("{}:{}:{}: {}{}{}", file_, where.begin.line, where.begin.column,
+                                        one_line(key), key.empty() ? "" : ": ", one_line(what))});
+}
+
+void TomlReader::error(std::string_view what) {
+  errors_.push_back(Problem{1, 1, fmt::format("{}:1:1: {}", file_, one_line(what))});
+}
+
+void TomlReader::refuse_nul(const toml::node& node, std::string_view path,
+                            std::initializer_list<std::string_view> binary_ok) {
+  if (const auto* s = node.as_string()) {
+    if (s->get().find('\0') != std::string::npos) {
+      error(node.source(), path, "contains a NUL character (\\u0000), which cannot be passed to the guest");
+    }
+  } else if (const auto* t = node.as_table()) {
+    for (const auto& [key, value] : *t) {
+      if (std::find(binary_ok.begin(), binary_ok.end(), key.str()) != binary_ok.end()) continue;
+      refuse_nul(value, path.empty() ? std::string(key.str()) : fmt::format("{}.{}", path, key.str()), binary_ok);
+    }
+  } else if (const auto* a = node.as_array()) {
+    for (size_t i = 0; i < a->size(); ++i) refuse_nul(*a->get(i), fmt::format("{}[{}]", path, i), binary_ok);
+  }
+}
 
 std::vector<std::string> TomlReader::errors() const {
   std::vector<Problem> sorted = errors_;

@@ -29,6 +29,12 @@ class TomlReader {
   [[nodiscard]] std::vector<std::string> errors() const;
   [[nodiscard]] size_t error_count() const { return errors_.size(); }
 
+  // Reports every string under `node` that holds a NUL character, except
+  // under the keys in `binary_ok` (inline data): a C string (argv, env, a
+  // path) ends at NUL, so such a value could never reach the guest whole.
+  void refuse_nul(const toml::node& node, std::string_view path,
+                  std::initializer_list<std::string_view> binary_ok);
+
   // Reports keys of `table` that are not in `known`; `prefix` is the
   // table's dotted path ("" for the root, "limits.", "steps[2].").
   void check_keys(const toml::table& table, std::string_view prefix,

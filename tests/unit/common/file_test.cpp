@@ -69,3 +69,12 @@ TEST_CASE("read_file refuses a directory", "[common][file]") {
 
 }  // namespace
 }  // namespace husk
+
+TEST_CASE("read_text_file stops at its size cap: a job that names /dev/zero gets an error", "[unit]") {
+  auto r = husk::read_text_file("/dev/zero", 1 << 20);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().message == "cannot read /dev/zero: it is larger than 1048576 bytes");
+  auto missing = husk::read_text_file("/nonexistent/x");
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().message.rfind("cannot read /nonexistent/x", 0) == 0);
+}

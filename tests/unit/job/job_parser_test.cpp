@@ -717,5 +717,25 @@ TEST_CASE("a job file that cannot be read is an error naming it", "[job]") {
   CHECK_THAT(job.error().message, Contains(d.path("absent.toml")));
 }
 
+TEST_CASE("a NUL character is refused where it would become a C string, allowed in inline data", "[job]") {
+  // Once `husk validate` passed such a job and the agent refused the run.
+  JobDir d;
+  const std::string text = "version = 1\n[process]\nargv = [\"echo\", \"a\\u0000b\"]\nstdin = \"x\\u0000y\"\n";
+  d.expect_error(text, "\"a\\u0000b\"", "process.argv[1]", "NUL character");
+  const std::string env = "version = 1\n[env]\nA = \"1\\u0000\"\n[process]\nrun = \"true\"\n";
+  d.expect_error(env, "\"1\\u0000\"", "env.A", "NUL character");
+  const Job ok = d.ok("version = 1\n[process]\nrun = \"cat\"\nstdin = \"x\\u0000y\"\n");
+  CHECK(ok.steps.at(0).stdin.value.size() == 3);
+}
+
+TEST_CASE("a value with a newline cannot split its problem over lines", "[job]") {
+  JobDir d;
+  const std::string text = "version = 1\n[process]\nrun = \"true\"\ncwd = 5\n[vm]\nkernel = \"no\\nsuch:1:1: forged\"\n";
+  const std::string e = d.error(text);
+  INFO(e);
+  CHECK(line_count(e) == 2);  // the cwd and the kernel, one line each
+  CHECK_THAT(e, Contains("no\\nsuch:1:1: forged"));
+}
+
 }  // namespace
 }  // namespace husk::job
