@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -27,10 +28,13 @@ inline const std::string& husk_bin() {
   return path;
 }
 
+// These run on helper threads too (std::async), where Catch2 may not
+// assert: failures are exceptions, which reach the test's own thread.
 inline std::string guest_file(const std::string& name) {
   const std::string path = env_or("HUSK_GUEST_DIR", HUSK_GUEST_DIR) + "/" + name;
-  INFO("the guest is built by `make guest`: " << path);
-  REQUIRE(std::filesystem::exists(path));
+  if (!std::filesystem::exists(path)) {
+    throw std::runtime_error("missing " + path + " (the guest is built by `make guest`)");
+  }
   return path;
 }
 
@@ -46,7 +50,7 @@ inline std::string initrd_with_tools(const TempDir& dir) {
   const std::string cmd = "cd '" + staging + "' && find . | cpio -o -H newc 2>/dev/null | gzip > '" +
                           dir.file("tools.cpio.gz") + "' && cat '" + guest_file("initramfs.cpio.gz") +
                           "' '" + dir.file("tools.cpio.gz") + "' > '" + out + "'";
-  REQUIRE(shell(cmd) == 0);
+  if (shell(cmd) != 0) throw std::runtime_error("cannot build " + out);
   return out;
 }
 
