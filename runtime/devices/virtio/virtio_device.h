@@ -78,10 +78,6 @@ struct DeviceContext {
   std::function<Result<void>(int fd, uint32_t events, FdHandler handler)> add_fd;
   std::function<void(int fd)> remove_fd;
   std::function<Result<void>(int fd, uint32_t events)> modify_fd;
-  // Asks for process_queue(queue) on the loop's next turn: for a device
-  // that left chains on a queue until something on the host side moved
-  // (vsock's held bytes). Without an event loop it does nothing.
-  std::function<void(uint16_t queue)> kick;
 };
 
 // The request loop every simple device shares: pops up to kQueueBudget

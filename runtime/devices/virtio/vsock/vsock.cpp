@@ -66,7 +66,6 @@ void Vsock::reset() {
   orphan_rst_.clear();
   rx_starved_ = false;
   held_total_ = 0;
-  tx_waiting_ = false;
   timer_.reset();
   timer_armed_ = false;
   ctx_ = {};
@@ -188,13 +187,6 @@ Result<Served> Vsock::process_tx() {
   Served served = Served::kMore;
   uint32_t used = 0;
   for (; used < kQueueBudget; ++used) {
-    // Host sockets hold too much of the guest's data already: the rest
-    // stays on the queue until they take some (release_held kicks us).
-    if (held_total_ >= budgets_.max_held_bytes) {
-      tx_waiting_ = true;
-      served = Served::kDone;
-      break;
-    }
     HUSK_TRY_ASSIGN(std::optional<DescriptorChain> chain, tx.pop(*ctx_.memory));
     if (!chain) {
       served = Served::kDone;
@@ -269,6 +261,17 @@ Result<void> Vsock::handle_packet(const virtio_vsock_hdr& hdr, ChainReader& payl
       conn.rx_cnt += hdr.len;
       held_total_ += hdr.len;
       HUSK_TRY(flush_to_host(conn));
+      // Past the device-wide budget, a connection whose host socket does not
+      // take its bytes is reset: it, not the queue every connection (the
+      // agent's too) shares, pays for the peer that does not read.
+      if (auto found = connections_.find(key); found != connections_.end() &&
+                                               held_total_ > budgets_.max_held_bytes &&
+                                               found->second.held() > 0) {
+        spdlog::debug("vsock: guest port {}: {} bytes held for host sockets in all; resetting", key.peer_port,
+                      held_total_);
+        close_connection(key, true);
+        return {};
+      }
       break;
     }
     case VIRTIO_VSOCK_OP_CREDIT_UPDATE:

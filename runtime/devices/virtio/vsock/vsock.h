@@ -22,7 +22,7 @@
 // each kind per connection plus kMaxPendingRst (256) resets; one event moves
 // at most kPacketsPerEvent (64) packets; guest bytes held for host sockets
 // that do not read are at most 256 KiB per connection (its credit) and 16 MiB
-// in all (then the tx queue waits).
+// in all (then the connection adding to them is reset).
 // Missing: SEQPACKET.
 #pragma once
 
@@ -50,8 +50,8 @@ struct VsockBudgets {
   int64_t connect_line_timeout_ms = 5000;     // host client: "CONNECT <port>\n"
   int64_t guest_response_timeout_ms = 10000;  // guest: RESPONSE to our REQUEST
   // Guest bytes held for host sockets that do not read yet, all connections
-  // together; past it the tx queue waits (its chains stay the guest's) until
-  // host sockets take some.
+  // together; past it a connection that adds bytes its host socket does not
+  // take is reset (the tx queue, which all connections share, never waits).
   size_t max_held_bytes = 16u << 20;
 };
 
@@ -120,7 +120,7 @@ class Vsock final : public VirtioDevice {
   [[nodiscard]] Result<void> send_host_data(VsockConnection& conn);
   [[nodiscard]] Result<void> flush_to_host(VsockConnection& conn);
   void update_interest(VsockConnection& conn);
-  // Moves the device-wide count of held bytes; wakes a waiting tx queue.
+  // Lowers the device-wide count of held bytes.
   void release_held(uint32_t bytes);
   void update_all_interest();
   // By value: callers often pass the key of the connection being erased.
@@ -143,7 +143,6 @@ class Vsock final : public VirtioDevice {
   std::deque<VsockKey> orphan_rst_;  // resets for connections that are gone
   bool rx_starved_ = false;  // the guest gave no receive buffer last time
   uint64_t held_total_ = 0;  // guest bytes held for host sockets, all connections
-  bool tx_waiting_ = false;  // the tx queue waits for held_total_ to drop
 };
 
 }  // namespace husk::virtio

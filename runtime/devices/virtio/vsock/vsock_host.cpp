@@ -325,13 +325,7 @@ void Vsock::update_interest(VsockConnection& conn) {
   if (ctx_.modify_fd(conn.fd.get(), events)) conn.epoll_events = events;
 }
 
-void Vsock::release_held(uint32_t bytes) {
-  held_total_ -= std::min<uint64_t>(held_total_, bytes);
-  if (tx_waiting_ && held_total_ < budgets_.max_held_bytes) {
-    tx_waiting_ = false;
-    if (ctx_.kick) ctx_.kick(kTxQueue);
-  }
-}
+void Vsock::release_held(uint32_t bytes) { held_total_ -= std::min<uint64_t>(held_total_, bytes); }
 
 void Vsock::update_all_interest() {
   std::vector<VsockKey> keys;
