@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 
@@ -11,13 +12,34 @@
 
 namespace husk::guest {
 
+namespace {
+
+// The most a job may use, whatever its limit says: the guest's RAM less a
+// reserve for the kernel and the agent (an eighth, at least 32 MiB); 0 if
+// unknown. Files a job writes to tmpfs (/, /tmp, /dev/shm, /run) are its
+// memory too, so a job that fills them meets this limit (an OOM kill, ML)
+// instead of leaving the guest kernel nothing to free (a panic).
+uint64_t guest_memory_for_jobs() {
+  std::string text;
+  if (read_text("/proc/meminfo", text) != 0) return 0;
+  const uint64_t total = keyed_value(text, "MemTotal:") * 1024;
+  const uint64_t reserve = std::max<uint64_t>(uint64_t{32} << 20, total / 8);
+  return total > 2 * reserve ? total - reserve : 0;
+}
+
+}  // namespace
+
 int Cgroup::create(const std::string& root, uint64_t serial, const agent::proto::Limits& limits) {
   const std::string path = root + "/job-" + std::to_string(serial);
   if (::mkdir(path.c_str(), 0755) != 0) return errno;
   path_ = path;
   int err = 0;
-  if (limits.memory_bytes != 0) {
-    err = write_text(path + "/memory.max", std::to_string(limits.memory_bytes));
+  uint64_t memory_max = guest_memory_for_jobs();
+  if (limits.memory_bytes != 0 && (memory_max == 0 || limits.memory_bytes < memory_max)) {
+    memory_max = limits.memory_bytes;
+  }
+  if (memory_max != 0) {
+    err = write_text(path + "/memory.max", std::to_string(memory_max));
     // No swap in the guest normally; where there is, it must not hide the limit.
     if (err == 0) (void)write_text(path + "/memory.swap.max", "0");
   }

@@ -39,13 +39,13 @@ Result<std::unique_ptr<VmSession>> VmSession::start(vmm::VmConfig config, const 
   session->console_path_ = console;
   session->vsock_path_ = config.vsock->uds_path;
   VmSession* s = session.get();
-  session->vm_thread_ = JoiningThread([s] {
+  HUSK_TRY_ASSIGN(session->vm_thread_, JoiningThread::start("VM", [s] {
     s->vm_result_ = s->machine_->run();
     // The vsock device's host sockets live as long as the Machine, not the
     // guest: end the agent's stream so a request waiting on a dead guest
     // (agent killed, kernel panic) fails now instead of never.
     if (const int fd = s->agent_fd_.load(); fd >= 0) ::shutdown(fd, SHUT_RDWR);
-  });
+  }));
 
   // The agent listens once the guest has booted; until then the vsock
   // device refuses the CONNECT, and we try again. Every attempt's waits end

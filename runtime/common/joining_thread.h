@@ -19,9 +19,6 @@ namespace husk {
 class JoiningThread {
  public:
   JoiningThread() = default;
-  // Throws std::system_error if no thread can be made: use start().
-  template <typename F>
-  explicit JoiningThread(F&& f) : thread_(std::forward<F>(f)) {}
   template <typename F>
   [[nodiscard]] static Result<JoiningThread> start(const char* what, F&& f) {
     try {

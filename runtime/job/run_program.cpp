@@ -119,7 +119,10 @@ void set_verdict_from_exit(RunResult& r, const proto::Exited& e, const Limits& l
       return;
     case proto::ExitReason::kMemoryLimit:
       r.verdict = Verdict::kMemoryLimit;
-      r.message = fmt::format("memory limit of {} reached", format_size(limits.memory.value_or(0)));
+      // Without a limit of its own the job met the agent's: the guest's
+      // RAM less what its kernel and the agent keep.
+      r.message = limits.memory ? fmt::format("memory limit of {} reached", format_size(*limits.memory))
+                                : "out of memory: the job used all the memory the guest has for it (no memory limit was set)";
       return;
     case proto::ExitReason::kOutputLimit:
       r.verdict = Verdict::kOutputLimit;
@@ -189,13 +192,22 @@ ProgramOutcome run_program(agent::VmSession& session, const ProgramRun& run, Clo
   // limit plus the kill grace plus kHostGrace, or the VM is stopped.
   // The watchdog is for what the agent client's own deadline cannot see: a
   // host-side callback that blocks (husk's own stdout not read).
-  std::optional<Watchdog> watchdog;
+  std::unique_ptr<Watchdog> watchdog;
   std::optional<Clock::time_point> deadline;
   if (run.limits.wall_time) {
     const auto grace = run.limits.kill_signal ? run.limits.kill_grace.value_or(kDefaultKillGrace)
                                               : std::chrono::milliseconds(0);
     deadline = Clock::now() + *run.limits.wall_time + grace + kHostGrace;
-    watchdog.emplace(*deadline, [&session] { session.kill("the guest did not end a run by its deadline"); });
+    auto started = Watchdog::start(*deadline, [&session] { session.kill("the guest did not end a run by its deadline"); });
+    if (!started) {
+      // No host clock, no run: a limit husk cannot enforce is not promised.
+      out.vm_lost = true;
+      r.verdict = Verdict::kInternal;
+      r.message = started.error().message;
+      session.kill(started.error().message);
+      return out;
+    }
+    watchdog = std::move(*started);
   }
   auto result = client.exec(req, callbacks);
   const bool fired = watchdog && watchdog->disarm();

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <memory>
 #include <mutex>
 
 #include "runtime/common/joining_thread.h"
@@ -16,15 +17,21 @@ class Watchdog {
  public:
   using Clock = std::chrono::steady_clock;
 
-  Watchdog(Clock::time_point deadline, std::function<void()> on_expiry)
-      : thread_([this, deadline, fire = std::move(on_expiry)] {
-          std::unique_lock lock(mutex_);
-          if (!cv_.wait_until(lock, deadline, [this] { return disarmed_; })) {
-            fired_ = true;
-            lock.unlock();
-            fire();
-          }
-        }) {}
+  // Fails only if the system gives no thread for it.
+  [[nodiscard]] static Result<std::unique_ptr<Watchdog>> start(Clock::time_point deadline,
+                                                               std::function<void()> on_expiry) {
+    std::unique_ptr<Watchdog> w(new Watchdog());
+    Watchdog* self = w.get();
+    HUSK_TRY_ASSIGN(w->thread_, JoiningThread::start("watchdog", [self, deadline, fire = std::move(on_expiry)] {
+      std::unique_lock lock(self->mutex_);
+      if (!self->cv_.wait_until(lock, deadline, [self] { return self->disarmed_; })) {
+        self->fired_ = true;
+        lock.unlock();
+        fire();
+      }
+    }));
+    return w;
+  }
   ~Watchdog() { disarm(); }
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
@@ -41,11 +48,12 @@ class Watchdog {
   }
 
  private:
+  Watchdog() = default;
   std::mutex mutex_;
   std::condition_variable cv_;
   bool disarmed_ = false;
   bool fired_ = false;
-  JoiningThread thread_;  // last: starts after the members it uses
+  JoiningThread thread_;
 };
 
 }  // namespace husk::job

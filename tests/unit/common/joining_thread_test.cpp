@@ -11,6 +11,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "runtime/job/watchdog.h"
+
 
 namespace {
 
@@ -46,5 +48,9 @@ TEST_CASE("a thread the system refuses is an error value, not a terminate", "[un
           auto thread = husk::JoiningThread::start("vCPU", [] {});
           if (thread) return 1;
           return thread.error().message.find("cannot start the vCPU thread") != std::string::npos ? 0 : 2;
+        }) == 0);
+  CHECK(in_child_without_threads([] {
+          auto dog = husk::job::Watchdog::start(husk::job::Watchdog::Clock::now(), [] {});
+          return dog ? 1 : 0;
         }) == 0);
 }

@@ -43,15 +43,17 @@ TEST_CASE("Watchdog fires once at its deadline unless disarmed first", "[job]") 
   using Clock = husk::job::Watchdog::Clock;
   std::atomic<int> fired{0};
   {
-    husk::job::Watchdog dog(Clock::now() + std::chrono::milliseconds(20), [&] { ++fired; });
+    auto dog = husk::job::Watchdog::start(Clock::now() + std::chrono::milliseconds(20), [&] { ++fired; });
+    REQUIRE(dog);
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    CHECK(dog.disarm());
+    CHECK((*dog)->disarm());
   }
   CHECK(fired == 1);
   {
-    husk::job::Watchdog dog(Clock::now() + std::chrono::seconds(30), [&] { ++fired; });
+    auto dog = husk::job::Watchdog::start(Clock::now() + std::chrono::seconds(30), [&] { ++fired; });
+    REQUIRE(dog);
     const auto before = Clock::now();
-    CHECK_FALSE(dog.disarm());
+    CHECK_FALSE((*dog)->disarm());
     CHECK(Clock::now() - before < std::chrono::seconds(5));  // disarm does not wait for the deadline
   }
   CHECK(fired == 1);
