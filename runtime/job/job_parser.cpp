@@ -531,7 +531,7 @@ Result<Job> parse_job(std::string_view text, const std::string& source_path, con
     root = toml::parse(text, source_path);
   } catch (const toml::parse_error& e) {
     return fail(fmt::format("{}:{}:{}: TOML syntax: {}", source_path, e.source().begin.line, e.source().begin.column,
-                            e.description()));
+                            one_line(e.description())));
   }
   return JobParser(source_path, file, options).parse(root);
 }

@@ -56,8 +56,6 @@ std::string closest_word(std::string_view word, std::initializer_list<std::strin
   return best;
 }
 
-namespace {
-
 // One problem is one line: control characters from the job's own values
 // (a newline in a quoted path) are shown escaped, so no value can split a
 // problem or forge another "FILE:LINE:COLUMN:" line.
@@ -80,8 +78,6 @@ std::string one_line(std::string_view text) {
   }
   return out;
 }
-
-}  // namespace
 
 void TomlReader::error(const toml::source_region& where, std::string_view key, std::string_view what) {
   errors_.push_back(Problem{where.begin.line, where.begin.column,

@@ -82,6 +82,9 @@ class TomlReader {
 };
 
 // The closest of `candidates` to `word` (edit distance at most 2), or "".
+// `text` with control characters escaped (\n, \x01, ...): one line.
+[[nodiscard]] std::string one_line(std::string_view text);
+
 [[nodiscard]] std::string closest_word(std::string_view word, std::initializer_list<std::string_view> candidates);
 
 }  // namespace husk::job

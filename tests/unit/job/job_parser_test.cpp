@@ -737,5 +737,15 @@ TEST_CASE("a value with a newline cannot split its problem over lines", "[job]")
   CHECK_THAT(e, Contains("no\\nsuch:1:1: forged"));
 }
 
+TEST_CASE("a TOML syntax error is one line even when it quotes a newline", "[job]") {
+  // The fuzz target's reproducer (tests/fuzz/crashes/job_toml/syntax_error_quotes_newline).
+  JobDir d;
+  const std::string text("\x6e\x3d\x66\x0a", 4);
+  const std::string e = d.error(text);
+  INFO(e);
+  CHECK(line_count(e) == 1);
+  CHECK_THAT(e, Contains("TOML syntax"));
+}
+
 }  // namespace
 }  // namespace husk::job
