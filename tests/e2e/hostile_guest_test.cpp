@@ -275,19 +275,18 @@ TEST_CASE("hostile guest: thousands of vsock connections (refused; at once; neve
 // VsockBudgets::max_guest_connections (512) connections, the rest are reset.
 // (Before those budgets, 1000 connections made husk hold 261 MiB.)
 //
-// HOST BUG (runtime/devices/virtio/vsock/vsock.cpp, Vsock::process_tx, since
-// 548249e; see the report of issue 11): past max_held_bytes the device stops
+// Once a HOST BUG, fixed in 58feaa7 (runtime/devices/virtio/vsock/vsock.cpp,
+// Vsock::process_tx, since 548249e): past max_held_bytes the device stops
 // taking anything from the guest's one tx queue, which every connection
 // shares, the agent's too. The agent's frames (the job's output, its exit
 // report) and the guest's other packets then wait behind bytes no host
 // socket will ever take: the run cannot end, the agent cannot report the
 // wall limit it enforced, and the host's deadline stops the whole VM (TO,
 // "no answer from the guest"); a run without a wall limit has no such
-// deadline and waits forever. Tagged [!mayfail] until one connection's
-// bytes cannot stop the others (per-connection holding, or a budget that
-// resets the hoarding connections instead of stalling the queue).
+// deadline and waits forever. Now the connection that adds bytes past the
+// budget is reset instead, and the queue never waits.
 TEST_CASE("hostile guest: 1000 connections written into a host program that never reads",
-          "[e2e][hostile-guest][!mayfail]") {
+          "[e2e][hostile-guest]") {
   Sandbox sb;
   const std::string dir = build_program_into(sb);
   HostPeer sink(HostPeer::Mode::kNeverRead);
@@ -362,16 +361,16 @@ TEST_CASE("hostile guest: a job fills its root file system and /tmp until ENOSPC
   check_nothing_left_behind(sb, m);
 }
 
-// HOST BUG (guest set-up; see the report of issue 11): the guest's tmpfs
+// Once a HOST BUG, fixed in cfd13c2 (guest set-up): the guest's tmpfs
 // mounts (/ or the root's overlay, /tmp, /dev/shm, /run) may each take half
 // of its RAM, so a job that fills three of them holds more than all of it in
 // pages that no OOM kill frees. The guest kernel then panics ("System is
 // deadlocked on memory": the agent is OOM-exempt and the job's processes
 // are gone), the VM dies, and the run is XX, as if husk had failed, instead
-// of a verdict charged to the job. Tagged [!mayfail] until the guest caps
-// its tmpfs mounts together (or charges them to the job's memory limit).
+// of a verdict charged to the job. Now a job's memory.max is never above the
+// guest's RAM less a reserve, and tmpfs pages count against it.
 TEST_CASE("hostile guest: a job that fills / and /tmp and /dev/shm beyond the guest's RAM gets its own verdict",
-          "[e2e][hostile-guest][!mayfail]") {
+          "[e2e][hostile-guest]") {
   Sandbox sb;
   const Monitored m = monitored_run(sb, job_path("hostile_guest/tmpfs_full.toml"), kGuestMib);
   report("tmpfs beyond RAM", m);
@@ -468,14 +467,14 @@ TEST_CASE("hostile guest: fork without end and allocate all memory: each stopped
   check_nothing_left_behind(sb, m);
 }
 
-// HOST BUG (runtime/job/run_program.cpp, set_verdict_from_exit; see the
-// report of issue 11): a job the guest kernel's OOM killer ends when no
+// Once a HOST BUG, fixed in cfd13c2 (runtime/job/run_program.cpp,
+// set_verdict_from_exit): a job the guest kernel's OOM killer ends when no
 // memory limit was set is ML with the message "memory limit of 0 B
-// reached": the message names a limit that does not exist. Tagged
-// [!mayfail] until the message says what happened (the guest ran out of
-// memory). Uses the run of the case above; run alone, it makes its own.
+// reached": the message named a limit that does not exist; now it says the
+// guest ran out of memory. Uses the run of the case above; run alone, it
+// makes its own.
 TEST_CASE("hostile guest: a job that eats all memory without a memory limit is told what happened",
-          "[e2e][hostile-guest][!mayfail]") {
+          "[e2e][hostile-guest]") {
   Sandbox sb;
   if (procs_result().is_null()) {
     const std::string dir = build_program_into(sb);
