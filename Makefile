@@ -139,6 +139,15 @@ bench-run: build guest
 testhost-stress: build guest
 	tests/testhost/stress
 
+# The soak test (not part of `make test` or CI): SOAK_RUNS (200) sequential
+# `husk run tests/bench/soak.toml`, then SOAK_PARALLEL (8) at once; each
+# run's descriptors, threads and RSS, and the machine's temporary files,
+# processes, mounts and sockets, at the start and at the end, which must be
+# equal; writes $(BUILD)/bench/soak.json and prints a table.
+.PHONY: soak
+soak: build guest
+	HUSK_BUILD=$(BUILD) tests/bench/soak
+
 # The kvm and e2e tiers once under ThreadSanitizer (not part of `make test`):
 # husk and the test programs from $(BUILD_TSAN), the guest (kernel cached,
 # initramfs with the normal build's static agent) beside them. A race report
