@@ -3,16 +3,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <memory>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "cli/exit_codes.h"
+#include "cli/sandbox_flags.h"
 #include "cli/terminal.h"
 #include "cli/vm_options.h"
 #include "runtime/arch/x86_64/layout.h"
 #include "runtime/vmm/vm_builder.h"
+#include "runtime/vmm/vmm_process.h"
 
 namespace husk::cli {
 
@@ -24,6 +28,7 @@ struct BootOptions {
   std::string vsock;
   bool no_input = false;
   std::string timeline_json;  // write the boot timeline here
+  SandboxFlags sandbox;
 };
 
 double ms(int64_t ns) { return static_cast<double>(ns) / 1e6; }
@@ -34,8 +39,8 @@ int64_t clock_ns(clockid_t clock) {
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-void write_timeline(const std::string& path, const vmm::BootTimeline& t, const vmm::VmExit& exit,
-                    int64_t end_ns) {
+// `f` was opened before the VM ran: its control thread may not open files.
+void write_timeline(FILE* f, const vmm::BootTimeline& t, const vmm::VmExit& exit, int64_t end_ns) {
   nlohmann::json j;
   j["exit_reason"] = vmm::exit_reason_name(exit.reason);
   j["detail"] = exit.detail;
@@ -43,11 +48,9 @@ void write_timeline(const std::string& path, const vmm::BootTimeline& t, const v
   j["first_kvm_run_monotonic_ns"] = t.first_run_ns;
   j["first_kvm_run_cpu_ms"] = ms(t.first_run_cpu_ns);
   j["run_ms"] = ms(end_ns - t.first_run_ns);
-  FILE* f = std::fopen(path.c_str(), "w");
-  if (f == nullptr) return;
   const std::string text = j.dump(2) + "\n";
   std::fwrite(text.data(), 1, text.size(), f);
-  std::fclose(f);
+  std::fflush(f);
 }
 
 int run_boot(BootOptions& options) {
@@ -64,10 +67,27 @@ int run_boot(BootOptions& options) {
     }
     options.vm.vsock = *vsock;
   }
+  if (auto mode = apply_seccomp_flag(options.sandbox); !mode) {
+    fmt::print(stderr, "husk: {}\n", mode.error().message);
+    return kExitUsage;
+  }
+  std::unique_ptr<FILE, int (*)(FILE*)> timeline(nullptr, std::fclose);
+  if (!options.timeline_json.empty()) {
+    timeline.reset(std::fopen(options.timeline_json.c_str(), "w"));
+    if (!timeline) {
+      fmt::print(stderr, "husk: cannot write {}: {}\n", options.timeline_json, std::strerror(errno));
+      return kExitUsage;
+    }
+  }
   auto machine = vmm::build_machine(options.vm);
   if (!machine) {
     fmt::print(stderr, "husk: {}\n", machine.error().message);
     return kExitUsage;
+  }
+  // Open, then drop, then run: this thread is the VM's control thread now.
+  if (auto entered = vmm::confine_control_thread(); !entered) {
+    fmt::print(stderr, "husk: seccomp: {}\n", entered.error().message);
+    return kExitInternal;
   }
   std::unique_ptr<RawTerminal> raw;
   if (!options.no_input && options.vm.console_path.empty()) {
@@ -81,7 +101,7 @@ int run_boot(BootOptions& options) {
     return kExitInternal;
   }
   const vmm::BootTimeline t = (*machine)->timeline();
-  if (!options.timeline_json.empty()) write_timeline(options.timeline_json, t, *exit, end);
+  if (timeline) write_timeline(timeline.get(), t, *exit, end);
   const double run_s = t.first_run_ns ? static_cast<double>(end - t.first_run_ns) / 1e9 : 0.0;
   if (vmm::is_clean_exit(exit->reason)) {
     fmt::print(stderr, "husk: {} after {:.3f} s\n", exit->detail, run_s);
@@ -108,6 +128,7 @@ void add_boot_command(CLI::App& app, int& exit_code) {
   cmd->add_flag("--no-input", options->no_input, "do not forward stdin to the guest console");
   cmd->add_option("--timeline-json", options->timeline_json,
                   "write boot timestamps and the exit reason as JSON to this file");
+  add_seccomp_flag(*cmd, options->sandbox);
   cmd->callback([options, &exit_code] { exit_code = run_boot(*options); });
 }
 

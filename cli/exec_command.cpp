@@ -12,6 +12,8 @@
 #include "cli/exit_codes.h"
 #include "cli/guest_paths.h"
 #include "cli/job_io.h"
+#include "cli/sandbox_flags.h"
+#include "seccomp/violation.h"
 #include "cli/vm_options.h"
 #include "runtime/job/job_runner.h"
 
@@ -31,6 +33,7 @@ struct ExecOptions {
   uint32_t pids_limit = 0;
   double boot_timeout_s = 120;
   bool verbose = false;
+  SandboxFlags sandbox;
 };
 
 Result<job::Job> exec_job(const ExecOptions& o) {
@@ -70,8 +73,16 @@ int run_exec(const ExecOptions& o) {
   }
   job::RunnerOptions runner;
   if (o.verbose) runner.progress = [](std::string_view line) { fmt::print(stderr, "husk: {}\n", line); };
+  if (auto sandbox = sandbox_options(o.sandbox, job->vm, runner); !sandbox) {
+    fmt::print(stderr, "husk: {}\n", sandbox.error().message);
+    return kExecHuskFailed;
+  }
   take_over_signals();
   const job::JobResult result = job::run_job(*job, runner);
+  if (result.seccomp_violation) {
+    fmt::print(stderr, "husk: {}\n", result.message);
+    return seccomp::kExitSeccompViolation;
+  }
   if (result.steps.empty() || result.steps.front().verdict == job::Verdict::kInternal) {
     // Never ran, or husk / the VM failed under it.
     const std::string why = result.steps.empty() ? result.message : result.steps.front().message;
@@ -110,6 +121,8 @@ void add_exec_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--pids-limit", o->pids_limit, "process-count limit for the command (cgroup)");
   cmd->add_option("--boot-timeout", o->boot_timeout_s, "seconds to wait for the guest agent")->capture_default_str();
   cmd->add_flag("-v,--verbose", o->verbose, "report boot and shutdown on stderr");
+  add_seccomp_flag(*cmd, o->sandbox);
+  add_jail_flags(*cmd, o->sandbox);
   cmd->add_option("command", o->command, "the command and its arguments (after --)")->required();
   cmd->callback([o, &exit_code] { exit_code = run_exec(*o); });
 }

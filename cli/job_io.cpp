@@ -12,6 +12,7 @@
 
 #include "cli/guest_paths.h"
 #include "runtime/common/file.h"
+#include "runtime/common/signals.h"
 
 extern char** environ;
 
@@ -40,13 +41,8 @@ job::LoadOptions load_options(bool has_request_input) {
 }
 
 void take_over_signals() {
-  ::signal(SIGPIPE, SIG_IGN);
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  sigaddset(&stop, SIGHUP);
-  ::pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  install_signal_handlers();
+  forward_stop_signals();
 }
 
 }  // namespace husk::cli

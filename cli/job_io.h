@@ -16,10 +16,10 @@ namespace husk::cli {
 // The default guest, this process's environment.
 [[nodiscard]] job::LoadOptions load_options(bool has_request_input);
 
-// SIGINT, SIGTERM and SIGHUP are blocked in every thread from here on and
-// read by the VM's signalfd: they stop the VM, and the job ends with verdict
-// XX ("interrupted"), its folders removed. SIGPIPE is ignored: a closed
-// stdout is an EPIPE the runner handles.
+// SIGINT, SIGTERM, SIGHUP (and SIGQUIT) are forwarded to the VMM process
+// from here on (runtime/common/signals.h): they stop the VM, and the job
+// ends with verdict XX ("interrupted"), its folders removed. SIGPIPE is
+// ignored: a closed stdout is an EPIPE the runner handles.
 void take_over_signals();
 
 }  // namespace husk::cli

@@ -9,10 +9,12 @@
 
 #include "cli/exit_codes.h"
 #include "cli/job_io.h"
+#include "cli/sandbox_flags.h"
 #include "cli/version.h"
 #include "cli/vm_options.h"
 #include "runtime/job/job_runner.h"
 #include "runtime/job/result_json.h"
+#include "seccomp/violation.h"
 
 namespace husk::cli {
 
@@ -25,6 +27,7 @@ struct RunOptions {
   std::string result_path;  // --result
   bool verbose = false;
   VmFlags vm;
+  SandboxFlags sandbox;
 };
 
 bool write_text(const std::string& path, const std::string& text, FILE* fallback) {
@@ -72,6 +75,10 @@ int run(RunOptions& o) {
   const bool json_on_stdout = job->result.format == job::ResultFormat::kJson && job->result.path.empty();
   if (json_on_stdout) runner.stdout_fd = -1;  // stdout is the result's
   if (o.verbose) runner.progress = [](std::string_view line) { fmt::print(stderr, "husk: {}\n", line); };
+  if (auto sandbox = sandbox_options(o.sandbox, job->vm, runner); !sandbox) {
+    fmt::print(stderr, "husk: {}\n", sandbox.error().message);
+    return kExitUsage;
+  }
   take_over_signals();
 
   const job::JobResult result = job::run_job(*job, runner);
@@ -85,6 +92,7 @@ int run(RunOptions& o) {
     fmt::print(stderr, "husk: {} {} (result in {})\n", job::verdict_code(result.verdict), result.message,
                job->result.path);
   }
+  if (result.seccomp_violation) return seccomp::kExitSeccompViolation;
   return result.verdict == job::Verdict::kOk ? kExitOk : kExitFailed;
 }
 
@@ -114,6 +122,8 @@ void add_run_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--result", o->result_path, "write the result to this file instead of stdout/stderr");
   cmd->add_flag("-v,--verbose", o->verbose, "report boot and each run on stderr");
   add_vm_flags(*cmd, o->vm, kVmShape);
+  add_seccomp_flag(*cmd, o->sandbox);
+  add_jail_flags(*cmd, o->sandbox);
   cmd->callback([o, &exit_code] { exit_code = run(*o); });
 }
 

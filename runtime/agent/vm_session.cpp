@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>
 
-#include "runtime/vmm/vm_builder.h"
+#include "seccomp/filter.h"
 
 namespace husk::agent {
 
@@ -34,18 +34,17 @@ Result<std::unique_ptr<VmSession>> VmSession::start(vmm::VmConfig config, const 
     kernel_args += " husk.agent=1";
   }
   config.cmdline = kernel_args + (init_args.empty() ? "" : " " + init_args);
-  HUSK_TRY_ASSIGN(std::unique_ptr<vmm::Machine> machine, vmm::build_machine(config));
-  std::unique_ptr<VmSession> session(new VmSession(std::move(dir), std::move(machine)));
+  vmm::VmmProcessOptions vmm_options;
+  if (options.jail) {
+    vmm_options.jail = options.jail;
+    vmm_options.jail->root = dir.path();
+  }
+  HUSK_TRY_ASSIGN(std::unique_ptr<vmm::VmmProcess> vmm, vmm::VmmProcess::start(config, vmm_options));
+  std::unique_ptr<VmSession> session(new VmSession(std::move(dir), std::move(vmm)));
   session->console_path_ = console;
   session->vsock_path_ = config.vsock->uds_path;
   VmSession* s = session.get();
-  HUSK_TRY_ASSIGN(session->vm_thread_, JoiningThread::start("VM", [s] {
-    s->vm_result_ = s->machine_->run();
-    // The vsock device's host sockets live as long as the Machine, not the
-    // guest: end the agent's stream so a request waiting on a dead guest
-    // (agent killed, kernel panic) fails now instead of never.
-    if (const int fd = s->agent_fd_.load(); fd >= 0) ::shutdown(fd, SHUT_RDWR);
-  }));
+  if (options.confine_caller) HUSK_TRY(seccomp::enter(seccomp::ThreadClass::kMain));
 
   // The agent listens once the guest has booted; until then the vsock
   // device refuses the CONNECT, and we try again. Every attempt's waits end
@@ -54,7 +53,7 @@ Result<std::unique_ptr<VmSession>> VmSession::start(vmm::VmConfig config, const 
   const Deadline deadline = Deadline::at(started + options.boot_timeout);
   Error last{0, "the agent never answered"};
   while (!deadline.expired()) {
-    if (s->machine_->stopped()) {
+    if (s->vmm_->stopped()) {
       HUSK_TRY_ASSIGN(vmm::VmExit exit, s->join_vm());
       return fail(fmt::format("the VM stopped before its agent answered ({}: {})",
                               vmm::exit_reason_name(exit.reason), exit.detail));
@@ -76,10 +75,6 @@ Result<std::unique_ptr<VmSession>> VmSession::start(vmm::VmConfig config, const 
       if (hello) {
         client->set_call_timeout(options.call_timeout);
         s->agent_.emplace(std::move(*client));
-        // Either the VM thread sees this fd after run(), or the VM stopped
-        // before the store and we end the stream here.
-        s->agent_fd_.store(s->agent_->fd());
-        if (s->machine_->stopped()) ::shutdown(s->agent_->fd(), SHUT_RDWR);
         s->boot_time_ = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
         return session;
       }
@@ -94,22 +89,12 @@ Result<std::unique_ptr<VmSession>> VmSession::start(vmm::VmConfig config, const 
                                                  options.boot_timeout.count(), last.message)});
 }
 
-VmSession::~VmSession() {
-  if (!joined_) {
-    machine_->request_stop(vmm::VmExit{vmm::ExitReason::kHostStop, "session closed", -1});
-    vm_thread_.join();
-  }
-}
+// The VmmProcess's destructor stops the VM and reaps the process.
+VmSession::~VmSession() = default;
 
-Result<vmm::VmExit> VmSession::join_vm() {
-  vm_thread_.join();
-  joined_ = true;
-  return vm_result_;
-}
+Result<vmm::VmExit> VmSession::join_vm() { return vmm_->wait(); }
 
-void VmSession::kill(const std::string& why) {
-  machine_->request_stop(vmm::VmExit{vmm::ExitReason::kHostStop, why, -1});
-}
+void VmSession::kill(const std::string& why) { vmm_->request_stop(vmm::VmExit{vmm::ExitReason::kHostStop, why, -1}); }
 
 Result<vmm::VmExit> VmSession::finish(std::chrono::milliseconds grace) {
   if (agent_) {
@@ -119,7 +104,7 @@ Result<vmm::VmExit> VmSession::finish(std::chrono::milliseconds grace) {
     // The agent waits for this hang-up before it resets the VM, so that its
     // Ack is not lost in the guest's queue.
     ::shutdown(agent_->fd(), SHUT_RDWR);
-    if (!down && !machine_->stopped()) {
+    if (!down && !vmm_->stopped()) {
       // Not asked, or it did not answer: waiting for a reset that nobody
       // asked for would only add the grace period.
       shutdown_failure_ = down.error().message;
@@ -127,10 +112,10 @@ Result<vmm::VmExit> VmSession::finish(std::chrono::milliseconds grace) {
     }
   }
   const auto deadline = Clock::now() + grace;
-  while (!machine_->stopped() && Clock::now() < deadline) {
+  while (!vmm_->stopped() && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  if (!machine_->stopped()) kill("the guest did not shut down in time");
+  if (!vmm_->stopped()) kill("the guest did not shut down in time");
   return join_vm();
 }
 

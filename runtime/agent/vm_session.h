@@ -1,11 +1,12 @@
-// VmSession: a VM with the guest agent, ready for requests. start() builds
-// the VM with a vsock device whose socket lives in a private directory,
-// runs it on its own thread, and connects to the agent (retrying while the
-// guest boots, all within boot_timeout). finish() asks the agent to shut
+// VmSession: a VM with the guest agent, ready for requests. start() has
+// the VM built and run by a VMM process (runtime/vmm/vmm_process.h), jailed
+// when the options say so, with a vsock device whose socket lives in a
+// private directory (the jail's folder), and connects to the agent
+// (retrying while the guest boots, all within boot_timeout). finish() asks the agent to shut
 // the guest down and waits for the VM to stop, forcing it after a grace
 // period, or at once when the agent does not answer. Every wait on the
 // guest has a deadline (AgentClient). The destructor always leaves
-// nothing behind: VM stopped, thread joined, directory gone.
+// nothing behind: VM stopped, VMM process reaped, directory gone.
 #pragma once
 
 #include <atomic>
@@ -15,9 +16,9 @@
 #include <string>
 
 #include "runtime/agent/agent_client.h"
-#include "runtime/common/joining_thread.h"
 #include "runtime/common/private_dir.h"
-#include "runtime/vmm/machine.h"
+#include "runtime/jail/jail.h"
+#include "runtime/vmm/vmm_process.h"
 #include "runtime/vmm/vm_config.h"
 
 namespace husk::agent {
@@ -32,6 +33,12 @@ struct SessionOptions {
   std::chrono::milliseconds call_timeout = AgentClient::kDefaultCallTimeout;
   // Where the guest console goes; empty: a file in the private directory.
   std::string console_path;
+  // Run the VMM process in this jail; its root is set here (the session's
+  // private directory).
+  std::optional<jail::JailSpec> jail;
+  // Once the VMM process is forked, the calling thread enters the seccomp
+  // class "main" (husk's CLI does; tests that go on forking do not).
+  bool confine_caller = false;
 };
 
 class VmSession {
@@ -62,27 +69,24 @@ class VmSession {
   [[nodiscard]] const std::string& shutdown_failure() const { return shutdown_failure_; }
   // Stops the VM at once (agent lost, deadline).
   void kill(const std::string& why);
-  [[nodiscard]] bool vm_stopped() const { return machine_->stopped(); }
-  // The VM's build and first-run times (CLOCK_MONOTONIC).
-  [[nodiscard]] vmm::BootTimeline timeline() const { return machine_->timeline(); }
+  [[nodiscard]] bool vm_stopped() const { return vmm_->stopped(); }
+  // The VM's build times (CLOCK_MONOTONIC); its first run and stop too once
+  // it has stopped.
+  [[nodiscard]] vmm::BootTimeline timeline() const { return vmm_->timeline(); }
+  // The VMM process (for tests: its pid).
+  [[nodiscard]] vmm::VmmProcess& vmm() { return *vmm_; }
 
  private:
-  VmSession(PrivateDir dir, std::unique_ptr<vmm::Machine> machine)
-      : dir_(std::move(dir)), machine_(std::move(machine)) {}
+  VmSession(PrivateDir dir, std::unique_ptr<vmm::VmmProcess> vmm) : dir_(std::move(dir)), vmm_(std::move(vmm)) {}
   [[nodiscard]] Result<vmm::VmExit> join_vm();
 
   PrivateDir dir_;
-  std::unique_ptr<vmm::Machine> machine_;
+  std::unique_ptr<vmm::VmmProcess> vmm_;
   std::optional<AgentClient> agent_;
-  // agent_'s socket once connected, for the VM thread (agent_ outlives it).
-  std::atomic<int> agent_fd_{-1};
-  Result<vmm::VmExit> vm_result_ = fail("the VM has not stopped");
-  JoiningThread vm_thread_;
   std::chrono::milliseconds boot_time_{0};
   std::string console_path_;
   std::string vsock_path_;
   std::string shutdown_failure_;
-  bool joined_ = false;
 };
 
 }  // namespace husk::agent

@@ -11,6 +11,8 @@
 #include "runtime/arch/x86_64/boot_cpu_state.h"
 #include "runtime/arch/x86_64/gdt.h"
 #include "runtime/common/joining_thread.h"
+#include "runtime/common/signals.h"
+#include "runtime/common/thread.h"
 #include "runtime/kvm/vcpu.h"
 #include "runtime/kvm/vm.h"
 #include "runtime/memory/guest_memory.h"
@@ -140,10 +142,10 @@ Result<ProbeOutcome> run_syscall_probe(const kvm::Kvm& kvm) {
   HUSK_TRY(vcpu.set_cpuid(cpuid));
   HUSK_TRY(setup_probe_vcpu(vcpu));
 
-  vmm::install_kick_handler();
+  install_signal_handlers();
   std::atomic<bool> done{false};
   Result<void> run_result;
-  HUSK_TRY_ASSIGN(JoiningThread runner, JoiningThread::start("probe vCPU", [&] {
+  HUSK_TRY_ASSIGN(JoiningThread runner, spawn_thread(seccomp::ThreadClass::kVcpu, "husk-probe", [&] {
     do {
       run_result = vcpu.run();
     } while (run_result && vcpu.run_state()->exit_reason == KVM_EXIT_INTR);

@@ -68,6 +68,7 @@ struct JobResult {
   bool outputs_truncated = false;
   Timeline timeline;
   std::string console_tail;      // the guest's last console lines, on XX
+  bool seccomp_violation = false;  // a VMM thread made a forbidden system call (XX)
 };
 
 }  // namespace husk::job

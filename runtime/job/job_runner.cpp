@@ -205,6 +205,8 @@ JobResult Runner::run() {
   }
   agent::SessionOptions session_options;
   session_options.boot_timeout = job_.vm.boot_timeout;
+  session_options.jail = options_.jail;
+  session_options.confine_caller = options_.confine_caller;
   say("booting the VM");
   auto session = agent::VmSession::start(vm_config_for(job_.vm), session_options);
   if (!session) {
@@ -214,10 +216,6 @@ JobResult Runner::run() {
     return std::move(result_);
   }
   session_ = std::move(*session);
-  const int64_t start_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(start_.time_since_epoch()).count();
-  if (const int64_t first = session_->timeline().first_run_ns; first != 0) {
-    result_.timeline.kernel_entry_ms = static_cast<double>(first - start_ns) / 1e6;
-  }
   result_.timeline.agent_ready_ms = static_cast<double>(session_->boot_time().count());
   say(fmt::format("agent ready after {} ms", session_->boot_time().count()));
 
@@ -240,6 +238,12 @@ JobResult Runner::run() {
   if (result_.verdict == Verdict::kInternal || vm_gone) result_.console_tail = session_->console_tail(8);
   result_.timeline.shutdown_ms = ms_since(start_);
   auto exit = session_->finish();
+  // The VMM process tells its first KVM_RUN with its exit.
+  const int64_t start_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(start_.time_since_epoch()).count();
+  if (const int64_t first = session_->timeline().first_run_ns; first != 0) {
+    result_.timeline.kernel_entry_ms = static_cast<double>(first - start_ns) / 1e6;
+  }
+  result_.seccomp_violation = exit && exit->reason == vmm::ExitReason::kSeccompViolation;
   if (!session_->shutdown_failure().empty()) {
     // Every run ended, but the guest then kept its agent from shutting it
     // down (the VM was stopped at the agent's call deadline instead).

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "runtime/jail/jail.h"
 #include "runtime/job/job.h"
 #include "runtime/job/job_result.h"
 
@@ -26,6 +27,11 @@ struct RunnerOptions {
   std::string request;
   // Progress lines (-v): boot, each run's start and end.
   std::function<void(std::string_view)> progress;
+  // The VMM process's jail (none: not jailed).
+  std::optional<jail::JailSpec> jail;
+  // The calling thread enters the seccomp class "main" once the VMM
+  // process is forked (husk's CLI; not a test that goes on forking).
+  bool confine_caller = false;
 };
 
 [[nodiscard]] JobResult run_job(const Job& job, const RunnerOptions& options);

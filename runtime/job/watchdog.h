@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "runtime/common/joining_thread.h"
+#include "runtime/common/thread.h"
 
 namespace husk::job {
 
@@ -22,7 +23,7 @@ class Watchdog {
                                                                std::function<void()> on_expiry) {
     std::unique_ptr<Watchdog> w(new Watchdog());
     Watchdog* self = w.get();
-    HUSK_TRY_ASSIGN(w->thread_, JoiningThread::start("watchdog", [self, deadline, fire = std::move(on_expiry)] {
+    HUSK_TRY_ASSIGN(w->thread_, spawn_thread(seccomp::ThreadClass::kWatchdog, "husk-watchdog", [self, deadline, fire = std::move(on_expiry)] {
       std::unique_lock lock(self->mutex_);
       if (!self->cv_.wait_until(lock, deadline, [self] { return self->disarmed_; })) {
         self->fired_ = true;

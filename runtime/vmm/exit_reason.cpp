@@ -22,6 +22,10 @@ const char* exit_reason_name(ExitReason reason) {
       return "signal";
     case ExitReason::kHostStop:
       return "host-stop";
+    case ExitReason::kVmmFailed:
+      return "vmm-failed";
+    case ExitReason::kSeccompViolation:
+      return "seccomp-violation";
   }
   return "unknown";
 }

@@ -16,6 +16,8 @@ enum class ExitReason {
   kVcpuError,         // an ioctl failed or an exit husk cannot handle
   kSignal,            // husk received SIGINT, SIGTERM or SIGHUP
   kHostStop,          // husk itself stopped the VM (job done, agent lost, timeout)
+  kVmmFailed,         // the VMM process died without saying why (crash, killed, cgroup OOM)
+  kSeccompViolation,  // a VMM thread made a system call outside its allow-list
 };
 
 struct VmExit {

@@ -1,9 +1,14 @@
 // Machine: a built VM ready to run, owning every resource of it (KVM handles,
-// guest memory, devices, vCPUs) and, while it runs, its threads: one per
-// vCPU and the device event loop. run() returns once every thread is joined.
+// guest memory, devices, vCPUs) and, while it runs, its threads, each of its
+// class (seccomp/thread_class.h): one per vCPU, one I/O thread per virtio
+// device (its event loop: queue kicks, disk or socket fds), one for console
+// input. The thread that calls run() is the VM's control thread. run()
+// returns once every thread is joined.
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <string>
 #include <memory>
 #include <vector>
 
@@ -18,9 +23,11 @@
 #include "runtime/kvm/vm.h"
 #include "runtime/memory/guest_memory.h"
 #include "runtime/common/event_loop.h"
+#include "runtime/common/joining_thread.h"
 #include "runtime/vmm/exit_reason.h"
 #include "runtime/vmm/stop_state.h"
 #include "runtime/vmm/vm_config.h"
+#include "seccomp/thread_class.h"
 
 namespace husk::vmm {
 
@@ -60,19 +67,41 @@ class Machine {
   }
   [[nodiscard]] uint32_t vcpu_count() const { return static_cast<uint32_t>(vcpus_.size()); }
 
+  // The control thread also watches `fd` while the VM runs and calls
+  // `on_readable` from run()'s thread when it is (a VMM process's channel to
+  // its parent). Set before run().
+  void watch(int fd, std::function<void()> on_readable) {
+    watch_fd_ = fd;
+    on_watch_ = std::move(on_readable);
+  }
+
+  // One device I/O thread's loop: its class, its thread's name.
+  struct IoLoop {
+    seccomp::ThreadClass cls;
+    std::string name;
+    std::unique_ptr<EventLoop> loop;
+  };
+  // For tests that put their own fds on a device's thread.
+  [[nodiscard]] EventLoop* io_loop(seccomp::ThreadClass cls) const;
+
  private:
   friend Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config);
   friend Result<void> attach_virtio(Machine& m, std::shared_ptr<virtio::VirtioDevice> device,
                                     uint32_t slot, std::string& cmdline);
-  Machine(kvm::Kvm kvm, kvm::Vm vm, GuestMemory memory, std::unique_ptr<StopState> stop,
-          EventLoop loop);
+  Machine(kvm::Kvm kvm, kvm::Vm vm, GuestMemory memory, std::unique_ptr<StopState> stop);
   void stop_vcpus(std::vector<pthread_t>& threads);
+  // Adds a loop for a device I/O thread; the pointer stays valid.
+  Result<EventLoop*> add_io_loop(seccomp::ThreadClass cls, std::string name);
+  // Starts every I/O thread (and the console input's); stops the VM on a failure.
+  Result<std::vector<JoiningThread>> start_io_threads();
+  // The control thread's wait: stop requests, signals, the watched fd.
+  void control_loop(std::vector<pthread_t>& vcpu_threads);
 
   kvm::Kvm kvm_;
   kvm::Vm vm_;
   GuestMemory memory_;
   std::unique_ptr<StopState> stop_;
-  EventLoop loop_;
+  std::vector<IoLoop> io_loops_;
   devices::Bus pio_bus_{"pio"};
   devices::Bus mmio_bus_{"mmio"};
   std::vector<kvm::Vcpu> vcpus_;
@@ -84,6 +113,8 @@ class Machine {
   std::vector<std::shared_ptr<virtio::MmioTransport>> virtio_;
   std::vector<UniqueFd> queue_eventfds_;
   int console_input_fd_ = -1;
+  int watch_fd_ = -1;
+  std::function<void()> on_watch_;
   BootTimeline timeline_;
   std::atomic<int64_t> first_run_ns_{0};
   std::atomic<int64_t> first_run_cpu_ns_{0};

@@ -10,11 +10,11 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "runtime/common/signals.h"
+
 namespace husk::vmm {
 
 namespace {
-
-void no_op_handler(int) {}
 
 int64_t clock_ns(clockid_t clock) {
   timespec ts{};
@@ -121,17 +121,6 @@ bool handle_exit(const VcpuContext& ctx, const ExitHistory& history, kvm_run* ru
 }
 
 }  // namespace
-
-int kick_signal() { return SIGRTMIN + 1; }
-
-void install_kick_handler() {
-  struct sigaction action {};
-  action.sa_handler = no_op_handler;
-  sigemptyset(&action.sa_mask);
-  // No SA_RESTART: KVM_RUN must come back with EINTR.
-  action.sa_flags = 0;
-  ::sigaction(kick_signal(), &action, nullptr);
-}
 
 void kick_vcpu(kvm::Vcpu& vcpu, pthread_t thread) {
   // immediate_exit closes the window between the loop's stop check and its

@@ -29,12 +29,8 @@ struct VcpuContext {
   std::atomic<int64_t>* first_run_cpu_ns = nullptr;
 };
 
-// The signal used to kick a vCPU out of KVM_RUN. Its handler does nothing;
-// the point is the EINTR.
-int kick_signal();
-// Installs the no-op handler for kick_signal() (idempotent).
-void install_kick_handler();
-// Makes the vCPU's next or current KVM_RUN return at once.
+// Makes the vCPU's next or current KVM_RUN return at once (with
+// kick_signal(), runtime/common/signals.h, which does nothing but EINTR).
 void kick_vcpu(kvm::Vcpu& vcpu, pthread_t thread);
 
 void run_vcpu_loop(VcpuContext context);

@@ -1,6 +1,7 @@
 #include "runtime/vmm/vm_builder.h"
 
 #include <fcntl.h>
+#include <linux/virtio_ids.h>
 #include <linux/virtio_mmio.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -123,6 +124,19 @@ Result<std::vector<std::shared_ptr<virtio::VirtioDevice>>> make_virtio_devices(c
   return devices;
 }
 
+// The I/O thread class of a virtio device, and its short name.
+std::pair<seccomp::ThreadClass, const char*> io_class(uint32_t device_id) {
+  switch (device_id) {
+    case VIRTIO_ID_BLOCK: return {seccomp::ThreadClass::kBlock, "blk"};
+    case VIRTIO_ID_RNG: return {seccomp::ThreadClass::kRng, "rng"};
+    case VIRTIO_ID_VSOCK: return {seccomp::ThreadClass::kVsock, "vsock"};
+    default: break;
+  }
+  // A device without a class of its own (tests' devices) gets the
+  // tightest one: an rng thread may read its queue and nothing else.
+  return {seccomp::ThreadClass::kRng, "dev"};
+}
+
 }  // namespace
 
 Result<void> attach_virtio(Machine& m, std::shared_ptr<virtio::VirtioDevice> device, uint32_t slot,
@@ -134,16 +148,19 @@ Result<void> attach_virtio(Machine& m, std::shared_ptr<virtio::VirtioDevice> dev
   HUSK_TRY(m.vm_.register_irqfd(interrupt->fd(), irq));
   m.interrupts_.push_back(interrupt);
   const size_t queues = device->queue_max_sizes().size();
-  auto transport = std::make_shared<virtio::MmioTransport>(std::move(device), m.memory_, interrupt, &m.loop_);
+  // The device's own I/O thread, of its kind's seccomp class.
+  const auto [cls, kind] = io_class(device->device_id());
+  HUSK_TRY_ASSIGN(EventLoop * loop, m.add_io_loop(cls, fmt::format("husk-{}{}", kind, slot)));
+  auto transport = std::make_shared<virtio::MmioTransport>(std::move(device), m.memory_, interrupt, loop);
   HUSK_TRY(m.mmio_bus_.insert(transport, base, x86::kVirtioMmioWindow));
   // Each queue's notification is caught by KVM (datamatch on the queue
-  // index) and lands on the event loop, not on a vCPU thread.
+  // index) and lands on the device's I/O thread, not on a vCPU thread.
   for (uint16_t q = 0; q < queues; ++q) {
     UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!efd) return fail_errno("eventfd for a virtio queue");
     HUSK_TRY(m.vm_.register_ioeventfd(efd.get(), base + VIRTIO_MMIO_QUEUE_NOTIFY, 4, false, q));
     const int fd = efd.get();
-    HUSK_TRY(m.loop_.add(fd, EPOLLIN, [transport, q, fd](uint32_t) {
+    HUSK_TRY(loop->add(fd, EPOLLIN, [transport, q, fd](uint32_t) {
       uint64_t count = 0;
       [[maybe_unused]] ssize_t n = ::read(fd, &count, sizeof(count));
       transport->notify(q);
@@ -178,9 +195,7 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config) {
   HUSK_TRY(register_memory(vm, memory));
 
   HUSK_TRY_ASSIGN(auto stop, StopState::create());
-  HUSK_TRY_ASSIGN(EventLoop loop, EventLoop::create());
-  std::unique_ptr<Machine> m(
-      new Machine(std::move(kvm), std::move(vm), std::move(memory), std::move(stop), std::move(loop)));
+  std::unique_ptr<Machine> m(new Machine(std::move(kvm), std::move(vm), std::move(memory), std::move(stop)));
 
   // 3. Devices. Every port, IRQ and irqfd of the machine is wired here.
   UniqueFd console_file;
