@@ -100,7 +100,7 @@ void on_channel(Machine& machine) {
 }
 
 // The VMM process: build, drop, run, report. Never returns.
-[[noreturn]] void vmm_main(VmConfig config, const jail::JailSpec* jail) {
+[[noreturn]] void vmm_main(VmConfig config, const jail::JailSpec* jail, const std::function<void(Machine&)>& before_run) {
   if (jail == nullptr) ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   seccomp::set_report_fd(kChannelFd);
   auto machine = build_machine(config);
@@ -114,6 +114,7 @@ void on_channel(Machine& machine) {
       ::_exit(kExitVmmSetup);
     }
   }
+  if (before_run) before_run(**machine);
   if (auto confined = confine_control_thread(); !confined) {
     report_failure("seccomp: " + confined.error().message);
     ::_exit(kExitVmmSetup);
@@ -175,7 +176,7 @@ Result<std::unique_ptr<VmmProcess>> VmmProcess::start(VmConfig config, const Vmm
     HUSK_TRY_ASSIGN(jail::Forked forked, jail::fork_into_jail(*spec));
     if (forked.jailed) {
       keep_only_vmm_fds(theirs.get(), console);
-      vmm_main(std::move(config), &*spec);
+      vmm_main(std::move(config), &*spec, options.before_run);
     }
     pid = forked.pid;
   } else {
@@ -183,7 +184,7 @@ Result<std::unique_ptr<VmmProcess>> VmmProcess::start(VmConfig config, const Vmm
     if (pid < 0) return fail_errno("fork of the VMM process");
     if (pid == 0) {
       keep_only_vmm_fds(theirs.get(), console);
-      vmm_main(std::move(config), nullptr);
+      vmm_main(std::move(config), nullptr, options.before_run);
     }
   }
   theirs.reset();

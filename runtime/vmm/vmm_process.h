@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -36,6 +37,9 @@ struct VmmProcessOptions {
   std::optional<jail::JailSpec> jail;
   // From the fork to the VMM's word that the VM is built.
   std::chrono::milliseconds build_timeout{30'000};
+  // For tests: runs in the VMM process once the VM is built, before the
+  // control thread's filter (e.g. puts a test's fd on a device's thread).
+  std::function<void(Machine&)> before_run;
 };
 
 class VmmProcess {
