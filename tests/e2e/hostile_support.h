@@ -445,8 +445,10 @@ class HostPeer {
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
     std::strncpy(a.sun_path, path.c_str(), sizeof(a.sun_path) - 1);
+    // The jailed VMM (uid 65534, no capabilities) connects to it: a Unix
+    // socket's file needs write permission for that (docs/jail.md).
     bound_ = listener_ >= 0 && ::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
-             ::listen(listener_, backlog_) == 0;
+             ::chmod(path.c_str(), 0666) == 0 && ::listen(listener_, backlog_) == 0;
     if (!bound_) std::fprintf(stderr, "hostile: HostPeer: cannot listen on %s: %s\n", path.c_str(), std::strerror(errno));
     thread_ = std::thread([this] { serve(); });
   }
