@@ -45,6 +45,9 @@ Result<std::optional<jail::JailSpec>> jail_for(const SandboxFlags& flags, const 
   jail::JailSpec spec;
   spec.uid = flags.jail_uid;
   spec.gid = flags.jail_gid;
+  // No file-size limit: it would hold persistent disks too; the console
+  // has its own cap (docs/hostile-guest.md).
+  spec.max_file_size = UINT64_MAX;
   spec.cgroup.memory_max_bytes = (vm.memory_mib + kVmmOverheadMib) << 20;
   // vCPUs, one I/O thread per device, the console's, the control thread.
   spec.cgroup.pids_max = vm.vcpus + static_cast<uint32_t>(vm.disks.size()) + 8;

@@ -173,12 +173,20 @@ Result<std::unique_ptr<VmmProcess>> VmmProcess::start(VmConfig config, const Vmm
     jail::sweep_stale();
     HUSK_TRY(confine(config, *spec));
     HUSK_TRY(jail::check(*spec));
-    HUSK_TRY_ASSIGN(jail::Forked forked, jail::fork_into_jail(*spec));
-    if (forked.jailed) {
+    const pid_t husk = ::getpid();
+    auto forked = jail::fork_into_jail(*spec);
+    if (!forked && ::getpid() != husk) {
+      // A child of the jail failed before the VM existed: say why, and end.
+      keep_only_vmm_fds(theirs.get(), console);
+      report_failure("the jail: " + forked.error().message);
+      ::_exit(kExitVmmSetup);
+    }
+    if (!forked) return Unexpected(forked.error());
+    if (forked->jailed) {
       keep_only_vmm_fds(theirs.get(), console);
       vmm_main(std::move(config), &*spec, options.before_run);
     }
-    pid = forked.pid;
+    pid = forked->pid;
   } else {
     pid = ::fork();
     if (pid < 0) return fail_errno("fork of the VMM process");
