@@ -55,7 +55,7 @@ Result<std::optional<jail::JailSpec>> jail_for(const SandboxFlags& flags, const 
   spec.cgroup.cpu_max_percent = (vm.vcpus + 1) * 100;
   if (auto ok = jail::check(spec); !ok) {
     const std::string how = flags.jail ? "" : " (husk jails its VMM by default when run as root; --no-jail runs it without)";
-    return fail(fmt::format("the jail cannot be set up on this host: {}{}", ok.error().message, how));
+    return fail(ok.error().message + how);
   }
   return std::optional<jail::JailSpec>{std::move(spec)};
 }
