@@ -53,6 +53,7 @@ struct CollectedFile {
 struct Timeline {
   double vmm_start_unix_ms = 0;
   double kernel_entry_ms = 0;  // first KVM_RUN
+  double vmm_start_cpu_ms = 0; // the VMM process's CPU time from its fork to its first KVM_RUN
   double agent_ready_ms = 0;
   double shutdown_ms = 0;      // the shutdown request
   double end_ms = 0;           // the VM gone

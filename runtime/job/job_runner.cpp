@@ -240,8 +240,9 @@ JobResult Runner::run() {
   auto exit = session_->finish();
   // The VMM process tells its first KVM_RUN with its exit.
   const int64_t start_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(start_.time_since_epoch()).count();
-  if (const int64_t first = session_->timeline().first_run_ns; first != 0) {
-    result_.timeline.kernel_entry_ms = static_cast<double>(first - start_ns) / 1e6;
+  if (const vmm::BootTimeline t = session_->timeline(); t.first_run_ns != 0) {
+    result_.timeline.kernel_entry_ms = static_cast<double>(t.first_run_ns - start_ns) / 1e6;
+    result_.timeline.vmm_start_cpu_ms = static_cast<double>(t.first_run_cpu_ns) / 1e6;
   }
   result_.seccomp_violation = exit && exit->reason == vmm::ExitReason::kSeccompViolation;
   if (!session_->shutdown_failure().empty()) {

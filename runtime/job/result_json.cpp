@@ -76,6 +76,7 @@ std::string result_json(const JobResult& result, const std::string& husk_version
   // What never happened (a VM that never ran) is left out.
   j["timeline"] = {{"vmm_start_unix_ms", t.vmm_start_unix_ms}, {"end_ms", t.end_ms}};
   if (t.kernel_entry_ms > 0) j["timeline"]["kernel_entry_ms"] = t.kernel_entry_ms;
+  if (t.vmm_start_cpu_ms > 0) j["timeline"]["vmm_start_cpu_ms"] = t.vmm_start_cpu_ms;
   if (t.agent_ready_ms > 0) j["timeline"]["agent_ready_ms"] = t.agent_ready_ms;
   if (t.shutdown_ms > 0) j["timeline"]["shutdown_ms"] = t.shutdown_ms;
   return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
