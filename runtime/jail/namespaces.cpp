@@ -159,7 +159,14 @@ Result<Forked> fork_jailed(const JailSpec& spec, WithCgroup with_cgroup) {
   HUSK_TRY(prepare_root(spec));
   std::string cgroup_path;
   if (with_cgroup == WithCgroup::kYes) {
-    HUSK_TRY_ASSIGN(cgroup_path, cgroup::create(spec.cgroup, spec.user_namespace));
+    auto made = cgroup::create(spec.cgroup, spec.user_namespace);
+    if (!made) {
+      // Say what the host lacks rather than which file was missing.
+      const auto missing = cgroup::problems(spec.user_namespace);
+      if (!missing.empty()) return fail("jail cgroup: " + missing.front());
+      return wrap("jail cgroup", made.error());
+    }
+    cgroup_path = std::move(*made);
   }
   const pid_t husk = ::getpid();
   const pid_t pid = ::fork();

@@ -79,30 +79,30 @@ class Reporter {
 struct Report {
   std::map<std::string, std::string> values;
   bool timed_out = false;
+  std::string pending;  // a line not yet complete
   [[nodiscard]] std::string get(const std::string& key) const {
     auto it = values.find(key);
     return it == values.end() ? "<missing>" : it->second;
   }
 };
 
-// Reads lines until EOF (every writer gone), until `until_key` has been
-// seen (if not empty), or until the deadline.
-inline Report read_report(int fd, double seconds, const std::string& until_key = "") {
-  Report report;
-  std::string pending;
+// Reads lines into `report` until EOF (every writer gone), until
+// `until_key` has been seen (if not empty), or until the deadline.
+inline void read_report_into(Report& report, int fd, double seconds, const std::string& until_key = "") {
+  std::string& pending = report.pending;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
   for (;;) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       report.timed_out = true;
-      return report;
+      return;
     }
     struct pollfd p {fd, POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
     char buf[4096];
     const ssize_t n = ::read(fd, buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return report;
+    if (n <= 0) return;
     pending.append(buf, static_cast<size_t>(n));
     size_t nl = 0;
     bool seen = false;
@@ -114,18 +114,26 @@ inline Report read_report(int fd, double seconds, const std::string& until_key =
       report.values[line.substr(0, eq)] = line.substr(eq + 1);
       seen = seen || line.substr(0, eq) == until_key;
     }
-    if (seen) return report;
+    if (seen) return;
   }
 }
 
+inline Report read_report(int fd, double seconds, const std::string& until_key = "") {
+  Report report;
+  read_report_into(report, fd, seconds, until_key);
+  return report;
+}
+
 // waitpid with a deadline; the status, or -1 when the process did not end.
+// ECHILD counts as "not yet": an orphan becomes this (subreaper) process's
+// child only once its parent is gone.
 inline int wait_for_exit(pid_t pid, double seconds) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
   for (;;) {
     int status = 0;
     const pid_t r = ::waitpid(pid, &status, WNOHANG);
     if (r == pid) return status;
-    if (r < 0 && errno != EINTR) return -1;
+    if (r < 0 && errno != EINTR && errno != ECHILD) return -1;
     if (std::chrono::steady_clock::now() > deadline) return -1;
     ::usleep(2000);
   }

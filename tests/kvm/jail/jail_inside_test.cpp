@@ -201,8 +201,7 @@ TEST_CASE("a jailed process sees only its folder, no network, no host process, a
   std::string cgroup_path;
   Report report = read_report(pipe.read_end.get(), 30, "pid");
   if (variant.available) cgroup_path = std::string(jail::cgroup::kMount) + cgroup_of(pid);
-  const Report rest = read_report(pipe.read_end.get(), 30);
-  report.values.insert(rest.values.begin(), rest.values.end());
+  read_report_into(report, pipe.read_end.get(), 30);
   const int status = wait_for_exit(pid, 10);
   if (status == -1) ::kill(pid, SIGKILL), ::waitpid(pid, nullptr, 0);
   jail::remove_cgroup(pid);
