@@ -141,6 +141,10 @@ int write_proc(const char* path, const char* text, size_t size) {
 int enter_user_namespace(const JailSpec& spec, const char*& step) {
   const unsigned long outer_uid = ::geteuid();
   const unsigned long outer_gid = ::getegid();
+  // A process that is not dumpable (one that changed its uid, say) has a
+  // /proc/self owned by root, and could not write its own maps.
+  step = "prctl(PR_SET_DUMPABLE, 1)";
+  if (::prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 1 && ::prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0) return errno;
   step = "unshare(CLONE_NEWUSER)";
   if (::unshare(CLONE_NEWUSER) != 0) return errno;
   // No std::string or fmt here: this runs in children of threaded processes.
