@@ -79,8 +79,16 @@ void report_capabilities(const Reporter& r) {
 
 // What the jailed process checks, as the VMM would live: open, drop, run.
 void jailed_body(const Reporter& r, const jail::JailSpec& spec, pid_t host_pid, int tcp_port,
-                 const std::string& host_file) {
+                 const std::string& host_file, ReportPipe& stop) {
   r.put("pid", ::getpid());
+  // The parent closed its end of `stop`; once this process closes its own,
+  // nobody holds one (the first child kept no copy): EOF.
+  stop.write_end.reset();
+  {
+    struct pollfd p {stop.read_end.get(), POLLIN, 0};
+    char byte = 0;
+    r.put("stop_pipe", ::poll(&p, 1, 2000) == 1 && ::read(stop.read_end.get(), &byte, 1) == 0 ? "eof" : "open");
+  }
   r.put_errno("kill_host_pid", ::kill(host_pid, 0));
   r.put_errno("proc_self", ::access("/proc/self", F_OK));
   r.put_errno("open_passwd", ::open("/etc/passwd", O_RDONLY | O_CLOEXEC));
@@ -182,6 +190,7 @@ TEST_CASE("a jailed process sees only its folder, no network, no host process, a
   const int port = ntohs(addr.sin_port);
 
   ReportPipe pipe;
+  ReportPipe stop;
   const pid_t self = ::getpid();
   auto forked = jail::fork_jailed(spec, variant.available ? jail::WithCgroup::kYes : jail::WithCgroup::kNo);
   if (::getpid() != self) {
@@ -190,13 +199,14 @@ TEST_CASE("a jailed process sees only its folder, no network, no host process, a
       r.put("setup_error", forked.error().message);
       ::_exit(70);
     }
-    jailed_body(r, spec, self, port, folder.bound_source);
+    jailed_body(r, spec, self, port, folder.bound_source, stop);
     ::_exit(0);
   }
   REQUIRE(forked);
   REQUIRE_FALSE(forked->jailed);
   const pid_t pid = forked->pid;
   pipe.write_end.reset();
+  stop.write_end.reset();
 
   std::string cgroup_path;
   Report report = read_report(pipe.read_end.get(), 30, "pid");
@@ -220,6 +230,7 @@ TEST_CASE("a jailed process sees only its folder, no network, no host process, a
   CHECK(report.get("kill_host_pid") == "ESRCH");
   CHECK(report.get("proc_self") == "ENOENT");
   CHECK(report.get("hostname") == "husk");
+  CHECK(report.get("stop_pipe") == "eof");
   // Files: only the folder and what was bound into it.
   CHECK(report.get("open_passwd") == "ENOENT");
   CHECK(report.get("open_host_file") == "ENOENT");

@@ -8,11 +8,13 @@
 #include <arpa/inet.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 
 #include <catch2/catch.hpp>
@@ -98,6 +100,38 @@ struct DelegatedCgroup {
   bool ok = false;
 };
 
+// The nested test host runs its commands chrooted into the host's root
+// (tests/testhost/init), and the kernel refuses user namespaces to a
+// chrooted process (unshare(2), EPERM). A root process can undo that for
+// itself as switch_root would: in a mount namespace of its own, it moves
+// its root folder's mount onto the real root ("/" of PID 1) and enters it.
+// Elsewhere (root is PID 1's root, or PID 1's root cannot be seen) nothing
+// is done. Returns "" or what failed.
+std::string leave_chroot() {
+  struct stat ours {};
+  struct stat real {};
+  if (::stat("/", &ours) != 0 || ::stat("/proc/1/root/", &real) != 0) return "";
+  if (ours.st_dev == real.st_dev && ours.st_ino == real.st_ino) return "";
+  if (::chdir("/proc/1/root/") != 0) return "chdir to PID 1's root: " + errno_name(errno);
+  // unshare moves the cwd to its copy in the new namespace.
+  if (::unshare(CLONE_NEWNS) != 0) return "unshare(CLONE_NEWNS): " + errno_name(errno);
+  if (::mount(nullptr, ".", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return "make private: " + errno_name(errno);
+  if (::chroot(".") != 0) return "chroot to PID 1's root: " + errno_name(errno);
+  // Which folder of the real root was ours.
+  std::string ours_there;
+  for (const auto& e : std::filesystem::directory_iterator("/")) {
+    struct stat st {};
+    if (::stat(e.path().c_str(), &st) == 0 && st.st_dev == ours.st_dev && st.st_ino == ours.st_ino) {
+      ours_there = e.path();
+    }
+  }
+  if (ours_there.empty()) return "the chroot folder is not a folder of PID 1's root";
+  if (::chdir(ours_there.c_str()) != 0) return "chdir " + ours_there + ": " + errno_name(errno);
+  if (::mount(".", "/", nullptr, MS_MOVE, nullptr) != 0) return "move " + ours_there + " to /: " + errno_name(errno);
+  if (::chroot(".") != 0 || ::chdir("/") != 0) return "chroot: " + errno_name(errno);
+  return "";
+}
+
 }  // namespace
 
 TEST_CASE("an unprivileged husk jails through a user namespace, or says what is missing", "[jail]") {
@@ -120,6 +154,10 @@ TEST_CASE("an unprivileged husk jails through a user namespace, or says what is 
     // then uid and gid kUser with no groups.
     const Reporter r(pipe.write_end.get());
     if (!delegated.path.empty()) std::ofstream(delegated.path + "/cgroup.procs") << "0";
+    if (const std::string left = leave_chroot(); !left.empty()) {
+      r.put("husk_error", "leaving the test host's chroot: " + left);
+      ::_exit(70);
+    }
     if (::setgroups(0, nullptr) != 0 || ::setresgid(kUser, kUser, kUser) != 0 ||
         ::setresuid(kUser, kUser, kUser) != 0) {
       r.put("husk_error", "cannot become uid 65534: " + errno_name(errno));
@@ -151,7 +189,11 @@ TEST_CASE("an unprivileged husk jails through a user namespace, or says what is 
       jailed_body(r, spec);
       ::_exit(0);
     }
-    r.put("cgroup", cgroup_of(forked->pid));
+    // The first child joins its cgroup soon after the fork.
+    const std::string own = cgroup_of(::getpid());
+    std::string joined = cgroup_of(forked->pid);
+    for (int i = 0; checked && i < 1000 && joined == own; ++i, ::usleep(2000)) joined = cgroup_of(forked->pid);
+    r.put("cgroup", joined);
     const int status = wait_for_exit(forked->pid, 30);
     jail::remove_cgroup(forked->pid);
     r.put("jail_status", describe_status(status));
