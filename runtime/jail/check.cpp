@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
@@ -87,7 +88,12 @@ std::string try_namespaces(const JailSpec& spec) {
   }
   if (n == static_cast<ssize_t>(sizeof(failure))) {
     failure.step[sizeof(failure.step) - 1] = '\0';
-    return fmt::format("{}: {}", failure.step, std::strerror(failure.err));
+    std::string what = fmt::format("{}: {}", failure.step, std::strerror(failure.err));
+    if (failure.err == EPERM && std::string_view(failure.step) == "unshare(CLONE_NEWUSER)") {
+      what += "; the kernel refuses unprivileged user namespaces to this process: a sysctl, a container's "
+              "seccomp filter or AppArmor policy, or a chroot (the kernel refuses them to a chrooted process)";
+    }
+    return what;
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return "the trial process failed";
   return "";

@@ -105,21 +105,23 @@ Result<void> prepare_root(const JailSpec& spec) {
   struct stat root {};
   if (::stat(spec.root.c_str(), &root) != 0) return fail_errno("jail root " + spec.root);
   if (!S_ISDIR(root.st_mode)) return fail(fmt::format("jail root {} is not a folder", spec.root));
-  if (!spec.user_namespace) {
-    // Traversable for the jail's uid but not writable: the VMM must not
-    // create or replace anything in the folder whose sockets husk (root)
-    // connects to later.
-    if (root.st_uid == spec.uid) {
-      return fail(fmt::format("jail root {} belongs to the jail's uid {}", spec.root, spec.uid));
-    }
-    if (::chmod(spec.root.c_str(), 0711) != 0) return fail_errno("chmod 0711 " + spec.root);
+  if (!spec.user_namespace && root.st_uid == spec.uid) {
+    return fail(fmt::format("jail root {} belongs to the jail's uid {}", spec.root, spec.uid));
   }
+  // Everything is checked before anything is made: a bad spec leaves the
+  // folder as it was.
+  std::vector<bool> directory;
   for (const Bind& bind : spec.binds) {
     HUSK_TRY(components(bind.target));
     struct stat source {};
     if (::stat(bind.source.c_str(), &source) != 0) return fail_errno("jail bind source " + bind.source);
-    HUSK_TRY(make_mount_point(spec.root, bind, S_ISDIR(source.st_mode)));
+    directory.push_back(S_ISDIR(source.st_mode));
   }
+  // Traversable for the jail's uid but not writable: the VMM must not
+  // create or replace anything in the folder whose sockets husk (root)
+  // connects to later.
+  if (!spec.user_namespace && ::chmod(spec.root.c_str(), 0711) != 0) return fail_errno("chmod 0711 " + spec.root);
+  for (size_t i = 0; i < spec.binds.size(); ++i) HUSK_TRY(make_mount_point(spec.root, spec.binds[i], directory[i]));
   return {};
 }
 

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <string>
@@ -94,6 +95,17 @@ Result<Forked> in_jailed_process(const JailSpec& spec, UniqueFd first_child) {
   return Forked{0, true};
 }
 
+// The first child keeps none of the caller's descriptors once the jailed
+// process has its copies: one it held would keep a pipe's end open after
+// the caller and the jailed process closed theirs (no EOF). 0 to 2 stay.
+void close_inherited_fds() {
+  if (::close_range(3, ~0U, 0) == 0) return;
+  struct rlimit open_files {};
+  ::getrlimit(RLIMIT_NOFILE, &open_files);
+  const rlim_t top = std::min<rlim_t>(open_files.rlim_cur, 1 << 16);
+  for (rlim_t fd = 3; fd < top; ++fd) ::close(static_cast<int>(fd));
+}
+
 // The first child: returns only errors (before the jailed process exists).
 Result<Forked> in_first_child(const JailSpec& spec, pid_t husk, const std::string& cgroup_path) {
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return fail_errno("prctl(PR_SET_PDEATHSIG)");
@@ -123,6 +135,7 @@ Result<Forked> in_first_child(const JailSpec& spec, pid_t husk, const std::strin
     return in_jailed_process(spec, std::move(self));
   }
   self.reset();
+  close_inherited_fds();
   wait_and_pass_through(child);
 }
 
@@ -141,6 +154,10 @@ int write_proc(const char* path, const char* text, size_t size) {
 int enter_user_namespace(const JailSpec& spec, const char*& step) {
   const unsigned long outer_uid = ::geteuid();
   const unsigned long outer_gid = ::getegid();
+  // A process that is not dumpable (one that changed its uid, say) has a
+  // /proc/self owned by root, and could not write its own maps.
+  step = "prctl(PR_SET_DUMPABLE, 1)";
+  if (::prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 1 && ::prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0) return errno;
   step = "unshare(CLONE_NEWUSER)";
   if (::unshare(CLONE_NEWUSER) != 0) return errno;
   // No std::string or fmt here: this runs in children of threaded processes.
@@ -159,7 +176,14 @@ Result<Forked> fork_jailed(const JailSpec& spec, WithCgroup with_cgroup) {
   HUSK_TRY(prepare_root(spec));
   std::string cgroup_path;
   if (with_cgroup == WithCgroup::kYes) {
-    HUSK_TRY_ASSIGN(cgroup_path, cgroup::create(spec.cgroup, spec.user_namespace));
+    auto made = cgroup::create(spec.cgroup, spec.user_namespace);
+    if (!made) {
+      // Say what the host lacks rather than which file was missing.
+      const auto missing = cgroup::problems(spec.user_namespace);
+      if (!missing.empty()) return fail("jail cgroup: " + missing.front());
+      return wrap("jail cgroup", made.error());
+    }
+    cgroup_path = std::move(*made);
   }
   const pid_t husk = ::getpid();
   const pid_t pid = ::fork();
