@@ -4,12 +4,27 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/host/host_report.h"
+#include "runtime/jail/jail.h"
 
 namespace husk::cli {
 
 namespace {
 
 constexpr int kExitCannotRun = 1;
+
+// Whether `husk run` can jail its VMM here (the default as root). Guests
+// run without it too (--no-jail), so it does not change the exit code.
+host::Check jail_check() {
+  jail::JailSpec spec;
+  auto ok = jail::check(spec);
+  if (ok) {
+    return {"jail", true,
+            spec.user_namespace ? "the VMM can be jailed through a user namespace (--jail)"
+                                : "the VMM is jailed: namespaces, pivot_root, cgroup v2 (husk run as root)",
+            ""};
+  }
+  return {"jail", false, ok.error().message, "give husk what the message names, or run it with --no-jail"};
+}
 
 void print_text(const host::HostReport& report) {
   for (const host::Check& check : report.checks) {
@@ -41,7 +56,8 @@ void add_doctor_command(CLI::App& app, int& exit_code) {
   cmd->add_flag("--json", *json, "print the report as JSON");
   cmd->add_option("--kvm", *kvm_path, "the KVM device to check")->capture_default_str();
   cmd->callback([json, kvm_path, &exit_code] {
-    const host::HostReport report = host::check_host(*kvm_path);
+    host::HostReport report = host::check_host(*kvm_path);
+    report.checks.push_back(jail_check());
     if (*json) {
       print_json(report);
     } else {
