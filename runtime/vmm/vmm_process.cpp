@@ -184,6 +184,9 @@ Result<std::unique_ptr<VmmProcess>> VmmProcess::start(VmConfig config, const Vmm
     if (!forked) return Unexpected(forked.error());
     if (forked->jailed) {
       keep_only_vmm_fds(theirs.get(), console);
+      // Scratch files (a copy-on-write disk's overlay) go to the jail's
+      // folder: the only one it has. They are O_TMPFILE, nameless.
+      ::setenv("TMPDIR", "/", 1);
       vmm_main(std::move(config), &*spec, options.before_run);
     }
     pid = forked->pid;

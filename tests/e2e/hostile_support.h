@@ -131,6 +131,37 @@ inline MappedRss mapped_rss(pid_t pid, uint64_t size) {
   return total;
 }
 
+// The VMM process of husk `husk_pid` (the VM runs there, jailed or not:
+// runtime/vmm/vmm_process.h): a descendant with a thread named husk-vcpu0;
+// -1 while there is none.
+inline pid_t vmm_process_of(pid_t husk_pid) {
+  auto parent_of = [](pid_t p) -> pid_t {
+    const std::string status = slurp("/proc/" + std::to_string(p) + "/status");
+    const size_t at = status.find("\nPPid:");
+    return at == std::string::npos ? -1 : static_cast<pid_t>(std::atoi(status.c_str() + at + 6));
+  };
+  DIR* d = ::opendir("/proc");
+  if (d == nullptr) return -1;
+  pid_t found = -1;
+  while (const dirent* e = ::readdir(d)) {
+    const pid_t p = static_cast<pid_t>(std::atoi(e->d_name));
+    if (p <= 0 || p == husk_pid) continue;
+    pid_t up = parent_of(p);
+    for (int depth = 0; depth < 3 && up > 1 && up != husk_pid; ++depth) up = parent_of(up);
+    if (up != husk_pid) continue;
+    const std::string task = "/proc/" + std::to_string(p) + "/task";
+    if (DIR* t = ::opendir(task.c_str())) {
+      while (const dirent* te = ::readdir(t)) {
+        if (te->d_name[0] != '.' && slurp(task + "/" + te->d_name + "/comm") == "husk-vcpu0\n") found = p;
+      }
+      ::closedir(t);
+    }
+    if (found > 0) break;
+  }
+  ::closedir(d);
+  return found;
+}
+
 inline std::optional<Sample> sample_husk(pid_t pid, const std::string& tmp, uint64_t guest_bytes) {
   static const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
   Sample s;
@@ -279,6 +310,7 @@ inline Monitored monitored_husk(run::Sandbox& sb, const std::vector<std::string>
   m.pid = pid;
 
   bool dir_seen = !on_vm_dir;
+  pid_t vmm_pid = -1;
   int status = 0;
   for (;;) {
     const pid_t r = ::wait4(pid, &status, WNOHANG, &m.usage);
@@ -290,7 +322,9 @@ inline Monitored monitored_husk(run::Sandbox& sb, const std::vector<std::string>
         on_vm_dir(dirs.front());
       }
     }
-    if (auto s = sample_husk(pid, sb.tmp, guest_mib * kMiB)) m.samples.push_back(std::move(*s));
+    // The VM's resources are its VMM process's; husk's own until it exists.
+    if (vmm_pid <= 0 || ::kill(vmm_pid, 0) != 0) vmm_pid = vmm_process_of(pid);
+    if (auto s = sample_husk(vmm_pid > 0 ? vmm_pid : pid, sb.tmp, guest_mib * kMiB)) m.samples.push_back(std::move(*s));
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (elapsed > timeout_s && !m.timed_out) {
       m.timed_out = true;
