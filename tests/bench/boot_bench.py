@@ -6,13 +6,24 @@ Subcommands (tests/bench/boot runs them in this order):
   host     husk's host-side figures on this machine's own /dev/kvm: process start
            to the first KVM_RUN (wall ms from the timeline's CLOCK_MONOTONIC stamp,
            CPU ms as husk measured it) and resident memory beyond guest RAM
-           (/proc/PID/smaps of a running husk). The guest does not need to get far:
-           every run is stopped with SIGTERM after --sample-after seconds.
+           (/proc/PID/smaps of a running husk), --runs times for each of
+           --seccomp-modes (default enforce and off), alternating. The guest does
+           not need to get far: every run is stopped with SIGTERM after
+           --sample-after seconds.
   boots    side-by-side boots of one kernel + initramfs, husk and QEMU microvm
            alternating, timed from just before spawn to the marker line on stdout
            and to process exit. Run where /dev/kvm runs Linux guests (directly, or
            inside the nested test host).
-  report   merges the two into build/bench/boot.json and prints a table.
+  matrix   the jail and seccomp cost: `husk run JOB --json --result FILE` of a
+           tiny job for each of {--jail, --no-jail} x {--seccomp=enforce, off},
+           --runs rounds, the four cells round-robin (each round starts at the
+           next cell). Per run: the result's timeline (vmm_start_cpu_ms: the VMM
+           process's CPU time from its fork to its first KVM_RUN; kernel_entry_ms
+           and agent_ready_ms), wall time from spawn to exit and the CPU time of
+           husk and every process it reaped (os.wait4). Needs root for the jail;
+           run where guests run. `boots --matrix-out FILE` runs it after the
+           boots, in the same (test host) session.
+  report   merges them into build/bench/boot.json and prints a table.
 
 This is a benchmark: it prints numbers and never judges them. The exit code
 says only whether the measurements could be made (the marker was seen, the
@@ -25,10 +36,12 @@ import json
 import os
 import platform
 import re
+import resource
 import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 MARKER = b"HUSK_READY"
@@ -66,6 +79,12 @@ def ratio(a, b):
     if a is None or b is None or b == 0:
         return None
     return round(a / b, 3)
+
+
+def delta(a, b):
+    if a is None or b is None:
+        return None
+    return round(a - b, 3)
 
 
 def write_json(path, data):
@@ -229,7 +248,123 @@ def cmd_boots(a):
         "machine": {"kernel_release": platform.release(), "nproc": os.cpu_count(),
                     "loadavg_after": os.getloadavg()},
     })
+    if a.matrix_out and a.matrix_runs > 0:
+        print("bench: jail x seccomp matrix: %d rounds of `husk run %s`, 4 cells each"
+              % (a.matrix_runs, a.matrix_job), flush=True)
+        return cmd_matrix(a)
     return 0
+
+
+# ---------------------------------------------------------------- matrix
+# The jail and seccomp cells, in the order of a round; the last one is the
+# baseline the deltas are taken against.
+MATRIX_CELLS = (
+    ("jail-enforce", True, "enforce"),
+    ("jail-off", True, "off"),
+    ("nojail-enforce", False, "enforce"),
+    ("nojail-off", False, "off"),
+)
+MATRIX_BASELINE = "nojail-off"
+MATRIX_TIMELINE = ("vmm_start_cpu_ms", "kernel_entry_ms", "agent_ready_ms", "end_ms")
+
+
+def rusage_run(argv, stdout_log, stderr_log, timeout_s):
+    """Runs argv to its end; wall ms from just before the spawn to the reap,
+    and the CPU time of the process and of every descendant it reaped
+    (os.wait4), cross-checked with this process's RUSAGE_CHILDREN delta."""
+    res = {"exit_code": None, "timed_out": False}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open(stdout_log, "wb") as out, open(stderr_log, "wb") as err:
+        t0 = time.monotonic_ns()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        reaped = threading.Event()
+
+        def guard():
+            # os.kill rather than proc.send_signal: the latter polls (reaps)
+            # the process behind the main thread's wait4.
+            if reaped.wait(timeout_s):
+                return
+            res["timed_out"] = True
+            os.kill(proc.pid, signal.SIGTERM)
+            if not reaped.wait(20):
+                os.kill(proc.pid, signal.SIGKILL)
+
+        watchdog = threading.Thread(target=guard, daemon=True)
+        watchdog.start()
+        _, status, ru = os.wait4(proc.pid, 0)
+        t1 = time.monotonic_ns()
+        reaped.set()
+        watchdog.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    res["exit_code"] = proc.returncode
+    res["wall_ms"] = (t1 - t0) / 1e6
+    res["user_ms"] = ru.ru_utime * 1e3
+    res["sys_ms"] = ru.ru_stime * 1e3
+    res["cpu_ms"] = (ru.ru_utime + ru.ru_stime) * 1e3
+    res["children_cpu_delta_ms"] = ((after.ru_utime - before.ru_utime)
+                                    + (after.ru_stime - before.ru_stime)) * 1e3
+    res["max_rss_kib"] = ru.ru_maxrss
+    return res
+
+
+def cmd_matrix(a):
+    os.makedirs(a.log_dir, exist_ok=True)
+    cells = {name: [] for name, _, _ in MATRIX_CELLS}
+    # Absolute paths: the jail's bind mounts do not resolve relative ones
+    # (husk chdirs to / first).
+    ab = os.path.abspath
+    argv0 = [ab(a.husk), "run", ab(a.matrix_job), "--json", "--kernel", ab(a.kernel),
+             "--initrd", ab(a.initrd), "--vcpus", str(a.vcpus), "--memory", str(a.memory)]
+    errors = []
+
+    def save(complete):
+        write_json(a.matrix_out, {
+            "cells": cells, "argv": argv0, "job": a.matrix_job, "runs": a.matrix_runs,
+            "errors": errors, "complete": complete, "euid": os.geteuid(),
+            "machine": {"kernel_release": platform.release(), "nproc": os.cpu_count(),
+                        "loadavg_after": os.getloadavg()}})
+
+    for i in range(a.matrix_runs):
+        # Round-robin; each round starts one cell later, so that no cell
+        # always follows the same one.
+        for k in range(len(MATRIX_CELLS)):
+            name, jail, seccomp = MATRIX_CELLS[(i + k) % len(MATRIX_CELLS)]
+            base = os.path.join(a.log_dir, "matrix-%s-%02d" % (name, i + 1))
+            result_file = base + ".result.json"
+            if os.path.exists(result_file):
+                os.unlink(result_file)
+            argv = argv0 + ["--result", result_file, "--jail" if jail else "--no-jail",
+                            "--seccomp=" + seccomp]
+            try:
+                r = rusage_run(argv, base + ".stdout", base + ".stderr", a.timeout)
+            except OSError as e:
+                r = {"error": str(e)}
+            r["run"] = i + 1
+            res = read_json(result_file)
+            if res is None:
+                r["verdict"] = None
+                errors.append("%s run %d: no result (exit %s, %s)"
+                              % (name, i + 1, r.get("exit_code"), base + ".stderr"))
+            else:
+                r["verdict"] = res.get("verdict")
+                r["message"] = res.get("message")
+                tl = res.get("timeline") or {}
+                for key in MATRIX_TIMELINE:
+                    r[key] = tl.get(key)
+                if r["verdict"] != "OK":
+                    errors.append("%s run %d: verdict %s: %s"
+                                  % (name, i + 1, r["verdict"], r.get("message")))
+            cells[name].append(r)
+            fmt = lambda v: "-" if v is None else "%.1f" % v
+            print("bench: matrix run %2d %-14s VMM start %s CPU ms, kernel entry %s ms, "
+                  "agent ready %s ms; husk+children %s CPU ms, %s ms wall; %s%s"
+                  % (i + 1, name, fmt(r.get("vmm_start_cpu_ms")), fmt(r.get("kernel_entry_ms")),
+                     fmt(r.get("agent_ready_ms")), fmt(r.get("cpu_ms")), fmt(r.get("wall_ms")),
+                     r.get("verdict"), " TIMEOUT" if r.get("timed_out") else ""), flush=True)
+            save(False)
+    save(True)
+    return 1 if errors else 0
 
 
 # ------------------------------------------------------------------ host
@@ -355,19 +490,26 @@ def sample_at_marker(argv, memory_mib, settle_s, timeout_s, console_log):
 def cmd_host(a):
     os.makedirs(a.log_dir, exist_ok=True)
     husk_runs, qemu_runs = [], []
+    modes = [m for m in a.seccomp_modes.split(",") if m]
     for i in range(a.runs):
-        timeline = os.path.join(a.log_dir, "host-husk-%02d.timeline.json" % (i + 1))
-        if os.path.exists(timeline):
-            os.unlink(timeline)
-        argv = [a.husk, "boot", "--kernel", a.kernel, "--initrd", a.initrd,
-                "--vcpus", "1", "--memory", str(a.memory), "--no-input",
-                "--timeline-json", timeline]
-        r = sample_process(argv, a.memory, a.sample_after, timeline)
-        husk_runs.append(r)
-        fmt = lambda v: "-" if v is None else "%.1f" % v
-        print("bench: host run %2d husk first KVM_RUN %s ms wall, %s ms CPU; RSS beyond guest RAM %s KiB"
-              % (i + 1, fmt(r.get("first_kvm_run_wall_ms")), fmt(r.get("first_kvm_run_cpu_ms")),
-                 r.get("overhead_rss_kib", "-")), flush=True)
+        # Alternate which mode goes first so neither always runs on a warmer cache.
+        order = modes if i % 2 == 0 else list(reversed(modes))
+        for mode in order:
+            timeline = os.path.join(a.log_dir, "host-husk-%s-%02d.timeline.json" % (mode, i + 1))
+            if os.path.exists(timeline):
+                os.unlink(timeline)
+            argv = [a.husk, "boot", "--kernel", a.kernel, "--initrd", a.initrd,
+                    "--vcpus", "1", "--memory", str(a.memory), "--no-input",
+                    "--seccomp=" + mode, "--timeline-json", timeline]
+            r = sample_process(argv, a.memory, a.sample_after, timeline)
+            r["run"] = i + 1
+            r["seccomp"] = mode
+            husk_runs.append(r)
+            fmt = lambda v: "-" if v is None else "%.1f" % v
+            print("bench: host run %2d husk --seccomp=%-7s first KVM_RUN %s ms wall, %s ms CPU; "
+                  "RSS beyond guest RAM %s KiB"
+                  % (i + 1, mode, fmt(r.get("first_kvm_run_wall_ms")),
+                     fmt(r.get("first_kvm_run_cpu_ms")), r.get("overhead_rss_kib", "-")), flush=True)
     if a.qemu:
         # QEMU's memory overhead, for reference: same guest size, same sampling.
         for i in range(a.qemu_runs):
@@ -381,12 +523,103 @@ def cmd_host(a):
                   % (i + 1, r.get("overhead_rss_kib", "-"), r.get("guest_mapping_found")),
                   flush=True)
     write_json(a.out, {"husk": husk_runs, "qemu": qemu_runs, "memory_mib": a.memory,
-                       "sample_after_s": a.sample_after})
+                       "sample_after_s": a.sample_after, "seccomp_modes": modes})
     ok = any(r.get("first_kvm_run_wall_ms") is not None for r in husk_runs)
     return 0 if ok else 1
 
 
 # ---------------------------------------------------------------- report
+MATRIX_METRICS = (
+    ("vmm_start_cpu_ms", "VMM start CPU"),
+    ("kernel_entry_ms", "kernel entry"),
+    ("agent_ready_ms", "agent ready"),
+    ("cpu_ms", "husk+children CPU"),
+    ("wall_ms", "wall"),
+)
+TCG_NOTE = ("absolute numbers from the nested test host are TCG-nested, not hardware figures "
+            "(../shared/docs/host-kvm.md: a VM exit costs ~47 us there, CPU-bound code runs "
+            "~10x slower): the deltas and ratios against the baseline are what counts")
+
+
+def matrix_report(mx, where):
+    cells = mx.get("cells") or {}
+    out = {
+        "where": where,
+        "job": mx.get("job"),
+        "argv": mx.get("argv"),
+        "rounds": mx.get("runs"),
+        "machine": mx.get("machine"),
+        "baseline": MATRIX_BASELINE,
+        "note": ("husk run JOB --json --result FILE --jail|--no-jail --seccomp=enforce|off, "
+                 "the four cells round-robin. vmm_start_cpu_ms: the VMM process's own CPU "
+                 "time from its fork to its first KVM_RUN (with the jail: the jailed process, "
+                 "so not husk's preparation of the jail folder and cgroup nor the "
+                 "intermediate process that unshares the namespaces; those are in cpu_ms). "
+                 "kernel_entry_ms, agent_ready_ms: ms since husk started. cpu_ms: user+system "
+                 "time of husk and every process it reaped (os.wait4), guest time included. "
+                 "wall_ms: spawn to exit. Times in ms. " + TCG_NOTE),
+        "cells": {},
+    }
+    for name, jail, seccomp in MATRIX_CELLS:
+        runs = cells.get(name, [])
+        entry = {"jail": jail, "seccomp": seccomp, "runs": len(runs),
+                 "not_ok": sum(1 for r in runs if r.get("verdict") != "OK")}
+        for key, _ in MATRIX_METRICS:
+            entry[key] = summary([r.get(key) for r in runs if r.get("verdict") == "OK"])
+        out["cells"][name] = entry
+    base = out["cells"].get(MATRIX_BASELINE)
+    out["delta_vs_baseline_ms"] = {}
+    out["ratio_vs_baseline"] = {}
+    for name, _, _ in MATRIX_CELLS:
+        if name == MATRIX_BASELINE or not base:
+            continue
+        c = out["cells"][name]
+        out["delta_vs_baseline_ms"][name] = {
+            k: delta(c[k]["median"], base[k]["median"]) for k, _ in MATRIX_METRICS}
+        out["ratio_vs_baseline"][name] = {
+            k: ratio(c[k]["median"], base[k]["median"]) for k, _ in MATRIX_METRICS}
+    return out
+
+
+def print_matrix(m):
+    def f(v):
+        return "-" if v is None else ("%.0f" % v if abs(v) >= 100 else "%.1f" % v)
+
+    def sd(v):
+        return "-" if v is None else ("%+.0f" % v if abs(v) >= 100 else "%+.1f" % v)
+
+    label = {"jail-enforce": "jail on,  seccomp enforce", "jail-off": "jail on,  seccomp off",
+             "nojail-enforce": "jail off, seccomp enforce", "nojail-off": "jail off, seccomp off"}
+    print()
+    print("jail and seccomp cost: `husk run %s`, %s rounds of 4 cells round-robin, in %s"
+          % (m["job"], m["rounds"], m["where"]))
+    if "test host" in (m["where"] or ""):
+        print("NOTE: " + TCG_NOTE)
+    print("ms, median / p90 of the OK runs; kernel entry and agent ready count from husk's start")
+    head = "%-26s %4s" % ("cell", "ok")
+    for _, title in MATRIX_METRICS:
+        head += " %17s" % title
+    print(head)
+    for name, _, _ in MATRIX_CELLS:
+        c = m["cells"][name]
+        line = "%-26s %4s" % (label[name], "%d/%d" % (c["runs"] - c["not_ok"], c["runs"]))
+        for key, _ in MATRIX_METRICS:
+            line += " %17s" % ("%s / %s" % (f(c[key]["median"]), f(c[key]["p90"])))
+        print(line)
+    print("delta of medians against jail off, seccomp off:")
+    for name, d in m["delta_vs_baseline_ms"].items():
+        line = "%-26s %4s" % (label[name], "")
+        for key, _ in MATRIX_METRICS:
+            line += " %17s" % sd(d[key])
+        print(line)
+    print("ratio of medians against jail off, seccomp off:")
+    for name, r in m["ratio_vs_baseline"].items():
+        line = "%-26s %4s" % (label[name], "")
+        for key, _ in MATRIX_METRICS:
+            line += " %17s" % ("-" if r[key] is None else "%.2fx" % r[key])
+        print(line)
+
+
 def cmd_report(a):
     boots = read_json(a.boots) or {}
     host = read_json(a.host) or {}
@@ -437,7 +670,10 @@ def cmd_report(a):
         "time_to_exit": ratio(med("husk", "time_to_exit_ms"), med("qemu", "time_to_exit_ms")),
     }
 
-    hr = host.get("husk", [])
+    host_all = host.get("husk", [])
+    # The figures of record are the default's (--seccomp=enforce); runs from
+    # before the modes existed have no "seccomp" key and were the default.
+    hr = [r for r in host_all if r.get("seccomp", "enforce") == "enforce"]
     mem = lambda runs, k: summary([r.get(k) for r in runs if r.get("guest_mapping_found")])
     host_out = {
         "runs": len(hr),
@@ -453,6 +689,26 @@ def cmd_report(a):
         "note": "RSS summed over /proc/PID/smaps, except the anonymous mapping of "
                 "exactly the guest memory size",
     }
+    modes = host.get("seccomp_modes") or ["enforce"]
+    host_out["seccomp_modes"] = {}
+    for mode in modes:
+        mr = [r for r in host_all if r.get("seccomp", "enforce") == mode]
+        host_out["seccomp_modes"][mode] = {
+            "runs": len(mr),
+            "start_to_first_kvm_run_wall_ms": summary([r.get("first_kvm_run_wall_ms") for r in mr]),
+            "start_to_first_kvm_run_cpu_ms": summary([r.get("first_kvm_run_cpu_ms") for r in mr]),
+            "build_ms": summary([r.get("build_ms") for r in mr]),
+        }
+    sm_ = host_out["seccomp_modes"]
+    if "enforce" in sm_ and "off" in sm_:
+        d = lambda k: delta(sm_["enforce"][k]["median"], sm_["off"][k]["median"])
+        host_out["seccomp_enforce_minus_off_ms"] = {
+            "start_to_first_kvm_run_cpu_ms": d("start_to_first_kvm_run_cpu_ms"),
+            "start_to_first_kvm_run_wall_ms": d("start_to_first_kvm_run_wall_ms"),
+            "build_ms": d("build_ms"),
+            "note": "difference of the medians, husk boot, seccomp filters compiled and "
+                    "installed (enforce) or not (off), runs alternating",
+        }
     qr = host.get("qemu", [])
     if qr:
         host_out["qemu_overhead_rss_kib"] = mem(qr, "overhead_rss_kib")
@@ -471,6 +727,19 @@ def cmd_report(a):
     if not any(r.get("first_kvm_run_wall_ms") is not None for r in hr):
         failed.append("host-side: no husk run wrote a first KVM_RUN time")
     out["host_side"] = host_out
+
+    matrix = None
+    if a.matrix:
+        mx = read_json(a.matrix)
+        if not mx:
+            failed.append("jail x seccomp matrix: no results (%s)" % a.matrix)
+        else:
+            matrix = matrix_report(mx, a.where)
+            out["jail_seccomp_matrix"] = matrix
+            if not mx.get("complete"):
+                failed.append("jail x seccomp matrix: did not finish (partial results)")
+            for e in mx.get("errors", []):
+                failed.append("jail x seccomp matrix: " + e)
     out["failures"] = failed
     write_json(a.out, out)
 
@@ -481,6 +750,8 @@ def cmd_report(a):
     print()
     print("boot benchmark: %s, %d runs each, %d vCPU, %d MiB; side by side in %s"
           % (os.path.basename(a.kernel), a.runs, a.vcpus, a.memory, a.where))
+    if "test host" in a.where:
+        print("NOTE: " + TCG_NOTE)
     print("%-6s %-16s %8s %8s %8s %8s" % ("vmm", "ms from spawn", "median", "min", "p90", "max"))
     for vmm in ("husk", "qemu"):
         for key, label in (("time_to_marker_ms", "to HUSK_READY"), ("time_to_exit_ms", "to exit")):
@@ -490,13 +761,20 @@ def cmd_report(a):
     r = out["ratio_husk_over_qemu"]
     print("ratio husk/qemu of medians: to HUSK_READY %s, to exit %s"
           % (r["time_to_marker"], r["time_to_exit"]))
-    w = host_out["start_to_first_kvm_run_wall_ms"]["median"]
-    c = host_out["start_to_first_kvm_run_cpu_ms"]["median"]
     o = host_out["husk_overhead_rss_kib"]["median"]
     p = host_out["husk_overhead_private_kib"]["median"]
     t = host_out["husk_total_rss_kib"]["median"]
-    print("husk host side (own /dev/kvm, median of %d): spawn to first KVM_RUN %s ms wall, %s ms CPU"
-          % (len(hr), ms(w), ms(c)))
+    for mode, fig in host_out["seccomp_modes"].items():
+        w = fig["start_to_first_kvm_run_wall_ms"]
+        c = fig["start_to_first_kvm_run_cpu_ms"]
+        print("husk host side (own /dev/kvm, husk boot --seccomp=%s, %d runs): spawn to first "
+              "KVM_RUN %s ms wall (p90 %s), %s ms CPU (p90 %s)"
+              % (mode, fig["runs"], ms(w["median"]), ms(w["p90"]), ms(c["median"]), ms(c["p90"])))
+    dd = host_out.get("seccomp_enforce_minus_off_ms")
+    if dd:
+        sd = lambda v: "-" if v is None else "%+.1f" % v
+        print("husk host side, seccomp enforce minus off (medians): %s ms CPU, %s ms wall"
+              % (sd(dd["start_to_first_kvm_run_cpu_ms"]), sd(dd["start_to_first_kvm_run_wall_ms"])))
     if o is not None:
         print("husk memory beyond guest RAM (%s MiB guest): RSS %.0f KiB (%.2f MiB), private %.0f KiB; "
               "total RSS %.0f KiB" % (host_out["memory_mib"], o, o / 1024, p, t))
@@ -510,6 +788,8 @@ def cmd_report(a):
         f = lambda v: "-" if v is None else "%.0f KiB (%.2f MiB)" % (v, v / 1024)
         print("memory beyond guest RAM in %s (%s MiB guest): husk %s, qemu %s"
               % (a.where, sm["guest_mib"], f(hm), f(qm)))
+    if matrix:
+        print_matrix(matrix)
     print("written: %s" % a.out)
     for f in failed:
         print("bench: FAILED: %s" % f, file=sys.stderr)
@@ -547,6 +827,15 @@ def main():
                    help="memory samples of each VMM after the timed boots (0: none)")
     b.add_argument("--mem-memory", type=int, default=128)
     b.add_argument("--sample-after", type=float, default=1.0)
+    b.add_argument("--matrix-out", help="after the boots, the jail x seccomp matrix into this file")
+    b.add_argument("--matrix-runs", type=int, default=10, help="rounds of the matrix (0: none)")
+    b.add_argument("--matrix-job", default="tests/bench/jobs/true.toml")
+
+    m = sub.add_parser("matrix")
+    common(m)
+    m.add_argument("--memory", type=int, default=256)
+    m.add_argument("--timeout", type=float, default=300.0, help="seconds per husk run")
+    m.add_argument("--matrix-job", default="tests/bench/jobs/true.toml")
 
     h = sub.add_parser("host")
     common(h)
@@ -555,6 +844,8 @@ def main():
     # QEMU 7.2 aborts on a kvm_pvm /dev/kvm (failed to set MSR 0x10a), so its
     # memory figure comes from the side-by-side environment instead (boots).
     h.add_argument("--qemu-runs", type=int, default=0, help="0: skip QEMU's memory figure")
+    h.add_argument("--seccomp-modes", default="enforce,off",
+                   help="husk boot --seccomp modes, comma-separated; --runs runs of each")
 
     r = sub.add_parser("report")
     common(r)
@@ -562,11 +853,15 @@ def main():
     r.add_argument("--boots", required=True)
     r.add_argument("--host", required=True)
     r.add_argument("--where", required=True)
+    r.add_argument("--matrix", help="the jail x seccomp matrix (boots --matrix-out)")
 
     a = p.parse_args()
     if a.cmd == "host" and a.qemu_runs == 0:
         a.qemu = None
-    return {"boots": cmd_boots, "host": cmd_host, "report": cmd_report}[a.cmd](a)
+    if a.cmd == "matrix":
+        a.matrix_runs, a.matrix_out = a.runs, a.out
+    return {"boots": cmd_boots, "host": cmd_host, "matrix": cmd_matrix,
+            "report": cmd_report}[a.cmd](a)
 
 
 if __name__ == "__main__":
