@@ -84,11 +84,9 @@ int run_boot(BootOptions& options) {
     fmt::print(stderr, "husk: {}\n", machine.error().message);
     return kExitUsage;
   }
-  // Open, then drop, then run: this thread is the VM's control thread now.
-  if (auto entered = vmm::confine_control_thread(); !entered) {
-    fmt::print(stderr, "husk: seccomp: {}\n", entered.error().message);
-    return kExitInternal;
-  }
+  // Open, then drop, then run: this thread becomes the VM's control thread
+  // under its filter once the VM's other threads run.
+  (*machine)->set_control_filter(vmm::confine_control_thread);
   std::unique_ptr<RawTerminal> raw;
   if (!options.no_input && options.vm.console_path.empty()) {
     raw = std::make_unique<RawTerminal>(STDIN_FILENO);

@@ -110,7 +110,14 @@ Result<std::vector<JoiningThread>> Machine::start_io_threads() {
   return threads;
 }
 
-void Machine::control_loop(std::vector<pthread_t>& vcpu_threads) {
+void Machine::request_dump() {
+  for (size_t i = 0; i < vcpu_threads_.size(); ++i) {
+    vcpu_dump_requested_[i].store(true);
+    kick_vcpu(vcpus_[i], vcpu_threads_[i]);
+  }
+}
+
+void Machine::control_loop() {
   StopSignals signals;
   if (signals.fd() < 0) {
     stop_->request(VmExit{ExitReason::kVcpuError, fail_errno("signalfd for SIGINT/SIGTERM").value().message, -1});
@@ -127,10 +134,7 @@ void Machine::control_loop(std::vector<pthread_t>& vcpu_threads) {
     if (fds[1].revents & POLLIN) {
       const int signo = signals.take();
       if (signo == SIGQUIT) {
-        for (size_t i = 0; i < vcpu_threads.size(); ++i) {
-          vcpu_dump_requested_[i].store(true);
-          kick_vcpu(vcpus_[i], vcpu_threads[i]);
-        }
+        request_dump();
       } else if (signo != 0) {
         stop_->request(VmExit{ExitReason::kSignal, fmt::format("husk received {}", ::sigabbrev_np(signo)), -1});
       }
@@ -143,13 +147,15 @@ Result<VmExit> Machine::run() {
   if (ran_) return fail("a Machine runs only once");
   ran_ = true;
   install_signal_handlers();
+  // glibc reads /etc/localtime the first time a time is formatted (spdlog's
+  // timestamps): here, not in a filtered thread that may not open files.
+  ::tzset();
   // Signals go to the control thread's signalfd: the threads started below
   // inherit the mask.
   StopSignals blocked;
 
   auto io_threads = start_io_threads();
   std::vector<JoiningThread> vcpu_threads;
-  std::vector<pthread_t> handles;
   vcpu_threads.reserve(vcpus_.size());
   for (size_t i = 0; i < vcpus_.size(); ++i) {
     if (!io_threads) {
@@ -169,15 +175,21 @@ Result<VmExit> Machine::run() {
       break;
     }
     vcpu_threads.push_back(std::move(*thread));
-    handles.push_back(vcpu_threads.back().native_handle());
+    vcpu_threads_.push_back(vcpu_threads.back().native_handle());
   }
 
+  // Every thread has its own filter now; this one takes its own last.
+  if (control_filter_ && !stop_->stopped()) {
+    if (auto entered = control_filter_(); !entered) {
+      stop_->request(VmExit{ExitReason::kVcpuError, "the control thread's seccomp filter: " + entered.error().message});
+    }
+  }
   // The control thread waits for a stop request or a stop signal.
-  control_loop(handles);
+  control_loop();
   timeline_.stop_ns = monotonic_ns();
   // A vCPU waiting for a console nobody reads must see the stop too.
   if (console_) console_->abandon();
-  stop_vcpus(handles);
+  stop_vcpus(vcpu_threads_);
   for (JoiningThread& t : vcpu_threads) t.join();
   if (io_threads) {
     for (JoiningThread& t : *io_threads) t.join();

@@ -55,6 +55,9 @@ class Machine {
   // Asks a running VM to stop (from any thread); run() then returns `exit`
   // unless the guest stopped first.
   void request_stop(VmExit exit) { stop_->request(std::move(exit)); }
+  // Logs every vCPU's state (registers, last exits) and runs on: SIGQUIT's
+  // dump. From run()'s own thread (a watch() handler), while it runs.
+  void request_dump();
   [[nodiscard]] bool stopped() const { return stop_->stopped(); }
 
   // Buses, for tests that add their own devices before run().
@@ -74,6 +77,12 @@ class Machine {
     watch_fd_ = fd;
     on_watch_ = std::move(on_readable);
   }
+
+  // The filter of run()'s own thread, installed once every other thread has
+  // started (a thread inherits its creator's filter: one installed first
+  // would hold the vCPU and device threads too). Without one, run()'s
+  // thread stays as it is (tests). See confine_control_thread().
+  void set_control_filter(std::function<Result<void>()> enter) { control_filter_ = std::move(enter); }
 
   // One device I/O thread's loop: its class, its thread's name.
   struct IoLoop {
@@ -95,7 +104,7 @@ class Machine {
   // Starts every I/O thread (and the console input's); stops the VM on a failure.
   Result<std::vector<JoiningThread>> start_io_threads();
   // The control thread's wait: stop requests, signals, the watched fd.
-  void control_loop(std::vector<pthread_t>& vcpu_threads);
+  void control_loop();
 
   kvm::Kvm kvm_;
   kvm::Vm vm_;
@@ -105,6 +114,7 @@ class Machine {
   devices::Bus pio_bus_{"pio"};
   devices::Bus mmio_bus_{"mmio"};
   std::vector<kvm::Vcpu> vcpus_;
+  std::vector<pthread_t> vcpu_threads_;  // while run() runs
   std::unique_ptr<std::atomic<bool>[]> vcpu_exited_;
   std::unique_ptr<std::atomic<bool>[]> vcpu_dump_requested_;
   std::shared_ptr<devices::ConsoleSink> console_;
@@ -114,6 +124,7 @@ class Machine {
   std::vector<UniqueFd> queue_eventfds_;
   int console_input_fd_ = -1;
   int watch_fd_ = -1;
+  std::function<Result<void>()> control_filter_;
   std::function<void()> on_watch_;
   BootTimeline timeline_;
   std::atomic<int64_t> first_run_ns_{0};

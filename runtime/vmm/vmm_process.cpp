@@ -89,19 +89,24 @@ void on_channel(Machine& machine) {
   }
   if (const auto* signal = std::get_if<SignalNumber>(&**received)) {
     if (signal->signo == SIGQUIT) {
-      ::kill(::getpid(), SIGQUIT);  // the control thread's signalfd does the dump
+      machine.request_dump();
     } else {
       machine.request_stop(VmExit{ExitReason::kSignal, fmt::format("husk received {}", ::sigabbrev_np(signal->signo))});
     }
   } else if (const auto* m = std::get_if<ChannelMessage>(&**received)) {
     if (m->kind == ChannelKind::kStop) machine.request_stop(m->exit);
-    if (m->kind == ChannelKind::kDump) ::kill(::getpid(), SIGQUIT);
+    if (m->kind == ChannelKind::kDump) machine.request_dump();
   }
 }
 
 // The VMM process: build, drop, run, report. Never returns.
 [[noreturn]] void vmm_main(VmConfig config, const jail::JailSpec* jail, const std::function<void(Machine&)>& before_run) {
   if (jail == nullptr) ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // husk's forwarding handlers are husk's: here the stop signals wait,
+  // blocked, for the VM's signalfd (as PID 1 of a jail, unblocked ones
+  // without a handler would be dropped).
+  set_stop_signal_target(-1);
+  block_stop_signals();
   seccomp::set_report_fd(kChannelFd);
   auto machine = build_machine(config);
   if (!machine) {
@@ -115,10 +120,11 @@ void on_channel(Machine& machine) {
     }
   }
   if (before_run) before_run(**machine);
-  if (auto confined = confine_control_thread(); !confined) {
-    report_failure("seccomp: " + confined.error().message);
+  if (auto compiled = seccomp::prepare(kVmmClasses); !compiled) {
+    report_failure("seccomp: " + compiled.error().message);
     ::_exit(kExitVmmSetup);
   }
+  (*machine)->set_control_filter(confine_control_thread);
   ChannelMessage built;
   built.kind = ChannelKind::kBuilt;
   built.timeline = (*machine)->timeline();

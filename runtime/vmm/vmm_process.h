@@ -26,9 +26,10 @@
 namespace husk::vmm {
 
 // Compiles the filters of every thread class a VM starts, then makes the
-// calling thread the VM's control thread under the "vmm" filter. Call after
-// the VM is built and before Machine::run (the VMM process does; so does
-// `husk boot`, whose main thread runs the VM).
+// calling thread the VM's control thread under the "vmm" filter. Given to
+// Machine::set_control_filter, which calls it once the VM's other threads
+// have started (the VMM process does; so does `husk boot`, whose main
+// thread runs the VM).
 [[nodiscard]] Result<void> confine_control_thread();
 
 struct VmmProcessOptions {
