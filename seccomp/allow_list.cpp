@@ -41,6 +41,12 @@ ArgCheck arg_masked(uint8_t index, uint64_t mask, std::string_view mask_name, st
   return ArgCheck{index, mask, mask_name, std::move(values), true};
 }
 
+// socket(2)'s type: a stream, whatever its NONBLOCK and CLOEXEC flags.
+ArgCheck unix_stream_type() {
+  return arg_masked(1, ~static_cast<uint32_t>(SOCK_NONBLOCK | SOCK_CLOEXEC), "~(SOCK_NONBLOCK|SOCK_CLOEXEC)",
+                    {HUSK_VALUE(SOCK_STREAM)});
+}
+
 // Collects a class's rules. The same call with the same conditions added
 // twice (a shared group, then the class) is one rule with both reasons; a
 // single-condition rule on the same argument merges its values.
@@ -184,7 +190,7 @@ AllowList main_list() {
       .allow(HUSK_SYSCALL(ioctl), "isatty() on stdout and stdin (stdio's buffering); RawTerminal restores the terminal",
              {arg_in(1, {HUSK_VALUE(TCGETS), HUSK_VALUE(TCSETS)})})
       .allow(HUSK_SYSCALL(socket), "the agent client's connection to the vsock socket (AgentClient::connect_vsock_uds)",
-             {arg_in(0, {HUSK_VALUE(AF_UNIX)})})
+             {arg_in(0, {HUSK_VALUE(AF_UNIX)}), unix_stream_type()})
       .allow(HUSK_SYSCALL(connect), "the agent client's connection to the vsock socket")
       .allow(HUSK_SYSCALL(sendto), "agent frames and requests to the VMM process (send(2) is sendto on x86_64)")
       .allow(HUSK_SYSCALL(recvfrom), "messages from the VMM process's channel (recv(2))")
@@ -273,9 +279,7 @@ AllowList vsock_list() {
   add_device_loop(b);
   b.allow(HUSK_SYSCALL(accept4), "host clients connect to the VM's socket (Vsock::on_listener)")
       .allow(HUSK_SYSCALL(socket), "a guest connection to host port P connects to <socket>_P (Vsock::handle_request)",
-             {arg_in(0, {HUSK_VALUE(AF_UNIX)}),
-              arg_masked(1, ~static_cast<uint32_t>(SOCK_NONBLOCK | SOCK_CLOEXEC), "~(SOCK_NONBLOCK|SOCK_CLOEXEC)",
-                         {HUSK_VALUE(SOCK_STREAM)})})
+             {arg_in(0, {HUSK_VALUE(AF_UNIX)}), unix_stream_type()})
       .allow(HUSK_SYSCALL(connect), "a guest connection to host port P connects to <socket>_P")
       .allow(HUSK_SYSCALL(read), "a host client's CONNECT line, byte by byte")
       .allow(HUSK_SYSCALL(readv), "host bytes straight into the guest's receive buffers (send_host_data)")

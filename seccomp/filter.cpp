@@ -128,6 +128,11 @@ Result<void> enter(ThreadClass c) {
     const auto& compiled = program(c, m);
     if (!compiled) return wrap(fmt::format("the seccomp filter of the {} threads", class_name(c)), compiled.error());
     filter = &*compiled;
+    // Compiling needs calls no list allows: every class this thread may
+    // start later (one its own list covers) is compiled now.
+    for (ThreadClass startable : kAllThreadClasses) {
+      if (startable != c && not_covered(c, startable).empty()) HUSK_TRY(prepare({startable}));
+    }
   }
   char name[sizeof(self.name)] = {};
   if (::prctl(PR_GET_NAME, name, 0, 0, 0) != 0) name[0] = '\0';

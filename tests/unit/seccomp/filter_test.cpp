@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
@@ -193,10 +194,10 @@ TEST_CASE("argument conditions hold: sockets, mappings, ioctls, clone", "[unit][
 }
 
 TEST_CASE("main may start a watchdog thread, which enters its own class", "[unit][seccomp]") {
-  REQUIRE(sc::prepare({sc::ThreadClass::kMain, sc::ThreadClass::kWatchdog}));
   int fds[2];
   REQUIRE(::pipe(fds) == 0);
   const auto child = in_seccomp_child([&fds] {
+    // enter() compiles the watchdog's filter too, as main may start one.
     if (!enter_as(sc::ThreadClass::kMain, "husk")) return 1;
     // The watchdog's calls are all main's too: a thread main starts may be one.
     if (!sc::prepare({sc::ThreadClass::kWatchdog})) return 2;
@@ -255,4 +256,19 @@ TEST_CASE("a call only the inherited filter refuses is reported with that filter
   CHECK(child.err ==
         "husk: seccomp: the rng thread \"husk-rng\" made a forbidden system call: getrandom (318), refused by the "
         "main filter it inherited from the thread that started it; husk stops (exit 200)\n");
+}
+
+TEST_CASE("an x32 system call (another ABI's numbers) kills the process outright", "[unit][seccomp]") {
+  REQUIRE(sc::prepare({sc::ThreadClass::kRng}));
+  const auto child = in_seccomp_child([] {
+    const rlimit no_core{0, 0};  // SIGSYS dumps core by default
+    ::setrlimit(RLIMIT_CORE, &no_core);
+    if (!enter_as(sc::ThreadClass::kRng, "husk-rng")) return 1;
+    constexpr long kX32SyscallBit = 0x40000000;
+    ::syscall(kX32SyscallBit | SYS_getrandom, nullptr, 0, 0);
+    return 2;
+  });
+  // SECCOMP_RET_KILL_PROCESS: SIGSYS with no handler run, no report.
+  CHECK(child.status == 128 + SIGSYS);
+  CHECK(child.err.empty());
 }
