@@ -13,6 +13,7 @@
 #include "cli/exec_command.h"
 #include "cli/exit_codes.h"
 #include "cli/run_command.h"
+#include "cli/seccomp_command.h"
 #include "cli/version.h"
 
 int main(int argc, char** argv) {
@@ -32,6 +33,7 @@ int main(int argc, char** argv) {
   husk::cli::add_doctor_command(app, exit_code);
   husk::cli::add_exec_command(app, exit_code);
   husk::cli::add_run_command(app, exit_code);
+  husk::cli::add_seccomp_command(app, exit_code);
   husk::cli::add_validate_command(app, exit_code);
   try {
     app.parse(argc, argv);
