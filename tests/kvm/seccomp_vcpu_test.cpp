@@ -15,6 +15,7 @@
 #include "runtime/kvm/kvm.h"
 #include "runtime/kvm/vcpu.h"
 #include "runtime/kvm/vm.h"
+#include "runtime/common/signals.h"
 #include "runtime/memory/guest_memory.h"
 #include "runtime/vmm/vcpu_loop.h"
 #include "seccomp/filter.h"
@@ -78,7 +79,7 @@ TEST_CASE("a vCPU runs its guest under the vcpu filter; a call outside it ends t
     devices::Bus mmio("mmio");
     if (!pio.insert(recorder, kPort, 1)) return 1;
     std::atomic<bool> exited{false};
-    vmm::install_kick_handler();
+    husk::install_signal_handlers();
     ::pthread_setname_np(::pthread_self(), "husk-vcpu0");
     if (!seccomp::enter(seccomp::ThreadClass::kVcpu)) return 2;
     vmm::run_vcpu_loop(vmm::VcpuContext{&guest->vcpu, &pio, &mmio, stop->get(), &exited});
