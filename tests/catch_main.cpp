@@ -9,6 +9,6 @@
 #include <spdlog/spdlog.h>
 
 int main(int argc, char* argv[]) {
-  spdlog::set_default_logger(spdlog::stderr_color_mt("husk-test"));
+  spdlog::set_default_logger(spdlog::stderr_color_mt("husk"));
   return Catch::Session().run(argc, argv);
 }
