@@ -60,12 +60,6 @@ class Builder {
   Builder& refuse(int nr, std::string_view name, int err, std::string_view reason) {
     return add(Rule{nr, name, std::string(reason), {}, Action::kErrno, err});
   }
-  [[nodiscard]] bool has(std::string_view name) const {
-    for (const Rule& r : list_.rules) {
-      if (r.name == name) return true;
-    }
-    return false;
-  }
   AllowList take() { return std::move(list_); }
 
  private:
@@ -89,6 +83,20 @@ class Builder {
   }
   AllowList list_;
 };
+
+// Sanitizer builds only (make test-asan, make tsan): the sanitizer's own
+// runtime calls the kernel from every thread, behind husk's back.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+void add_sanitizer_runtime(Builder& b) {
+  b.allow(HUSK_SYSCALL(madvise), "sanitizer runtime: the shadow of new memory is kept off huge pages and out of cores",
+          {arg_in(2, {HUSK_VALUE(MADV_NOHUGEPAGE), HUSK_VALUE(MADV_DONTDUMP)})})
+      .allow(HUSK_SYSCALL(sigaltstack), "sanitizer runtime: each thread's alternate signal stack, set and taken away")
+      .allow(HUSK_SYSCALL(pipe2), "sanitizer runtime: UBSan's vptr check probes memory by writing it into a pipe")
+      .allow(HUSK_SYSCALL(close), "sanitizer runtime: the probe's pipe");
+}
+#else
+void add_sanitizer_runtime(Builder&) {}
+#endif
 
 // What every thread does, whatever its class: glibc's malloc, thread
 // exit and abort, C++ locks, spdlog, and the violation report itself.
@@ -121,6 +129,7 @@ void add_every_thread(Builder& b) {
              "with its message, not as a violation",
              {arg_in(2, {HUSK_VALUE(SIGABRT)})})
       .allow(HUSK_SYSCALL(sched_getaffinity), "glibc's malloc counts the CPUs once, when a ninth arena is needed");
+  add_sanitizer_runtime(b);
 }
 
 // A class that opens no file still meets one open: glibc's malloc reads

@@ -47,12 +47,9 @@ namespace sc = husk::seccomp;
 namespace fs = std::filesystem;
 using husk::test::in_seccomp_child;
 
-namespace {
+using husk::test::enter_as;
 
-bool enter_as(sc::ThreadClass c, const char* name) {
-  ::pthread_setname_np(::pthread_self(), name);
-  return static_cast<bool>(sc::enter(c));
-}
+namespace {
 
 int listen_unix(const std::string& path) {
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -183,6 +180,7 @@ TEST_CASE("main's filter lets the CLI's own calls through", "[unit][seccomp]") {
     private_dir = husk::Unexpected(husk::Error{});
     return 0;
   });
+  INFO("the child's stderr: " << child.err);
   CHECK(child.status == 0);
   CHECK(child.err.find("[warning] main under its filter") != std::string::npos);
   CHECK(child.err.find("husk: seccomp:") == std::string::npos);
@@ -232,6 +230,7 @@ TEST_CASE("the vmm's filter lets the control loop and its teardown through", "[u
     ::close(console[1]);
     return 0;
   });
+  INFO("the child's stderr: " << child.err);
   CHECK(child.err == "");
   CHECK(child.status == 0);
 }
@@ -267,6 +266,7 @@ TEST_CASE("the blk filter lets disk I/O and the event loop through", "[unit][sec
     if (::epoll_ctl(epoll, EPOLL_CTL_DEL, notify, nullptr) != 0) return 17;
     return 0;
   });
+  INFO("the child's stderr: " << child.err);
   CHECK(child.status == 0);
   CHECK(child.err.find("[warning] virtio device 2 needs reset: a test") != std::string::npos);
   CHECK(child.err.find("husk: seccomp:") == std::string::npos);
@@ -310,6 +310,7 @@ TEST_CASE("the vsock filter lets the host side's Unix sockets through", "[unit][
     ::close(conn);
     return 0;
   });
+  INFO("the child's stderr: " << child.err);
   CHECK(child.err == "");
   CHECK(child.status == 0);
 }
@@ -334,6 +335,7 @@ TEST_CASE("the vcpu and console filters let their devices' calls through", "[uni
       if (::epoll_ctl(epoll, EPOLL_CTL_DEL, timer, nullptr) != 0 || ::close(timer) != 0) return 13;
       return 0;
     });
+    INFO("the child's stderr: " << child.err);
     CHECK(child.err == "");
     CHECK(child.status == 0);
   }
@@ -354,6 +356,7 @@ TEST_CASE("the vcpu and console filters let their devices' calls through", "[uni
       if (::write(irq, &one, sizeof(one)) != sizeof(one)) return 12;
       return 0;
     });
+    INFO("the child's stderr: " << child.err);
     CHECK(child.err == "");
     CHECK(child.status == 0);
   }
