@@ -113,6 +113,8 @@ Result<void> prepare(std::initializer_list<ThreadClass> classes) {
   return {};
 }
 
+// Entering the class a thread is already in is harmless (no second copy of
+// the same filter); entering another is refused.
 Result<void> enter(ThreadClass c) {
   ThreadRecord& self = this_thread_record();
   if (self.class_code == trap_data(c)) return {};  // already under this filter: nothing to add

@@ -117,8 +117,7 @@ void Machine::request_dump() {
   }
 }
 
-void Machine::control_loop() {
-  StopSignals signals;
+void Machine::control_loop(const StopSignals& signals) {
   if (signals.fd() < 0) {
     stop_->request(VmExit{ExitReason::kVcpuError, fail_errno("signalfd for SIGINT/SIGTERM").value().message, -1});
   }
@@ -152,7 +151,7 @@ Result<VmExit> Machine::run() {
   ::tzset();
   // Signals go to the control thread's signalfd: the threads started below
   // inherit the mask.
-  StopSignals blocked;
+  const StopSignals signals;
 
   auto io_threads = start_io_threads();
   std::vector<JoiningThread> vcpu_threads;
@@ -185,7 +184,7 @@ Result<VmExit> Machine::run() {
     }
   }
   // The control thread waits for a stop request or a stop signal.
-  control_loop();
+  control_loop(signals);
   timeline_.stop_ns = monotonic_ns();
   // A vCPU waiting for a console nobody reads must see the stop too.
   if (console_) console_->abandon();

@@ -24,6 +24,7 @@
 #include "runtime/memory/guest_memory.h"
 #include "runtime/common/event_loop.h"
 #include "runtime/common/joining_thread.h"
+#include "runtime/common/signals.h"
 #include "runtime/vmm/exit_reason.h"
 #include "runtime/vmm/stop_state.h"
 #include "runtime/vmm/vm_config.h"
@@ -104,7 +105,7 @@ class Machine {
   // Starts every I/O thread (and the console input's); stops the VM on a failure.
   Result<std::vector<JoiningThread>> start_io_threads();
   // The control thread's wait: stop requests, signals, the watched fd.
-  void control_loop();
+  void control_loop(const StopSignals& signals);
 
   kvm::Kvm kvm_;
   kvm::Vm vm_;

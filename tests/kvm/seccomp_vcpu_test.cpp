@@ -15,8 +15,8 @@
 #include "runtime/kvm/kvm.h"
 #include "runtime/kvm/vcpu.h"
 #include "runtime/kvm/vm.h"
-#include "runtime/common/signals.h"
 #include "runtime/memory/guest_memory.h"
+#include "runtime/common/signals.h"
 #include "runtime/vmm/vcpu_loop.h"
 #include "seccomp/filter.h"
 #include "seccomp/violation.h"
@@ -80,8 +80,7 @@ TEST_CASE("a vCPU runs its guest under the vcpu filter; a call outside it ends t
     if (!pio.insert(recorder, kPort, 1)) return 1;
     std::atomic<bool> exited{false};
     husk::install_signal_handlers();
-    ::pthread_setname_np(::pthread_self(), "husk-vcpu0");
-    if (!seccomp::enter(seccomp::ThreadClass::kVcpu)) return 2;
+    if (!test::enter_as(seccomp::ThreadClass::kVcpu, "husk-vcpu0")) return 2;
     vmm::run_vcpu_loop(vmm::VcpuContext{&guest->vcpu, &pio, &mmio, stop->get(), &exited});
     const auto exit = (*stop)->exit();
     if (!exit || exit->reason != vmm::ExitReason::kGuestShutdown) {
@@ -98,6 +97,7 @@ TEST_CASE("a vCPU runs its guest under the vcpu filter; a call outside it ends t
     ::ioctl(guest->vcpu.fd(), KVM_SET_REGS, &regs);
     return 6;
   });
+  INFO("the child's stderr: " << child.err);
   CHECK(child.status == seccomp::kExitSeccompViolation);
   CHECK(child.err ==
         "husk: seccomp: the vcpu thread \"husk-vcpu0\" made a forbidden system call: ioctl (16); husk stops (exit "

@@ -47,12 +47,9 @@ namespace sc = husk::seccomp;
 namespace fs = std::filesystem;
 using husk::test::in_seccomp_child;
 
-namespace {
+using husk::test::enter_as;
 
-bool enter_as(sc::ThreadClass c, const char* name) {
-  ::pthread_setname_np(::pthread_self(), name);
-  return static_cast<bool>(sc::enter(c));
-}
+namespace {
 
 int listen_unix(const std::string& path) {
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -183,6 +180,7 @@ TEST_CASE("main's filter lets the CLI's own calls through", "[unit][seccomp]") {
     private_dir = husk::Unexpected(husk::Error{});
     return 0;
   });
+  INFO("the child's stderr: " << child.err);
   CHECK(child.status == 0);
   CHECK(child.err.find("[warning] main under its filter") != std::string::npos);
   CHECK(child.err.find("husk: seccomp:") == std::string::npos);
@@ -191,7 +189,8 @@ TEST_CASE("main's filter lets the CLI's own calls through", "[unit][seccomp]") {
 TEST_CASE("the vmm's filter lets the control loop and its teardown through", "[unit][seccomp]") {
   REQUIRE(sc::prepare({sc::ThreadClass::kVmm}));
   const auto child = in_seccomp_child([] {
-    // Made before: the channel, the console, the kick handler.
+    // Made before the filter, as Machine::run does: the channel, the
+    // console, the handlers, the stop signals' signalfd, the vCPU thread.
     int channel[2];
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, channel) != 0) return 1;
     int console[2];
@@ -199,8 +198,6 @@ TEST_CASE("the vmm's filter lets the control loop and its teardown through", "[u
     struct sigaction kick {};
     kick.sa_handler = [](int) {};
     ::sigaction(SIGRTMIN + 1, &kick, nullptr);
-    if (!enter_as(sc::ThreadClass::kVmm, "husk-vmm")) return 3;
-
     ::signal(SIGPIPE, SIG_IGN);
     sigset_t stop;
     sigemptyset(&stop);
@@ -209,20 +206,20 @@ TEST_CASE("the vmm's filter lets the control loop and its teardown through", "[u
     ::pthread_sigmask(SIG_BLOCK, &stop, nullptr);
     const int signals = ::signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK);
     if (signals < 0) return 10;
-    // A dump request: the VMM signals itself; its signalfd reads it.
-    if (::kill(::getpid(), SIGQUIT) != 0) return 11;
-    signalfd_siginfo info{};
-    if (::read(signals, &info, sizeof(info)) != sizeof(info) || info.ssi_signo != SIGQUIT) return 12;
-    pollfd fds[2] = {{channel[0], POLLIN, 0}, {signals, POLLIN, 0}};
-    if (::send(channel[1], "stop", 4, MSG_NOSIGNAL) != 4 || ::poll(fds, 2, 100) != 1) return 13;
-    char msg[8];
-    if (::recv(channel[0], msg, sizeof(msg), 0) != 4) return 14;
-    if (::write(console[1], "login: ", 7) != 7) return 15;
-    // vCPU threads: started (inheriting nothing new here), kicked, joined.
     std::atomic<bool> stop_vcpu{false};
     std::thread vcpu([&stop_vcpu] {
       while (!stop_vcpu.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     });
+    if (!enter_as(sc::ThreadClass::kVmm, "husk-vmm")) return 3;
+
+    pollfd fds[2] = {{channel[0], POLLIN, 0}, {signals, POLLIN, 0}};
+    if (::send(channel[1], "stop", 4, MSG_NOSIGNAL) != 4 || ::poll(fds, 2, 100) != 1) return 13;
+    char msg[8];
+    if (::recv(channel[0], msg, sizeof(msg), 0) != 4) return 14;
+    signalfd_siginfo info{};
+    if (::read(signals, &info, sizeof(info)) >= 0 || errno != EAGAIN) return 12;
+    if (::write(console[1], "login: ", 7) != 7) return 15;
+    // A stop or a dump kicks the vCPU threads, which are then joined.
     if (::pthread_kill(vcpu.native_handle(), SIGRTMIN + 1) != 0) return 16;
     stop_vcpu.store(true);
     vcpu.join();
@@ -232,6 +229,7 @@ TEST_CASE("the vmm's filter lets the control loop and its teardown through", "[u
     ::close(console[1]);
     return 0;
   });
+  INFO("the child's stderr: " << child.err);
   CHECK(child.err == "");
   CHECK(child.status == 0);
 }
@@ -267,6 +265,7 @@ TEST_CASE("the blk filter lets disk I/O and the event loop through", "[unit][sec
     if (::epoll_ctl(epoll, EPOLL_CTL_DEL, notify, nullptr) != 0) return 17;
     return 0;
   });
+  INFO("the child's stderr: " << child.err);
   CHECK(child.status == 0);
   CHECK(child.err.find("[warning] virtio device 2 needs reset: a test") != std::string::npos);
   CHECK(child.err.find("husk: seccomp:") == std::string::npos);
@@ -310,6 +309,7 @@ TEST_CASE("the vsock filter lets the host side's Unix sockets through", "[unit][
     ::close(conn);
     return 0;
   });
+  INFO("the child's stderr: " << child.err);
   CHECK(child.err == "");
   CHECK(child.status == 0);
 }
@@ -334,6 +334,7 @@ TEST_CASE("the vcpu and console filters let their devices' calls through", "[uni
       if (::epoll_ctl(epoll, EPOLL_CTL_DEL, timer, nullptr) != 0 || ::close(timer) != 0) return 13;
       return 0;
     });
+    INFO("the child's stderr: " << child.err);
     CHECK(child.err == "");
     CHECK(child.status == 0);
   }
@@ -354,6 +355,7 @@ TEST_CASE("the vcpu and console filters let their devices' calls through", "[uni
       if (::write(irq, &one, sizeof(one)) != sizeof(one)) return 12;
       return 0;
     });
+    INFO("the child's stderr: " << child.err);
     CHECK(child.err == "");
     CHECK(child.status == 0);
   }

@@ -4,10 +4,13 @@
 // code (0 = as expected, other small numbers name the step that failed).
 #pragma once
 
+#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <string>
+
+#include "seccomp/filter.h"
 
 namespace husk::test {
 
@@ -45,6 +48,13 @@ ChildResult in_seccomp_child(F body) {
   }
   result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;
+}
+
+// Names the calling thread (as spawn_thread does) and enters `c`; false if
+// that failed.
+inline bool enter_as(seccomp::ThreadClass c, const char* name) {
+  ::pthread_setname_np(::pthread_self(), name);
+  return static_cast<bool>(seccomp::enter(c));
 }
 
 }  // namespace husk::test
