@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "seccomp/filter.h"
@@ -51,8 +53,12 @@ Result<std::optional<jail::JailSpec>> jail_for(const SandboxFlags& flags, const 
   spec.cgroup.memory_max_bytes = (vm.memory_mib + kVmmOverheadMib) << 20;
   // vCPUs, one I/O thread per device, the console's, the control thread.
   spec.cgroup.pids_max = vm.vcpus + static_cast<uint32_t>(vm.disks.size()) + 8;
-  // The vCPUs at full speed, and one CPU's worth for the device threads.
-  spec.cgroup.cpu_max_percent = (vm.vcpus + 1) * 100;
+  // The vCPUs at full speed, and one CPU's worth for the device threads;
+  // on a host with no more CPUs than that the limit could never bind, and
+  // is left at "max" (a quota is a 100 ms bandwidth timer in the kernel
+  // for nothing).
+  const uint32_t cpus = static_cast<uint32_t>(std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN)));
+  if (vm.vcpus + 1 < cpus) spec.cgroup.cpu_max_percent = (vm.vcpus + 1) * 100;
   if (auto ok = jail::check(spec); !ok) {
     const std::string how = flags.jail ? "" : " (husk jails its VMM by default when run as root; --no-jail runs it without)";
     return fail(ok.error().message + how);
