@@ -189,9 +189,9 @@ inline std::optional<Sample> sample_husk(pid_t pid, const std::string& tmp, uint
       if (n <= 0) continue;
       const std::string t(target, static_cast<size_t>(n));
       s.fd_targets.push_back(std::string(e->d_name) + " -> " + t);
-      // An overlay: a nameless file in TMPDIR, or in the jail's folder,
-      // which is "/" to a jailed VMM ("/#<inode> (deleted)").
-      if ((t.rfind(tmp, 0) == 0 || t.rfind("/#", 0) == 0) && t.find("(deleted)") != std::string::npos) {
+      // An overlay: a nameless file in TMPDIR, or in a jailed VMM's folder
+      // (a path of the jail's mount namespace, which this one cannot name).
+      if (t.find("(deleted)") != std::string::npos && t.rfind("/memfd:", 0) != 0) {
         struct stat st {};
         if (::stat(link.c_str(), &st) == 0 && S_ISREG(st.st_mode)) s.overlay_bytes += uint64_t(st.st_blocks) * 512;
       }
