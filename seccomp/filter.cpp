@@ -12,6 +12,7 @@
 
 #include <array>
 #include <atomic>
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 
@@ -57,6 +58,13 @@ void warm_up_libraries() {
 
 // A thread started by a thread that has entered a class runs under that
 // class's filter too: the kernel keeps both and the stricter answer wins.
+// Whether a thread of `c` may start threads under its filter (clone).
+bool starts_threads(ThreadClass c) {
+  const AllowList& list = allow_list(c);
+  return std::any_of(list.rules.begin(), list.rules.end(),
+                     [](const Rule& r) { return r.name == "clone" && r.action == Action::kAllow; });
+}
+
 Result<void> check_startable(ThreadClass child) {
   const std::optional<ThreadClass> parent = current_class();
   if (!parent || *parent == child || mode() == Mode::kOff) return {};
@@ -131,9 +139,12 @@ Result<void> enter(ThreadClass c) {
     if (!compiled) return wrap(fmt::format("the seccomp filter of the {} threads", class_name(c)), compiled.error());
     filter = &*compiled;
     // Compiling needs calls no list allows: every class this thread may
-    // start later (one its own list covers) is compiled now.
-    for (ThreadClass startable : kAllThreadClasses) {
-      if (startable != c && not_covered(c, startable).empty()) HUSK_TRY(prepare({startable}));
+    // start later (one its own list covers) is compiled now, if its list
+    // lets it start threads at all.
+    if (starts_threads(c)) {
+      for (ThreadClass startable : kAllThreadClasses) {
+        if (startable != c && not_covered(c, startable).empty()) HUSK_TRY(prepare({startable}));
+      }
     }
   }
   char name[sizeof(self.name)] = {};
