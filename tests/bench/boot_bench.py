@@ -698,17 +698,21 @@ def cmd_report(a):
             "start_to_first_kvm_run_wall_ms": summary([r.get("first_kvm_run_wall_ms") for r in mr]),
             "start_to_first_kvm_run_cpu_ms": summary([r.get("first_kvm_run_cpu_ms") for r in mr]),
             "build_ms": summary([r.get("build_ms") for r in mr]),
+            "husk_overhead_rss_kib": mem(mr, "overhead_rss_kib"),
         }
     sm_ = host_out["seccomp_modes"]
-    if "enforce" in sm_ and "off" in sm_:
-        d = lambda k: delta(sm_["enforce"][k]["median"], sm_["off"][k]["median"])
-        host_out["seccomp_enforce_minus_off_ms"] = {
-            "start_to_first_kvm_run_cpu_ms": d("start_to_first_kvm_run_cpu_ms"),
-            "start_to_first_kvm_run_wall_ms": d("start_to_first_kvm_run_wall_ms"),
-            "build_ms": d("build_ms"),
-            "note": "difference of the medians, husk boot, seccomp filters compiled and "
-                    "installed (enforce) or not (off), runs alternating",
-        }
+    if "off" in sm_:
+        host_out["seccomp_minus_off"] = {
+            "note": "difference of the medians (ms; RSS in KiB), husk boot, the seccomp "
+                    "filters compiled and installed (enforce; log: the same filters, a "
+                    "forbidden call is logged, not fatal) or not (off), runs alternating"}
+        for mode in sm_:
+            if mode == "off":
+                continue
+            d = lambda k: delta(sm_[mode][k]["median"], sm_["off"][k]["median"])
+            host_out["seccomp_minus_off"][mode] = {
+                k: d(k) for k in ("start_to_first_kvm_run_cpu_ms", "start_to_first_kvm_run_wall_ms",
+                                  "build_ms", "husk_overhead_rss_kib")}
     qr = host.get("qemu", [])
     if qr:
         host_out["qemu_overhead_rss_kib"] = mem(qr, "overhead_rss_kib")
@@ -767,14 +771,18 @@ def cmd_report(a):
     for mode, fig in host_out["seccomp_modes"].items():
         w = fig["start_to_first_kvm_run_wall_ms"]
         c = fig["start_to_first_kvm_run_cpu_ms"]
+        rss = fig["husk_overhead_rss_kib"]["median"]
         print("husk host side (own /dev/kvm, husk boot --seccomp=%s, %d runs): spawn to first "
-              "KVM_RUN %s ms wall (p90 %s), %s ms CPU (p90 %s)"
-              % (mode, fig["runs"], ms(w["median"]), ms(w["p90"]), ms(c["median"]), ms(c["p90"])))
-    dd = host_out.get("seccomp_enforce_minus_off_ms")
-    if dd:
+              "KVM_RUN %s ms wall (p90 %s), %s ms CPU (p90 %s); RSS beyond guest RAM %s KiB"
+              % (mode, fig["runs"], ms(w["median"]), ms(w["p90"]), ms(c["median"]), ms(c["p90"]),
+                 "-" if rss is None else "%.0f" % rss))
+    for mode, dd in host_out.get("seccomp_minus_off", {}).items():
+        if mode == "note":
+            continue
         sd = lambda v: "-" if v is None else "%+.1f" % v
-        print("husk host side, seccomp enforce minus off (medians): %s ms CPU, %s ms wall"
-              % (sd(dd["start_to_first_kvm_run_cpu_ms"]), sd(dd["start_to_first_kvm_run_wall_ms"])))
+        print("husk host side, seccomp %s minus off (medians): %s ms CPU, %s ms wall, %s KiB RSS"
+              % (mode, sd(dd["start_to_first_kvm_run_cpu_ms"]), sd(dd["start_to_first_kvm_run_wall_ms"]),
+                 sd(dd["husk_overhead_rss_kib"])))
     if o is not None:
         print("husk memory beyond guest RAM (%s MiB guest): RSS %.0f KiB (%.2f MiB), private %.0f KiB; "
               "total RSS %.0f KiB" % (host_out["memory_mib"], o, o / 1024, p, t))
@@ -845,7 +853,8 @@ def main():
     # memory figure comes from the side-by-side environment instead (boots).
     h.add_argument("--qemu-runs", type=int, default=0, help="0: skip QEMU's memory figure")
     h.add_argument("--seccomp-modes", default="enforce,off",
-                   help="husk boot --seccomp modes, comma-separated; --runs runs of each")
+                   help="husk boot --seccomp modes, comma-separated, in the order of the "
+                        "odd runs; --runs runs of each")
 
     r = sub.add_parser("report")
     common(r)
