@@ -557,7 +557,9 @@ def matrix_report(mx, where):
                  "intermediate process that unshares the namespaces; those are in cpu_ms). "
                  "kernel_entry_ms, agent_ready_ms: ms since husk started. cpu_ms: user+system "
                  "time of husk and every process it reaped (os.wait4), guest time included. "
-                 "wall_ms: spawn to exit. Times in ms. " + TCG_NOTE),
+                 "wall_ms: spawn to exit. Times in ms. paired_delta_vs_baseline_ms: "
+                 "summary of the per-round differences against the baseline (a round runs "
+                 "the four cells back to back). " + TCG_NOTE),
         "cells": {},
     }
     for name, jail, seccomp in MATRIX_CELLS:
@@ -568,6 +570,21 @@ def matrix_report(mx, where):
             entry[key] = summary([r.get(key) for r in runs if r.get("verdict") == "OK"])
         out["cells"][name] = entry
     base = out["cells"].get(MATRIX_BASELINE)
+    # Each round runs the four cells back to back: the median of the
+    # per-round differences is less moved by drift (other load on the
+    # machine) than the difference of the medians.
+    base_runs = {r["run"]: r for r in cells.get(MATRIX_BASELINE, []) if r.get("verdict") == "OK"}
+    out["paired_delta_vs_baseline_ms"] = {}
+    for name, _, _ in MATRIX_CELLS:
+        if name == MATRIX_BASELINE:
+            continue
+        paired = {}
+        for key, _ in MATRIX_METRICS:
+            diffs = [r[key] - base_runs[r["run"]][key] for r in cells.get(name, [])
+                     if r.get("verdict") == "OK" and r["run"] in base_runs
+                     and r.get(key) is not None and base_runs[r["run"]].get(key) is not None]
+            paired[key] = summary(diffs)
+        out["paired_delta_vs_baseline_ms"][name] = paired
     out["delta_vs_baseline_ms"] = {}
     out["ratio_vs_baseline"] = {}
     for name, _, _ in MATRIX_CELLS:
@@ -605,6 +622,12 @@ def print_matrix(m):
         line = "%-26s %4s" % (label[name], "%d/%d" % (c["runs"] - c["not_ok"], c["runs"]))
         for key, _ in MATRIX_METRICS:
             line += " %17s" % ("%s / %s" % (f(c[key]["median"]), f(c[key]["p90"])))
+        print(line)
+    print("delta against jail off, seccomp off, median / p90 of the per-round differences:")
+    for name, d in m["paired_delta_vs_baseline_ms"].items():
+        line = "%-26s %4s" % (label[name], "")
+        for key, _ in MATRIX_METRICS:
+            line += " %17s" % ("%s / %s" % (sd(d[key]["median"]), sd(d[key]["p90"])))
         print(line)
     print("delta of medians against jail off, seccomp off:")
     for name, d in m["delta_vs_baseline_ms"].items():
