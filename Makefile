@@ -65,7 +65,7 @@ demo: build guest
 	tests/e2e/demo
 
 bench-boot: build guest
-	tests/bench/boot
+	HUSK_BUILD=$(BUILD) tests/bench/boot
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

@@ -1,5 +1,6 @@
 #include "cli/boot_command.h"
 
+#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include "cli/terminal.h"
 #include "cli/vm_options.h"
 #include "runtime/arch/x86_64/layout.h"
+#include "runtime/common/unique_fd.h"
 #include "runtime/vmm/vm_builder.h"
 #include "runtime/vmm/vmm_process.h"
 
@@ -39,8 +41,10 @@ int64_t clock_ns(clockid_t clock) {
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-// `f` was opened before the VM ran: its control thread may not open files.
-void write_timeline(FILE* f, const vmm::BootTimeline& t, const vmm::VmExit& exit, int64_t end_ns) {
+// `fd` was opened before the VM ran, and is written with write(2): the
+// control thread's filter allows no open, and stdio's first write to a
+// file would fstat it.
+void write_timeline(int fd, const vmm::BootTimeline& t, const vmm::VmExit& exit, int64_t end_ns) {
   nlohmann::json j;
   j["exit_reason"] = vmm::exit_reason_name(exit.reason);
   j["detail"] = exit.detail;
@@ -49,8 +53,12 @@ void write_timeline(FILE* f, const vmm::BootTimeline& t, const vmm::VmExit& exit
   j["first_kvm_run_cpu_ms"] = ms(t.first_run_cpu_ns);
   j["run_ms"] = ms(end_ns - t.first_run_ns);
   const std::string text = j.dump(2) + "\n";
-  std::fwrite(text.data(), 1, text.size(), f);
-  std::fflush(f);
+  for (size_t done = 0; done < text.size();) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    done += static_cast<size_t>(n);
+  }
 }
 
 int run_boot(BootOptions& options) {
@@ -71,9 +79,9 @@ int run_boot(BootOptions& options) {
     fmt::print(stderr, "husk: {}\n", mode.error().message);
     return kExitUsage;
   }
-  std::unique_ptr<FILE, int (*)(FILE*)> timeline(nullptr, std::fclose);
+  UniqueFd timeline;
   if (!options.timeline_json.empty()) {
-    timeline.reset(std::fopen(options.timeline_json.c_str(), "w"));
+    timeline.reset(::open(options.timeline_json.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (!timeline) {
       fmt::print(stderr, "husk: cannot write {}: {}\n", options.timeline_json, std::strerror(errno));
       return kExitUsage;

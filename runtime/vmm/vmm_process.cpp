@@ -42,8 +42,10 @@ constexpr std::initializer_list<seccomp::ThreadClass> kVmmClasses{
 // host files there: /dev/kvm, /kernel, /initrd, /disk<N>. The vsock socket
 // must already be in the jail's folder.
 Result<void> confine(VmConfig& config, jail::JailSpec& spec) {
+  // Sources as absolute paths: the jail binds them from "/" (a relative
+  // --kernel would name nothing there).
   auto bind = [&spec](std::string& path, std::string target, bool read_only) {
-    spec.binds.push_back(jail::Bind{path, target, read_only});
+    spec.binds.push_back(jail::Bind{std::filesystem::absolute(path).string(), target, read_only});
     path = std::move(target);
   };
   bind(config.kvm_path, "/dev/kvm", false);

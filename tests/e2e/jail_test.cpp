@@ -256,3 +256,17 @@ TEST_CASE("--no-jail runs the VMM as husk's own user, still with every thread fi
   REQUIRE(o2.pid > 0);
   CHECK(o2.threads.at("husk-vcpu0") == "0/1");
 }
+
+TEST_CASE("a jailed husk exec takes a kernel and an initrd given by relative paths", "[e2e][jail]") {
+  Sandbox sb;
+  const fs::path guest = fs::path(guest_file("vmlinux")).parent_path();
+  const ProcessResult r = run_process(
+      {"sh", "-c",
+       "cd '" + guest.string() + "' && exec env TMPDIR='" + sb.tmp + "' '" + husk_bin() +
+           "' exec --jail --kernel vmlinux --initrd initramfs.cpio.gz -- echo relative-ok"},
+      kRunTimeoutS);
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == "relative-ok\n");
+  check_nothing_left(sb);
+}

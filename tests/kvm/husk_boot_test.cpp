@@ -46,6 +46,19 @@ TEST_CASE("every vCPU stops when the boot CPU resets the VM", "[kvm]") {
   }
 }
 
+TEST_CASE("the boot timeline goes to a JSON file, seccomp enforced", "[kvm]") {
+  TempDir dir;
+  const std::string kernel = dir.write("t.elf", make_tiny_elf(Asm().print("t").reset().bytes));
+  const std::string json = dir.file("timeline.json");
+  auto r = run_process(boot_args(kernel, {"--timeline-json", json, "--seccomp=enforce"}), 60);
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  std::ifstream in(json);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(text.find("\"exit_reason\": \"guest-reset\"") != std::string::npos);
+  CHECK(text.find("\"first_kvm_run_cpu_ms\"") != std::string::npos);
+}
+
 TEST_CASE("the console can go to a file", "[kvm]") {
   TempDir dir;
   const std::string kernel = dir.write("k.elf", make_tiny_elf(Asm().print("to file\n").reset().bytes));
