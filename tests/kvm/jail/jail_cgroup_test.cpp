@@ -20,24 +20,6 @@ namespace {
 constexpr uint32_t kPidsMax = 16;
 constexpr uint64_t kMemoryMax = 64ull << 20;
 
-// The processes whose parent is `parent` (from /proc/<pid>/stat).
-std::vector<pid_t> children_of(pid_t parent) {
-  std::vector<pid_t> out;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    const std::string stat = slurp(entry.path().string() + "/stat");
-    const size_t close = stat.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream rest(stat.substr(close + 2));
-    char state = 0;
-    pid_t ppid = 0;
-    rest >> state >> ppid;
-    if (ppid == parent) out.push_back(std::stoi(name));
-  }
-  return out;
-}
-
 // Makes the calling test process the reaper of its orphaned descendants
 // for its lifetime.
 struct Subreaper {

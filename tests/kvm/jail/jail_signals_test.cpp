@@ -59,18 +59,7 @@ void start(Jailed& j, Body body) {
   if (body != Body::kExit42) {
     j.report = read_report(j.pipe.read_end.get(), 30, "ready");
     REQUIRE(j.report.get("ready") == "1");
-    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-      const std::string name = entry.path().filename();
-      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-      const std::string stat = slurp(entry.path().string() + "/stat");
-      const size_t close = stat.rfind(')');
-      if (close == std::string::npos) continue;
-      std::istringstream rest(stat.substr(close + 2));
-      char state = 0;
-      pid_t ppid = 0;
-      rest >> state >> ppid;
-      if (ppid == j.pid) j.jailed = std::stoi(name);
-    }
+    for (const pid_t child : children_of(j.pid)) j.jailed = child;
     REQUIRE(j.jailed > 0);
   }
 }
