@@ -41,6 +41,22 @@ class Serial final : public BusDevice {
   // Host input for the guest; returns how many bytes were taken.
   size_t enqueue_input(std::span<const uint8_t> bytes);
 
+  // The registers, as a snapshot saves them (pending host input is not
+  // kept: a restored VM's console starts with none).
+  struct State {
+    uint8_t ier = 0;
+    uint8_t lcr = 0;
+    uint8_t mcr = 0;
+    uint8_t scratch = 0;
+    uint8_t fcr = 0;
+    uint8_t divisor_low = 0x0c;
+    uint8_t divisor_high = 0;
+    bool thr_interrupt_pending = false;
+    bool operator==(const State&) const = default;
+  };
+  [[nodiscard]] State state();
+  void restore(const State& state);
+
  private:
   uint8_t read_register(uint64_t offset);
   void write_register(uint64_t offset, uint8_t value);
