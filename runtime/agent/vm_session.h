@@ -23,7 +23,17 @@
 
 namespace husk::agent {
 
+// A snapshot to restore the VM from instead of booting it (its folder's
+// state and memory files: runtime/snapshot/).
+struct RestoreSource {
+  std::string state_path;
+  std::string memory_path;
+};
+
 struct SessionOptions {
+  // Restore the VM from this snapshot (its configuration must be the one
+  // the snapshot was made with; the VMM refuses it otherwise).
+  std::optional<RestoreSource> restore;
   uint32_t agent_port = 52;
   // From start() to the agent's answer to Hello, every retry and every
   // wait included (a guest that accepts and then stalls or drips its

@@ -19,8 +19,14 @@ namespace husk::job {
 
 inline constexpr int kJobFormatVersion = 1;
 
+// How a job's VM starts: booted, or restored from a snapshot of a booted
+// one whose agent was ready (runtime/snapshot/snapshot_cache.h: made on
+// first use, one per kernel, images, configuration and husk build).
+enum class StartMode { kBoot, kSnapshot };
+
 // The VM a job runs in. Empty kernel/initramfs mean the guest `make` built.
 struct VmSpec {
+  StartMode start = StartMode::kBoot;
   std::string kernel;
   std::string initramfs;
   // A root disk: booted with husk.root=/dev/vda (the initramfs switches to it).

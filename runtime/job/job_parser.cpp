@@ -183,7 +183,11 @@ std::map<std::string, std::string> JobParser::base_env(const toml::table& root) 
 void JobParser::parse_vm(const toml::table* t, VmSpec& vm) {
   std::optional<std::string> kernel, initramfs;
   if (t != nullptr) {
-    r_.check_keys(*t, "vm.", {"kernel", "initramfs", "root_disk", "root_disk_mode", "vcpus", "memory", "boot_timeout"});
+    r_.check_keys(*t, "vm.", {"kernel", "initramfs", "root_disk", "root_disk_mode", "vcpus", "memory", "boot_timeout",
+                                  "start"});
+    if (auto start = r_.choice(*t, "vm.", "start", {"boot", "snapshot"})) {
+      vm.start = *start == "snapshot" ? StartMode::kSnapshot : StartMode::kBoot;
+    }
     kernel = host_path(*t, "vm.", "kernel", true);
     initramfs = host_path(*t, "vm.", "initramfs", true);
     if (auto disk = host_path(*t, "vm.", "root_disk", true)) {

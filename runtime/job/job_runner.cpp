@@ -14,6 +14,7 @@
 #include "runtime/job/file_transfer.h"
 #include "runtime/job/run_program.h"
 #include "runtime/job/units.h"
+#include "runtime/snapshot/snapshot_cache.h"
 
 namespace husk::job {
 
@@ -30,7 +31,8 @@ double ms_since(Clock::time_point start) {
 class Runner {
  public:
   Runner(const Job& job, const RunnerOptions& options) : job_(job), options_(options) {}
-  JobResult run();
+  // On `vm` when given (started ahead by start_vm), else on one started here.
+  JobResult run(std::unique_ptr<agent::VmSession> vm);
 
  private:
   void say(const std::string& line) {
@@ -195,7 +197,7 @@ void Runner::run_cases() {
   }
 }
 
-JobResult Runner::run() {
+JobResult Runner::run(std::unique_ptr<agent::VmSession> vm) {
   start_ = Clock::now();
   result_.job = job_.source;
   {
@@ -203,19 +205,18 @@ JobResult Runner::run() {
     ::clock_gettime(CLOCK_REALTIME, &now);
     result_.timeline.vmm_start_unix_ms = static_cast<double>(now.tv_sec) * 1e3 + static_cast<double>(now.tv_nsec) / 1e6;
   }
-  agent::SessionOptions session_options;
-  session_options.boot_timeout = job_.vm.boot_timeout;
-  session_options.jail = options_.jail;
-  session_options.confine_caller = options_.confine_caller;
-  say("booting the VM");
-  auto session = agent::VmSession::start(vm_config_for(job_.vm), session_options);
-  if (!session) {
-    result_.verdict = Verdict::kInternal;
-    result_.message = fmt::format("the VM did not start: {}", session.error().message);
-    result_.timeline.end_ms = ms_since(start_);
-    return std::move(result_);
+  if (!vm) {
+    say(job_.vm.start == StartMode::kSnapshot ? "restoring the VM from its snapshot" : "booting the VM");
+    auto started = start_vm(job_, options_);
+    if (!started) {
+      result_.verdict = Verdict::kInternal;
+      result_.message = fmt::format("the VM did not start: {}", started.error().message);
+      result_.timeline.end_ms = ms_since(start_);
+      return std::move(result_);
+    }
+    vm = std::move(*started);
   }
-  session_ = std::move(*session);
+  session_ = std::move(vm);
   result_.timeline.agent_ready_ms = static_cast<double>(session_->boot_time().count());
   say(fmt::format("agent ready after {} ms", session_->boot_time().count()));
 
@@ -260,12 +261,12 @@ JobResult Runner::run() {
       if (!runs->empty() && runs->back().verdict == Verdict::kInternal) runs->back().message = result_.message;
     }
   } else if (exit && !vmm::is_clean_exit(exit->reason) && exit->reason != vmm::ExitReason::kHostStop) {
-    const std::string vm = fmt::format("the VM failed ({}): {}", vmm::exit_reason_name(exit->reason), exit->detail);
+    const std::string vm_failed = fmt::format("the VM failed ({}): {}", vmm::exit_reason_name(exit->reason), exit->detail);
     // The run it took down says why.
     for (auto* runs : {&result_.steps, &result_.cases}) {
-      if (!runs->empty() && runs->back().verdict == Verdict::kInternal) runs->back().message += " (" + vm + ")";
+      if (!runs->empty() && runs->back().verdict == Verdict::kInternal) runs->back().message += " (" + vm_failed + ")";
     }
-    fail_job(Verdict::kInternal, vm);
+    fail_job(Verdict::kInternal, vm_failed);
     if (!exit->diagnostics.empty()) result_.console_tail += exit->diagnostics;
   }
   session_.reset();
@@ -292,6 +293,22 @@ vmm::VmConfig vm_config_for(const VmSpec& vm) {
   return config;
 }
 
-JobResult run_job(const Job& job, const RunnerOptions& options) { return Runner(job, options).run(); }
+Result<std::unique_ptr<agent::VmSession>> start_vm(const Job& job, const RunnerOptions& options) {
+  agent::SessionOptions session_options;
+  session_options.boot_timeout = job.vm.boot_timeout;
+  session_options.jail = options.jail;
+  session_options.confine_caller = options.confine_caller;
+  vmm::VmConfig config = vm_config_for(job.vm);
+  if (job.vm.start == StartMode::kSnapshot) {
+    HUSK_TRY_ASSIGN(session_options.restore, snapshot::ensure_snapshot(config, options.snapshot_cache, session_options));
+  }
+  return agent::VmSession::start(std::move(config), session_options);
+}
+
+JobResult run_job(const Job& job, const RunnerOptions& options) { return Runner(job, options).run(nullptr); }
+
+JobResult run_job_on(const Job& job, std::unique_ptr<agent::VmSession> vm, const RunnerOptions& options) {
+  return Runner(job, options).run(std::move(vm));
+}
 
 }  // namespace husk::job

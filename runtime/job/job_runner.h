@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "runtime/agent/vm_session.h"
 #include "runtime/jail/jail.h"
 #include "runtime/job/job.h"
 #include "runtime/job/job_result.h"
@@ -32,9 +33,20 @@ struct RunnerOptions {
   // The calling thread enters the seccomp class "main" once the VMM
   // process is forked (husk's CLI; not a test that goes on forking).
   bool confine_caller = false;
+  // Where snapshots are kept (`[vm] start = "snapshot"`); empty: the
+  // default (snapshot::default_cache_dir()).
+  std::string snapshot_cache;
 };
 
 [[nodiscard]] JobResult run_job(const Job& job, const RunnerOptions& options);
+
+// The VM for `job`, booted or restored from its snapshot as job.vm.start
+// says (the snapshot is made first when the cache has none), its agent
+// ready. What run_job does first; a pool (`husk serve`) calls it ahead of
+// the requests.
+[[nodiscard]] Result<std::unique_ptr<agent::VmSession>> start_vm(const Job& job, const RunnerOptions& options);
+// run_job on a VM start_vm gave; it is shut down and gone after.
+[[nodiscard]] JobResult run_job_on(const Job& job, std::unique_ptr<agent::VmSession> vm, const RunnerOptions& options);
 
 // The VM configuration a job's VmSpec gives (the agent's vsock and console
 // are VmSession's business).
