@@ -64,6 +64,8 @@ int run(RunOptions& o) {
   if (o.json) job->result.format = job::ResultFormat::kJson;
   if (!o.result_path.empty()) job->result.path = o.result_path;
   job::RunnerOptions runner;
+  runner.snapshot_cache = o.vm.snapshot_cache;
+  runner.snapshot_dir = o.vm.snapshot_dir;
   if (!o.input.empty()) {
     auto request = read_input(o.input);
     if (!request) {
@@ -121,7 +123,7 @@ void add_run_command(CLI::App& app, int& exit_code) {
   cmd->add_flag("--json", o->json, "write the result as JSON (docs/result.schema.json)");
   cmd->add_option("--result", o->result_path, "write the result to this file instead of stdout/stderr");
   cmd->add_flag("-v,--verbose", o->verbose, "report boot and each run on stderr");
-  add_vm_flags(*cmd, o->vm, kVmShape);
+  add_vm_flags(*cmd, o->vm, kVmShape | kVmStart);
   add_seccomp_flag(*cmd, o->sandbox);
   add_jail_flags(*cmd, o->sandbox);
   cmd->callback([o, &exit_code] { exit_code = run(*o); });

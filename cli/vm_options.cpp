@@ -24,6 +24,23 @@ void add_vm_flags(CLI::App& cmd, VmFlags& f, unsigned groups) {
         ->allow_extra_args(false);
     cmd.add_flag("--rng", f.rng, "attach a virtio-rng entropy device");
   }
+  if (groups & kVmStart) {
+    auto* warm = cmd.add_flag_callback("--warm", [&f] { f.start = job::StartMode::kSnapshot; },
+                                       "start the VM from its snapshot (made on first use; [vm] start = \"snapshot\")");
+    cmd.add_flag_callback("--cold", [&f] { f.start = job::StartMode::kBoot; },
+                          "boot the VM even if the job says start = \"snapshot\"")
+        ->excludes(warm);
+    cmd.add_option("--snapshot-cache", f.snapshot_cache,
+                   "where snapshots are kept (default $HUSK_SNAPSHOT_CACHE, else ~/.cache/husk/snapshots)");
+    cmd.add_option_function<std::string>(
+           "--snapshot",
+           [&f](const std::string& dir) {
+             f.snapshot_dir = dir;
+             f.start = job::StartMode::kSnapshot;
+           },
+           "restore this snapshot folder (from `husk snapshot create --out`); implies --warm")
+        ->excludes("--cold");
+  }
 }
 
 namespace {
@@ -57,6 +74,7 @@ Result<void> apply_vm_flags(const VmFlags& f, job::VmSpec& vm) {
   if (f.memory_mib) vm.memory_mib = *f.memory_mib;
   HUSK_TRY_ASSIGN(std::vector<vmm::DiskConfig> disks, parse_disks(f.disks));
   vm.disks.insert(vm.disks.end(), disks.begin(), disks.end());
+  if (f.start) vm.start = *f.start;
   return {};
 }
 

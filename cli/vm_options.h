@@ -23,12 +23,17 @@ struct VmFlags {
   std::optional<uint64_t> memory_mib;
   std::vector<std::string> disks;  // PATH[,ro|,cow|,rw]
   bool rng = false;
+  // --warm / --cold: how a job's VM starts, over its [vm] start.
+  std::optional<job::StartMode> start;
+  std::string snapshot_cache;  // --snapshot-cache
+  std::string snapshot_dir;    // --snapshot DIR (implies --warm)
 };
 
 enum VmFlagGroups : unsigned {
   kVmShape = 1,    // --kernel --initrd --vcpus --memory
   kVmCmdline = 2,  // --cmdline
   kVmDevices = 4,  // --disk --rng
+  kVmStart = 8,    // --warm --cold --snapshot-cache --snapshot
 };
 
 void add_vm_flags(CLI::App& cmd, VmFlags& flags, unsigned groups);

@@ -7,7 +7,7 @@
 //        major with Error{EPROTONOSUPPORT} and closes. Nothing else is served
 //        before the handshake.
 //   Requests (own id each, chosen by the host, unique among live requests):
-//     SetClock, SetHostname, Shutdown        -> Ack | Error
+//     SetClock, SetHostname, Shutdown, Reseed -> Ack | Error
 //     WriteFile chunk... (same id, last set) -> Ack after the last | Error
 //     ReadFile                               -> FileData... (last set) | Error
 //     Stat                                   -> StatResult | Error
@@ -40,8 +40,8 @@ namespace husk::agent::proto {
 
 inline constexpr uint16_t kVersionMajor = 1;
 // Minor 1: Limits::open_files and file_size. Minor 2: ExecArgs.
-// Minor 3: Limits::kill_signal and kill_grace_ms.
-inline constexpr uint16_t kVersionMinor = 3;
+// Minor 3: Limits::kill_signal and kill_grace_ms. Minor 4: Reseed.
+inline constexpr uint16_t kVersionMinor = 4;
 inline constexpr uint32_t kDefaultVsockPort = 52;
 
 // Hello::features bits (what the agent can do on this boot).
@@ -66,6 +66,7 @@ enum class MsgType : uint16_t {
   kReadFile = 0x18,
   kStat = 0x19,
   kExecArgs = 0x1a,
+  kReseed = 0x1b,
   // both ways (stdout/stderr credit from the host, stdin credit from the agent)
   kCredit = 0x20,
   // agent -> host
@@ -129,6 +130,17 @@ struct SetClock {
   uint64_t unix_ns = 0;  // CLOCK_REALTIME
   template <typename S, typename V>
   static bool fields(S& s, V& v) { return v.u64(s.unix_ns); }
+};
+
+// Fresh host randomness for the guest's kernel: mixed into its entropy pool
+// and its random number generator reseeded at once, so that VMs restored
+// from one snapshot (which share the pool's state) draw different numbers
+// from here on. The host sends it before any job runs.
+struct Reseed {
+  HUSK_MSG(Reseed);
+  std::string entropy;  // 32 to 512 bytes
+  template <typename S, typename V>
+  static bool fields(S& s, V& v) { return v.bytes(s.entropy); }
 };
 
 struct SetHostname {

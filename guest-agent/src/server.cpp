@@ -312,6 +312,13 @@ void Server::handle_frame(const proto::FrameView& frame) {
       }
       return send(frame.id, proto::Ack{});
     }
+    case proto::MsgType::kReseed: {
+      HUSK_DECODE(Reseed, m);
+      if (auto err = reseed_kernel_rng(m.entropy); err != 0) {
+        return send_error(frame.id, err, std::string("reseed: ") + std::strerror(err));
+      }
+      return send(frame.id, proto::Ack{});
+    }
     case proto::MsgType::kSetHostname: {
       HUSK_DECODE(SetHostname, m);
       if (::sethostname(m.name.data(), m.name.size()) != 0) {

@@ -1,11 +1,14 @@
 #include "guest-agent/src/sys.h"
 
 #include <fcntl.h>
+#include <linux/random.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 
 #include "runtime/common/unique_fd.h"
@@ -64,6 +67,21 @@ int64_t monotonic_ns() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+int reseed_kernel_rng(const std::string& entropy) {
+  if (entropy.size() < 32 || entropy.size() > 512) return EINVAL;
+  UniqueFd fd(::open("/dev/urandom", O_WRONLY | O_CLOEXEC));
+  if (!fd) return errno;
+  // struct rand_pool_info ends in a flexible array: one buffer for both.
+  std::string buf(sizeof(rand_pool_info) + entropy.size(), '\0');
+  auto* info = reinterpret_cast<rand_pool_info*>(buf.data());
+  info->entropy_count = static_cast<int>(entropy.size() * 8);
+  info->buf_size = static_cast<int>(entropy.size());
+  std::memcpy(buf.data() + sizeof(rand_pool_info), entropy.data(), entropy.size());
+  if (::ioctl(fd.get(), RNDADDENTROPY, info) != 0) return errno;
+  if (::ioctl(fd.get(), RNDRESEEDCRNG) != 0) return errno;
+  return 0;
 }
 
 }  // namespace husk::guest

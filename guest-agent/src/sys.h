@@ -17,5 +17,9 @@ uint64_t keyed_value(const std::string& text, const std::string& key);
 // mkdir -p; 0 or errno.
 int make_dirs(const std::string& path, unsigned mode);
 int64_t monotonic_ns();
+// Mixes `entropy` into the kernel's pool, credited (RNDADDENTROPY), and
+// reseeds its random number generator at once (RNDRESEEDCRNG). Needs
+// CAP_SYS_ADMIN. 0 or errno.
+int reseed_kernel_rng(const std::string& entropy);
 
 }  // namespace husk::guest

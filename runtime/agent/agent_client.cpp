@@ -2,6 +2,8 @@
 // hostname, files, stat, shutdown). exec() is in agent_exec.cpp.
 #include "runtime/agent/agent_client.h"
 
+#include <sys/random.h>
+
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <poll.h>
@@ -170,6 +172,17 @@ Result<void> AgentClient::set_clock(uint64_t unix_ns) {
   const Budget b = budget();
   HUSK_TRY(send("SetClock", id, proto::SetClock{unix_ns}, b.deadline));
   return await_ack(id, b, "SetClock");
+}
+
+Result<void> AgentClient::reseed() {
+  std::string entropy(64, '\0');
+  if (::getrandom(entropy.data(), entropy.size(), 0) != static_cast<ssize_t>(entropy.size())) {
+    return fail_errno("getrandom for the guest's reseed");
+  }
+  const uint32_t id = next_id_++;
+  const Budget b = budget();
+  HUSK_TRY(send("Reseed", id, proto::Reseed{std::move(entropy)}, b.deadline));
+  return await_ack(id, b, "Reseed");
 }
 
 Result<void> AgentClient::set_hostname(const std::string& name) {

@@ -125,6 +125,9 @@ class AgentClient {
   // The version handshake; the agent's Hello (its features) on success.
   [[nodiscard]] Result<proto::Hello> hello();
   [[nodiscard]] Result<void> set_clock(uint64_t unix_ns);
+  // Fresh randomness from this host for the guest kernel's generator (the
+  // agent's Reseed): VMs restored from one snapshot draw apart from here.
+  [[nodiscard]] Result<void> reseed();
   [[nodiscard]] Result<void> set_hostname(const std::string& name);
   // Runs a job to its end. A job that could not start is a successful
   // result with started == false; errors are for the connection/protocol,

@@ -1,5 +1,7 @@
 #include "runtime/agent/vm_session.h"
 
+#include <fcntl.h>
+
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -39,7 +41,18 @@ Result<std::unique_ptr<VmSession>> VmSession::start(vmm::VmConfig config, const 
     vmm_options.jail = options.jail;
     vmm_options.jail->root = dir.path();
   }
+  // A restore hands the VMM process the snapshot's files, open.
+  UniqueFd restore_state, restore_memory;
+  if (options.restore) {
+    restore_state.reset(::open(options.restore->state_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!restore_state) return fail_errno("open the snapshot's state file " + options.restore->state_path);
+    restore_memory.reset(::open(options.restore->memory_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!restore_memory) return fail_errno("open the snapshot's memory file " + options.restore->memory_path);
+    config.restore_from = vmm::SnapshotFds{restore_state.get(), restore_memory.get()};
+  }
   HUSK_TRY_ASSIGN(std::unique_ptr<vmm::VmmProcess> vmm, vmm::VmmProcess::start(config, vmm_options));
+  restore_state.reset();
+  restore_memory.reset();
   std::unique_ptr<VmSession> session(new VmSession(std::move(dir), std::move(vmm)));
   session->console_path_ = console;
   session->vsock_path_ = config.vsock->uds_path;
@@ -73,6 +86,12 @@ Result<std::unique_ptr<VmSession>> VmSession::start(vmm::VmConfig config, const 
                                 hello->major, hello->minor, proto::kVersionMajor, proto::kVersionMinor));
       }
       if (hello) {
+        // Before any job: VMs restored from one snapshot share the guest
+        // kernel's random state until it is reseeded with this host's.
+        if (auto reseeded = client->reseed(); !reseeded) {
+          s->kill("the guest's random generator was not reseeded");
+          return wrap("the guest agent's Reseed", reseeded.error());
+        }
         client->set_call_timeout(options.call_timeout);
         s->agent_.emplace(std::move(*client));
         s->boot_time_ = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);

@@ -293,16 +293,27 @@ vmm::VmConfig vm_config_for(const VmSpec& vm) {
   return config;
 }
 
-Result<std::unique_ptr<agent::VmSession>> start_vm(const Job& job, const RunnerOptions& options) {
+namespace {
+agent::SessionOptions session_options_for(const Job& job, const RunnerOptions& options) {
   agent::SessionOptions session_options;
   session_options.boot_timeout = job.vm.boot_timeout;
   session_options.jail = options.jail;
   session_options.confine_caller = options.confine_caller;
-  vmm::VmConfig config = vm_config_for(job.vm);
+  return session_options;
+}
+}  // namespace
+
+Result<agent::RestoreSource> prepare_snapshot(const Job& job, const RunnerOptions& options) {
+  if (!options.snapshot_dir.empty()) return snapshot::use_snapshot(vm_config_for(job.vm), options.snapshot_dir);
+  return snapshot::ensure_snapshot(vm_config_for(job.vm), options.snapshot_cache, session_options_for(job, options));
+}
+
+Result<std::unique_ptr<agent::VmSession>> start_vm(const Job& job, const RunnerOptions& options) {
+  agent::SessionOptions session_options = session_options_for(job, options);
   if (job.vm.start == StartMode::kSnapshot) {
-    HUSK_TRY_ASSIGN(session_options.restore, snapshot::ensure_snapshot(config, options.snapshot_cache, session_options));
+    HUSK_TRY_ASSIGN(session_options.restore, prepare_snapshot(job, options));
   }
-  return agent::VmSession::start(std::move(config), session_options);
+  return agent::VmSession::start(vm_config_for(job.vm), session_options);
 }
 
 JobResult run_job(const Job& job, const RunnerOptions& options) { return Runner(job, options).run(nullptr); }

@@ -36,6 +36,9 @@ struct RunnerOptions {
   // Where snapshots are kept (`[vm] start = "snapshot"`); empty: the
   // default (snapshot::default_cache_dir()).
   std::string snapshot_cache;
+  // Restore exactly this snapshot folder (`husk run --snapshot DIR`); it
+  // must be of the job's configuration.
+  std::string snapshot_dir;
 };
 
 [[nodiscard]] JobResult run_job(const Job& job, const RunnerOptions& options);
@@ -45,6 +48,9 @@ struct RunnerOptions {
 // ready. What run_job does first; a pool (`husk serve`) calls it ahead of
 // the requests.
 [[nodiscard]] Result<std::unique_ptr<agent::VmSession>> start_vm(const Job& job, const RunnerOptions& options);
+// The snapshot a `start = "snapshot"` VM of `job` starts from, made now if
+// the cache (options.snapshot_cache) has none for its configuration.
+[[nodiscard]] Result<agent::RestoreSource> prepare_snapshot(const Job& job, const RunnerOptions& options);
 // run_job on a VM start_vm gave; it is shut down and gone after.
 [[nodiscard]] JobResult run_job_on(const Job& job, std::unique_ptr<agent::VmSession> vm, const RunnerOptions& options);
 

@@ -1,6 +1,8 @@
 #include "runtime/memory/guest_memory.h"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cinttypes>
@@ -27,7 +29,7 @@ void prefault(std::span<uint8_t> range) {
 }
 }
 
-Result<GuestRegion> GuestRegion::allocate(GuestAddress gpa, uint64_t size) {
+Result<GuestRegion> GuestRegion::map(GuestAddress gpa, uint64_t size, int fd, uint64_t file_offset, bool shared) {
   if (size == 0 || size % kPageSize != 0 || gpa % kPageSize != 0) {
     return fail(fmt::format("guest region {:#x}+{:#x} is not page aligned", gpa, size));
   }
@@ -36,13 +38,13 @@ Result<GuestRegion> GuestRegion::allocate(GuestAddress gpa, uint64_t size) {
   }
   // MAP_NORESERVE: guest RAM is touched lazily, so a 4 GiB guest that uses
   // 20 MiB costs 20 MiB.
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_NORESERVE, fd,
+                   static_cast<off_t>(file_offset));
   if (p == MAP_FAILED) {
     return fail_errno(fmt::format("mmap {} MiB of guest memory", size >> 20));
   }
   ::madvise(p, size, MADV_DONTDUMP);
-  return GuestRegion(gpa, size, static_cast<uint8_t*>(p));
+  return GuestRegion(gpa, size, static_cast<uint8_t*>(p), file_offset);
 }
 
 GuestRegion::~GuestRegion() {
@@ -50,7 +52,10 @@ GuestRegion::~GuestRegion() {
 }
 
 GuestRegion::GuestRegion(GuestRegion&& other) noexcept
-    : gpa_(other.gpa_), size_(other.size_), host_(std::exchange(other.host_, nullptr)) {}
+    : gpa_(other.gpa_),
+      size_(other.size_),
+      host_(std::exchange(other.host_, nullptr)),
+      file_offset_(other.file_offset_) {}
 
 GuestRegion& GuestRegion::operator=(GuestRegion&& other) noexcept {
   if (this != &other) {
@@ -58,6 +63,7 @@ GuestRegion& GuestRegion::operator=(GuestRegion&& other) noexcept {
     gpa_ = other.gpa_;
     size_ = other.size_;
     host_ = std::exchange(other.host_, nullptr);
+    file_offset_ = other.file_offset_;
   }
   return *this;
 }
@@ -69,7 +75,8 @@ bool GuestRegion::contains(GuestAddress gpa, uint64_t len) const {
   return offset <= size_ && len <= size_ - offset;
 }
 
-Result<GuestMemory> GuestMemory::create(const std::vector<RegionSpec>& specs) {
+Result<GuestMemory> GuestMemory::map_all(const std::vector<RegionSpec>& specs, int fd, bool shared,
+                                         UniqueFd owned) {
   std::vector<RegionSpec> sorted = specs;
   std::sort(sorted.begin(), sorted.end(),
             [](const RegionSpec& a, const RegionSpec& b) { return a.gpa < b.gpa; });
@@ -80,11 +87,77 @@ Result<GuestMemory> GuestMemory::create(const std::vector<RegionSpec>& specs) {
     }
   }
   std::vector<GuestRegion> regions;
+  uint64_t offset = 0;
   for (const RegionSpec& spec : sorted) {
-    HUSK_TRY_ASSIGN(GuestRegion region, GuestRegion::allocate(spec.gpa, spec.size));
+    HUSK_TRY_ASSIGN(GuestRegion region, GuestRegion::map(spec.gpa, spec.size, fd, offset, shared));
+    offset += spec.size;
     regions.push_back(std::move(region));
   }
-  return GuestMemory(std::move(regions));
+  return GuestMemory(std::move(regions), std::move(owned));
+}
+
+namespace {
+uint64_t total_of(const std::vector<RegionSpec>& specs) {
+  uint64_t total = 0;
+  for (const RegionSpec& s : specs) total += s.size;
+  return total;
+}
+}  // namespace
+
+Result<GuestMemory> GuestMemory::create(const std::vector<RegionSpec>& specs) {
+  UniqueFd memfd(::memfd_create("husk-guest-ram", MFD_CLOEXEC));
+  if (!memfd) return fail_errno("memfd_create for guest memory");
+  const uint64_t total = total_of(specs);
+  if (::ftruncate(memfd.get(), static_cast<off_t>(total)) < 0) {
+    return fail_errno(fmt::format("size the guest memory file to {} MiB", total >> 20));
+  }
+  const int fd = memfd.get();
+  return map_all(specs, fd, true, std::move(memfd));
+}
+
+Result<GuestMemory> GuestMemory::map_snapshot(const std::vector<RegionSpec>& specs, int fd) {
+  struct stat st{};
+  if (::fstat(fd, &st) < 0) return fail_errno("stat the snapshot's memory file");
+  const uint64_t total = total_of(specs);
+  if (static_cast<uint64_t>(st.st_size) != total) {
+    return fail(fmt::format("the snapshot's memory file holds {} bytes, the VM has {} bytes of memory",
+                            st.st_size, total));
+  }
+  return map_all(specs, fd, false, UniqueFd());
+}
+
+Result<uint64_t> GuestMemory::save(int fd) const {
+  if (!memfd_) return fail("only a booted VM's memory can be saved (this one is a snapshot's)");
+  if (::ftruncate(fd, 0) < 0 || ::ftruncate(fd, static_cast<off_t>(total_size())) < 0) {
+    return fail_errno("size the snapshot's memory file");
+  }
+  uint64_t written = 0;
+  for (const GuestRegion& r : regions_) {
+    const auto begin = static_cast<off_t>(r.file_offset());
+    const auto end = static_cast<off_t>(r.file_offset() + r.size());
+    off_t pos = begin;
+    // The memfd's data extents are the pages the guest (or the loader)
+    // touched; holes are pages never written, zero in the file too.
+    while (pos < end) {
+      const off_t data = ::lseek(memfd_.get(), pos, SEEK_DATA);
+      if (data < 0 && errno == ENXIO) break;
+      if (data < 0) return fail_errno("find the guest memory's data (SEEK_DATA)");
+      if (data >= end) break;
+      off_t hole = ::lseek(memfd_.get(), data, SEEK_HOLE);
+      if (hole < 0) return fail_errno("find the guest memory's holes (SEEK_HOLE)");
+      hole = std::min(hole, end);
+      for (off_t at = data; at < hole;) {
+        const size_t chunk = static_cast<size_t>(std::min<off_t>(hole - at, 1 << 20));
+        const ssize_t n = ::pwrite(fd, r.host() + (at - begin), chunk, at);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return fail_errno("write the snapshot's memory file");
+        at += n;
+        written += static_cast<uint64_t>(n);
+      }
+      pos = hole;
+    }
+  }
+  return written;
 }
 
 uint64_t GuestMemory::total_size() const {

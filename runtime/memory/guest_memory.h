@@ -1,6 +1,14 @@
 // GuestMemory: the guest's RAM as host mappings, with bounds-checked access by
 // guest-physical address.
 //
+// A booted VM's RAM is one memfd, each region a shared mapping of its part
+// (at the region's file offset: regions in address order, back to back),
+// so a snapshot can write exactly the pages the guest touched (the memfd's
+// data extents) with save(). A restored VM's RAM is a private mapping of
+// the snapshot's memory file: pages come in on demand, on first touch, and
+// a write copies the page (the file never changes), so a restore costs the
+// same for 128 MiB as for 2 GiB.
+//
 // Every access from the VMM to guest memory goes through here. An address or
 // length that falls outside a region (or wraps around) is an error value,
 // never a host access out of bounds. An access may not straddle two regions:
@@ -16,15 +24,18 @@
 #include <vector>
 
 #include "runtime/common/result.h"
+#include "runtime/common/unique_fd.h"
 
 namespace husk {
 
 using GuestAddress = uint64_t;
 
-// One anonymous mapping that backs a range of guest-physical memory.
+// One mapping that backs a range of guest-physical memory.
 class GuestRegion {
  public:
-  static Result<GuestRegion> allocate(GuestAddress gpa, uint64_t size);
+  // Maps [file_offset, file_offset + size) of `fd`: shared (a memfd of
+  // husk's) or private (a snapshot's memory file, copy-on-write).
+  static Result<GuestRegion> map(GuestAddress gpa, uint64_t size, int fd, uint64_t file_offset, bool shared);
   ~GuestRegion();
   GuestRegion(GuestRegion&& other) noexcept;
   GuestRegion& operator=(GuestRegion&& other) noexcept;
@@ -34,14 +45,16 @@ class GuestRegion {
   [[nodiscard]] GuestAddress gpa() const { return gpa_; }
   [[nodiscard]] uint64_t size() const { return size_; }
   [[nodiscard]] uint8_t* host() const { return host_; }
+  [[nodiscard]] uint64_t file_offset() const { return file_offset_; }
   [[nodiscard]] bool contains(GuestAddress gpa, uint64_t len) const;
 
  private:
-  GuestRegion(GuestAddress gpa, uint64_t size, uint8_t* host)
-      : gpa_(gpa), size_(size), host_(host) {}
+  GuestRegion(GuestAddress gpa, uint64_t size, uint8_t* host, uint64_t file_offset)
+      : gpa_(gpa), size_(size), host_(host), file_offset_(file_offset) {}
   GuestAddress gpa_ = 0;
   uint64_t size_ = 0;
   uint8_t* host_ = nullptr;
+  uint64_t file_offset_ = 0;
 };
 
 struct RegionSpec {
@@ -51,8 +64,18 @@ struct RegionSpec {
 
 class GuestMemory {
  public:
-  // Regions must be page aligned, non-empty and must not overlap.
+  // Regions must be page aligned, non-empty and must not overlap. The RAM
+  // is a new memfd, all zero.
   static Result<GuestMemory> create(const std::vector<RegionSpec>& specs);
+  // The RAM a snapshot's memory file `fd` holds (save()'s layout), mapped
+  // privately: the file is never written. Its size must be the regions'.
+  static Result<GuestMemory> map_snapshot(const std::vector<RegionSpec>& specs, int fd);
+
+  // Writes every page the guest has touched into `fd` at its file offset
+  // (the rest stays a hole; `fd` is truncated to the RAM's size first).
+  // Only for memory from create(); call with the vCPUs paused. Returns the
+  // bytes written.
+  [[nodiscard]] Result<uint64_t> save(int fd) const;
 
   [[nodiscard]] const std::vector<GuestRegion>& regions() const { return regions_; }
   [[nodiscard]] uint64_t total_size() const;
@@ -82,10 +105,13 @@ class GuestMemory {
   }
 
  private:
-  explicit GuestMemory(std::vector<GuestRegion> regions) : regions_(std::move(regions)) {}
+  GuestMemory(std::vector<GuestRegion> regions, UniqueFd memfd)
+      : regions_(std::move(regions)), memfd_(std::move(memfd)) {}
+  static Result<GuestMemory> map_all(const std::vector<RegionSpec>& specs, int fd, bool shared, UniqueFd owned);
   [[nodiscard]] const GuestRegion* find(GuestAddress gpa, uint64_t len) const;
 
   std::vector<GuestRegion> regions_;
+  UniqueFd memfd_;  // create()'s; empty for a snapshot's
 };
 
 }  // namespace husk

@@ -31,6 +31,11 @@ namespace husk::snapshot {
 [[nodiscard]] Result<void> create_snapshot(const vmm::VmConfig& config, const std::string& dir,
                                            const agent::SessionOptions& options);
 
+// The snapshot in `dir`, checked whole and against `config` first: a
+// snapshot of another configuration or build, or a damaged one, is refused
+// with what differs.
+[[nodiscard]] Result<agent::RestoreSource> use_snapshot(const vmm::VmConfig& config, const std::string& dir);
+
 // The cached snapshot for `config` under `cache_dir` (empty: the default),
 // made first when there is none or the one there is from another build.
 [[nodiscard]] Result<agent::RestoreSource> ensure_snapshot(const vmm::VmConfig& config, const std::string& cache_dir,

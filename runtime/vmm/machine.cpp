@@ -91,6 +91,10 @@ Result<std::vector<JoiningThread>> Machine::start_io_threads() {
     // input, which is what such a stdin means anyway.
     if (!added) spdlog::debug("console input not pollable: {}", added.error().message);
   }
+  // A snapshot's pause: the I/O threads park at the gate between events.
+  for (IoLoop& l : io_loops_) {
+    HUSK_TRY(l.loop->add(pause_fd_.get(), EPOLLIN, [this](uint32_t) { pause_gate_.park(*stop_); }));
+  }
   std::vector<JoiningThread> threads;
   threads.reserve(io_loops_.size());
   for (IoLoop& l : io_loops_) {
@@ -165,7 +169,7 @@ Result<VmExit> Machine::run() {
     }
     VcpuContext ctx{&vcpus_[i], &pio_bus_, &mmio_bus_, stop_.get(), &vcpu_exited_[i],
                     &vcpu_dump_requested_[i], i == 0 ? &first_run_ns_ : nullptr,
-                    i == 0 ? &first_run_cpu_ns_ : nullptr};
+                    i == 0 ? &first_run_cpu_ns_ : nullptr, &pause_gate_};
     auto thread = spawn_thread(seccomp::ThreadClass::kVcpu, fmt::format("husk-vcpu{}", i),
                                [ctx] { run_vcpu_loop(ctx); });
     if (!thread) {

@@ -10,6 +10,7 @@
 #include <functional>
 #include <string>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "runtime/common/result.h"
@@ -26,9 +27,14 @@
 #include "runtime/common/joining_thread.h"
 #include "runtime/common/signals.h"
 #include "runtime/vmm/exit_reason.h"
+#include "runtime/vmm/pause_gate.h"
 #include "runtime/vmm/stop_state.h"
 #include "runtime/vmm/vm_config.h"
 #include "seccomp/thread_class.h"
+
+namespace husk::snapshot {
+struct MachineState;
+}
 
 namespace husk::vmm {
 
@@ -60,6 +66,12 @@ class Machine {
   // dump. From run()'s own thread (a watch() handler), while it runs.
   void request_dump();
   [[nodiscard]] bool stopped() const { return stop_->stopped(); }
+
+  // Pauses the running VM (every vCPU and device thread parked), writes
+  // its snapshot into the config's save_to files and lets it run on.
+  // From run()'s own thread (a watch() handler). Returns a line saying
+  // what was written. runtime/vmm/machine_snapshot.cpp.
+  [[nodiscard]] Result<std::string> snapshot();
 
   // Buses, for tests that add their own devices before run().
   [[nodiscard]] devices::Bus& pio_bus() { return pio_bus_; }
@@ -96,6 +108,7 @@ class Machine {
 
  private:
   friend Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config);
+  friend Result<void> restore_machine(Machine& m, const snapshot::MachineState& state);
   friend Result<void> attach_virtio(Machine& m, std::shared_ptr<virtio::VirtioDevice> device,
                                     uint32_t slot, std::string& cmdline);
   Machine(kvm::Kvm kvm, kvm::Vm vm, GuestMemory memory, std::unique_ptr<StopState> stop);
@@ -128,6 +141,13 @@ class Machine {
   std::function<Result<void>()> control_filter_;
   std::function<void()> on_watch_;
   BootTimeline timeline_;
+  // Snapshots: the gate every thread parks at, the eventfd that wakes the
+  // I/O threads to it, the MSRs saved, where a snapshot goes.
+  PauseGate pause_gate_;
+  UniqueFd pause_fd_;
+  std::vector<uint32_t> msr_indices_;
+  std::optional<SnapshotFds> save_to_;
+  std::string snapshot_description_;
   std::atomic<int64_t> first_run_ns_{0};
   std::atomic<int64_t> first_run_cpu_ns_{0};
   bool ran_ = false;

@@ -148,6 +148,12 @@ void run_vcpu_loop(VcpuContext ctx) {
         spdlog::warn("state dump requested (SIGQUIT); the VM keeps running\n{}",
                      vcpu_fault_report(*ctx.vcpu, history));
       }
+      if (ctx.pause != nullptr && ctx.pause->closed() && !ctx.stop->stopped()) {
+        ctx.pause->park(*ctx.stop);
+        // The kick's immediate_exit, unless a stop came meanwhile.
+        if (!ctx.stop->stopped()) __atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+        continue;
+      }
       if (result.error().code == EINTR || result.error().code == EAGAIN) continue;
       request(ctx, ExitReason::kVcpuError, result.error().message);
       break;

@@ -9,6 +9,7 @@
 
 #include "runtime/devices/bus.h"
 #include "runtime/kvm/vcpu.h"
+#include "runtime/vmm/pause_gate.h"
 #include "runtime/vmm/stop_state.h"
 #include "runtime/vmm/vcpu_fault_report.h"
 
@@ -27,6 +28,10 @@ struct VcpuContext {
   // Process CPU time at the same moment.
   std::atomic<int64_t>* first_run_ns = nullptr;
   std::atomic<int64_t>* first_run_cpu_ns = nullptr;
+  // Closed and followed by a kick: the loop parks there, its last exit
+  // completed (a KVM_RUN with immediate_exit finishes a pending port or
+  // MMIO access before it returns), until the gate opens.
+  PauseGate* pause = nullptr;
 };
 
 // Makes the vCPU's next or current KVM_RUN return at once (with

@@ -27,6 +27,9 @@
 #include "runtime/devices/virtio/rng/rng.h"
 #include "runtime/devices/virtio/vsock/vsock.h"
 #include "runtime/kvm/capabilities.h"
+#include "runtime/kvm/vcpu_state.h"
+#include "runtime/snapshot/machine_state.h"
+#include "runtime/snapshot/snapshot_file.h"
 
 namespace husk::vmm {
 
@@ -190,8 +193,21 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config) {
   HUSK_TRY_ASSIGN(kvm::Vm vm, kvm.create_vm());
   HUSK_TRY(setup_vm(vm));
 
-  // 2. Guest memory.
-  HUSK_TRY_ASSIGN(GuestMemory memory, GuestMemory::create(ram_regions(config.memory_mib)));
+  // 2. Guest memory: new and zero for a boot; for a restore the snapshot's
+  // memory file, mapped copy-on-write, with its state checked whole first.
+  std::optional<snapshot::StateFile> saved;
+  std::optional<GuestMemory> ram;
+  if (config.restore_from) {
+    auto read = snapshot::read_state_file(config.restore_from->state_fd);
+    if (!read) return wrap("the snapshot", read.error());
+    saved = std::move(*read);
+    auto mapped = GuestMemory::map_snapshot(ram_regions(config.memory_mib), config.restore_from->memory_fd);
+    if (!mapped) return wrap("the snapshot", mapped.error());
+    ram = std::move(*mapped);
+  } else {
+    HUSK_TRY_ASSIGN(ram, GuestMemory::create(ram_regions(config.memory_mib)));
+  }
+  GuestMemory memory = std::move(*ram);
   HUSK_TRY(register_memory(vm, memory));
 
   HUSK_TRY_ASSIGN(auto stop, StopState::create());
@@ -228,8 +244,11 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config) {
   if (!init_args.empty()) cmdline += (cmdline.empty() ? "" : " ") + init_args;
 
   // 4. The kernel, the initrd and the boot structures (the command line now
-  // names every virtio device).
-  HUSK_TRY_ASSIGN(const uint64_t kernel_entry, load_guest(config, cmdline, m->memory_));
+  // names every virtio device). A restored guest has them in its memory.
+  uint64_t kernel_entry = 0;
+  if (!saved) {
+    HUSK_TRY_ASSIGN(kernel_entry, load_guest(config, cmdline, m->memory_));
+  }
 
   // 5. vCPUs.
   // KVM emulates the TSC-deadline timer in its in-kernel LAPIC but never
@@ -239,8 +258,25 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config) {
   m->vcpu_dump_requested_ = std::make_unique<std::atomic<bool>[]>(config.vcpus);
   for (uint32_t id = 0; id < config.vcpus; ++id) {
     HUSK_TRY_ASSIGN(kvm::Vcpu vcpu, m->vm_.create_vcpu(id));
-    HUSK_TRY(setup_vcpu(vcpu, supported_cpuid, config.vcpus, kernel_entry, tsc_deadline));
+    if (saved) {
+      HUSK_TRY(vcpu.set_cpuid(x86::normalize_cpuid(supported_cpuid, id, config.vcpus, tsc_deadline)));
+    } else {
+      HUSK_TRY(setup_vcpu(vcpu, supported_cpuid, config.vcpus, kernel_entry, tsc_deadline));
+    }
     m->vcpus_.push_back(std::move(vcpu));
+  }
+
+  // 6. Snapshots: a restored machine takes its saved state; one that may
+  // be saved learns which MSRs to save.
+  m->pause_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!m->pause_fd_) return fail_errno("eventfd for pausing the VM");
+  if (saved) {
+    if (auto restored = restore_machine(*m, saved->state); !restored) return wrap("the snapshot", restored.error());
+  }
+  if (config.save_to) {
+    HUSK_TRY_ASSIGN(m->msr_indices_, kvm::saved_msr_indices(m->kvm_, m->vcpus_[0]));
+    m->save_to_ = config.save_to;
+    m->snapshot_description_ = config.snapshot_description;
   }
   m->timeline_.build_start_ns = start;
   m->timeline_.build_end_ns = monotonic_ns();

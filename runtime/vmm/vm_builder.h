@@ -13,7 +13,14 @@
 
 namespace husk::vmm {
 
+// With config.restore_from the machine is the snapshot's: its memory
+// mapped from the memory file, every vCPU, device and the VM's clock and
+// interrupt controllers as saved; the kernel is not loaded again.
 [[nodiscard]] Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config);
+
+// Puts a snapshot's state into a machine built for its configuration
+// (runtime/vmm/machine_snapshot.cpp). Before the machine runs.
+[[nodiscard]] Result<void> restore_machine(Machine& m, const snapshot::MachineState& state);
 
 // Gives `device` virtio-mmio slot `slot`: its MMIO window, IRQ, irqfd, one
 // ioeventfd per queue, and its `virtio_mmio.device=` entry on `cmdline`.

@@ -39,6 +39,13 @@ struct VsockConfig {
 // Parses "PATH[,cid=N]".
 [[nodiscard]] Result<VsockConfig> parse_vsock_spec(const std::string& spec);
 
+// A snapshot's two files as open descriptors (not owned): its state file
+// and its guest memory file (runtime/snapshot/).
+struct SnapshotFds {
+  int state_fd = -1;
+  int memory_fd = -1;
+};
+
 struct VmConfig {
   std::string kernel_path;
   std::string initrd_path;  // empty: no initrd
@@ -56,6 +63,14 @@ struct VmConfig {
   std::vector<DiskConfig> disks;
   bool rng = false;
   std::optional<VsockConfig> vsock;
+  // Built by restoring this snapshot instead of booting the kernel: the
+  // rest of the config must be the one it was made with (husk checks the
+  // description; the builder checks memory, vCPUs and devices).
+  std::optional<SnapshotFds> restore_from;
+  // Where a snapshot of this VM goes when one is asked for (VmmProcess::
+  // snapshot), and the configuration description its header records.
+  std::optional<SnapshotFds> save_to;
+  std::string snapshot_description;
 };
 
 // Checks the shape of the VM (vCPU count, memory size against the host) and

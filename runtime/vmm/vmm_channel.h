@@ -21,7 +21,12 @@
 
 namespace husk::vmm {
 
-enum class ChannelKind : uint32_t { kBuilt = 0x48534b01, kBuildFailed, kExit, kStop, kDump };
+// kSnapshot (husk to VMM) asks for a snapshot into the VM's save_to files;
+// the VMM answers kSnapshotDone (exit.detail: what was written) or
+// kSnapshotFailed (exit.detail: why), and its VM runs on either way.
+enum class ChannelKind : uint32_t {
+  kBuilt = 0x48534b01, kBuildFailed, kExit, kStop, kDump, kSnapshot, kSnapshotDone, kSnapshotFailed
+};
 
 // The largest message (a VM exit's detail and diagnostics are cut to fit).
 inline constexpr size_t kMaxChannelMessage = 60 * 1024;

@@ -28,6 +28,12 @@ namespace {
 // other descriptor husk had is closed in the VMM process.
 constexpr int kChannelFd = 3;
 constexpr int kConsoleFd = 4;
+// A snapshot to restore (state, memory) and the files a snapshot goes to.
+constexpr int kRestoreStateFd = 5;
+constexpr int kRestoreMemoryFd = 6;
+constexpr int kSaveStateFd = 7;
+constexpr int kSaveMemoryFd = 8;
+constexpr int kLastVmmFd = kSaveMemoryFd;
 
 // The VMM process ends with this when it could not even report.
 constexpr int kExitVmmSetup = 1;
@@ -72,13 +78,29 @@ void report_failure(const std::string& what) {
   (void)send_message(kChannelFd, m);
 }
 
-// Only descriptors 0-2 and the two above stay open.
-void keep_only_vmm_fds(int channel, int console) {
-  const int ch = ::fcntl(channel, F_DUPFD, 100);
-  const int con = console >= 0 ? ::fcntl(console, F_DUPFD, 101) : -1;
-  ::dup2(ch, kChannelFd);
-  if (con >= 0) ::dup2(con, kConsoleFd);
-  ::close_range(con >= 0 ? kConsoleFd + 1 : kChannelFd + 1, ~0U, 0);
+// Only descriptors 0-2 and those above stay open: the channel, the
+// console and the config's snapshot files, which `config` names by their
+// numbers in the VMM process from here on.
+void keep_only_vmm_fds(int channel, int console, VmConfig& config) {
+  std::vector<std::pair<int, int>> moves{{channel, kChannelFd}, {console, kConsoleFd}};
+  if (config.restore_from) {
+    moves.emplace_back(config.restore_from->state_fd, kRestoreStateFd);
+    moves.emplace_back(config.restore_from->memory_fd, kRestoreMemoryFd);
+    config.restore_from = SnapshotFds{kRestoreStateFd, kRestoreMemoryFd};
+  }
+  if (config.save_to) {
+    moves.emplace_back(config.save_to->state_fd, kSaveStateFd);
+    moves.emplace_back(config.save_to->memory_fd, kSaveMemoryFd);
+    config.save_to = SnapshotFds{kSaveStateFd, kSaveMemoryFd};
+  }
+  // Out of the way first (a source may sit on another's target number).
+  for (auto& [from, to] : moves) {
+    if (from >= 0) from = ::fcntl(from, F_DUPFD, 100 + to);
+  }
+  for (const auto& [from, to] : moves) {
+    if (from >= 0) ::dup2(from, to);
+  }
+  ::close_range(kLastVmmFd + 1, ~0U, 0);
 }
 
 // The VM's stop as husk asks it through the channel.
@@ -98,6 +120,13 @@ void on_channel(Machine& machine) {
   } else if (const auto* m = std::get_if<ChannelMessage>(&**received)) {
     if (m->kind == ChannelKind::kStop) machine.request_stop(m->exit);
     if (m->kind == ChannelKind::kDump) machine.request_dump();
+    if (m->kind == ChannelKind::kSnapshot) {
+      auto saved = machine.snapshot();
+      ChannelMessage reply;
+      reply.kind = saved ? ChannelKind::kSnapshotDone : ChannelKind::kSnapshotFailed;
+      reply.exit.detail = saved ? *saved : saved.error().message;
+      (void)send_message(kChannelFd, reply);
+    }
   }
 }
 
@@ -185,13 +214,13 @@ Result<std::unique_ptr<VmmProcess>> VmmProcess::start(VmConfig config, const Vmm
     auto forked = jail::fork_into_jail(*spec);
     if (!forked && ::getpid() != husk) {
       // A child of the jail failed before the VM existed: say why, and end.
-      keep_only_vmm_fds(theirs.get(), console);
+      keep_only_vmm_fds(theirs.get(), console, config);
       report_failure("the jail: " + forked.error().message);
       ::_exit(kExitVmmSetup);
     }
     if (!forked) return Unexpected(forked.error());
     if (forked->jailed) {
-      keep_only_vmm_fds(theirs.get(), console);
+      keep_only_vmm_fds(theirs.get(), console, config);
       // Scratch files (a copy-on-write disk's overlay) go to the jail's
       // folder: the only one it has. They are O_TMPFILE, nameless.
       ::setenv("TMPDIR", "/", 1);
@@ -202,7 +231,7 @@ Result<std::unique_ptr<VmmProcess>> VmmProcess::start(VmConfig config, const Vmm
     pid = ::fork();
     if (pid < 0) return fail_errno("fork of the VMM process");
     if (pid == 0) {
-      keep_only_vmm_fds(theirs.get(), console);
+      keep_only_vmm_fds(theirs.get(), console, config);
       vmm_main(std::move(config), nullptr, options.before_run);
     }
   }
@@ -298,6 +327,10 @@ void VmmProcess::pump(bool block) {
       return;
     }
     if (auto* report = std::get_if<ReportLine>(&**received)) violation_ = report->text;
+    if (auto* m = std::get_if<ChannelMessage>(&**received);
+        m != nullptr && (m->kind == ChannelKind::kSnapshotDone || m->kind == ChannelKind::kSnapshotFailed)) {
+      snapshot_reply_ = *m;
+    }
     if (auto* m = std::get_if<ChannelMessage>(&**received); m != nullptr && m->kind == ChannelKind::kExit) {
       exit_ = m->exit;
       timeline_ = m->timeline;
@@ -318,6 +351,22 @@ void VmmProcess::request_stop(const VmExit& exit) {
 
 void VmmProcess::request_dump() {
   (void)send_message(channel_.get(), ChannelMessage{ChannelKind::kDump, {}, {}});
+}
+
+Result<std::string> VmmProcess::snapshot(std::chrono::milliseconds timeout) {
+  std::lock_guard lock(mutex_);
+  if (exit_) return fail("the VM has stopped");
+  snapshot_reply_.reset();
+  HUSK_TRY(send_message(channel_.get(), ChannelMessage{ChannelKind::kSnapshot, {}, {}}));
+  const Deadline deadline = Deadline::after(timeout);
+  while (!snapshot_reply_ && !exit_) {
+    if (deadline.expired()) return fail(fmt::format("the VMM did not write the snapshot within {} ms", timeout.count()));
+    pollfd p{channel_.get(), POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(std::min<int64_t>(deadline.left().count(), 100))) > 0) pump(false);
+  }
+  if (!snapshot_reply_) return fail(fmt::format("the VM stopped during its snapshot: {}", exit_->detail));
+  if (snapshot_reply_->kind == ChannelKind::kSnapshotFailed) return fail(snapshot_reply_->exit.detail);
+  return snapshot_reply_->exit.detail;
 }
 
 Result<VmExit> VmmProcess::wait() {

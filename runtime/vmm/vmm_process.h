@@ -21,6 +21,7 @@
 #include "runtime/jail/jail.h"
 #include "runtime/vmm/exit_reason.h"
 #include "runtime/vmm/machine.h"
+#include "runtime/vmm/vmm_channel.h"
 #include "runtime/vmm/vm_config.h"
 
 namespace husk::vmm {
@@ -60,6 +61,10 @@ class VmmProcess {
   void request_stop(const VmExit& exit);
   // Asks for every vCPU's state in the log (SIGQUIT's dump).
   void request_dump();
+  // Has the running VM write its snapshot into config.save_to's files
+  // (paused meanwhile; it runs on after). Returns the VMM's line on what
+  // it wrote, or why it could not, within `timeout`.
+  [[nodiscard]] Result<std::string> snapshot(std::chrono::milliseconds timeout);
   // Waits for the VM to stop and the process to end; returns why it stopped.
   [[nodiscard]] Result<VmExit> wait();
   // Build times at start; the whole timeline once stopped.
@@ -79,6 +84,7 @@ class VmmProcess {
   mutable std::mutex mutex_;
   std::optional<VmExit> exit_;
   std::string violation_;  // a seccomp report line the VMM sent before it died
+  std::optional<ChannelMessage> snapshot_reply_;
   BootTimeline timeline_{};
   bool reaped_ = false;
 };

@@ -149,4 +149,22 @@ size_t Serial::enqueue_input(std::span<const uint8_t> bytes) {
   return taken;
 }
 
+Serial::State Serial::state() {
+  std::lock_guard lock(mutex_);
+  return State{ier_, lcr_, mcr_, scratch_, fcr_, divisor_low_, divisor_high_, thr_interrupt_pending_};
+}
+
+void Serial::restore(const State& state) {
+  std::lock_guard lock(mutex_);
+  ier_ = state.ier;
+  lcr_ = state.lcr;
+  mcr_ = state.mcr;
+  scratch_ = state.scratch;
+  fcr_ = state.fcr;
+  divisor_low_ = state.divisor_low;
+  divisor_high_ = state.divisor_high;
+  thr_interrupt_pending_ = state.thr_interrupt_pending;
+  input_.clear();
+}
+
 }  // namespace husk::devices

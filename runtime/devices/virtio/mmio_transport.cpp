@@ -79,6 +79,50 @@ TransportState MmioTransport::state() const {
   return s;
 }
 
+Result<void> MmioTransport::restore(const TransportState& s) {
+  std::lock_guard lock(device_mutex_);
+  if (device_state_ != DeviceState::kInactive) return fail("a virtio device is restored only before it ran");
+  if (s.queues.size() != queues_.size()) {
+    return fail(fmt::format("virtio device {}: the snapshot has {} queues, the device {}", device_->device_id(),
+                            s.queues.size(), queues_.size()));
+  }
+  std::vector<Queue> queues;
+  for (size_t i = 0; i < s.queues.size(); ++i) {
+    auto q = Queue::restore(queues_[i].max_size(), s.queues[i]);
+    if (!q) return wrap(fmt::format("virtio device {} queue {}", device_->device_id(), i), q.error());
+    queues.push_back(std::move(*q));
+  }
+  {
+    std::lock_guard register_lock(register_mutex_);
+    device_features_sel_ = s.device_features_sel;
+    driver_features_sel_ = s.driver_features_sel;
+    driver_features_ = s.driver_features;
+    queue_sel_ = s.queue_sel;
+    status_ = s.status;
+    config_generation_ = s.config_generation;
+    interrupt_status_.store(s.interrupt_status);
+    queues_ = std::move(queues);
+    // A device the guest had broken stays broken: the driver must reset it.
+    device_state_ = s.device == DeviceState::kFailed ? DeviceState::kFailed : DeviceState::kInactive;
+  }
+  if (s.device != DeviceState::kActive) return {};
+  activate();
+  if (device_state_ != DeviceState::kActive) {
+    return fail(fmt::format("virtio device {} did not come back from the snapshot", device_->device_id()));
+  }
+  if (auto back = device_->restored(); !back) {
+    return wrap(fmt::format("virtio device {}", device_->device_id()), back.error());
+  }
+  // Anything the driver queued before the snapshot is served once the
+  // device's thread runs.
+  if (loop_ != nullptr) {
+    for (uint16_t q = 0; q < queues_.size(); ++q) {
+      if (queues_[q].ready()) schedule(q);
+    }
+  }
+  return {};
+}
+
 void MmioTransport::read(uint64_t offset, std::span<uint8_t> data) {
   std::fill(data.begin(), data.end(), 0);
   if (offset >= VIRTIO_MMIO_CONFIG) {

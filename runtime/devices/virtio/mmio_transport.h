@@ -81,6 +81,13 @@ class MmioTransport final : public devices::BusDevice {
   [[nodiscard]] bool activated() const { return device_state() == DeviceState::kActive; }
   [[nodiscard]] size_t queue_count() const { return queues_.size(); }
   [[nodiscard]] TransportState state() const;
+  // Puts a saved state back (a restored VM, before it runs): registers and
+  // queues, and a device that was active is activated again with them and
+  // told so (VirtioDevice::restored), its queues then served once. Fails,
+  // changing nothing the guest could see run, when the state does not fit
+  // this device (queue count or sizes) or the device cannot come back.
+  [[nodiscard]] Result<void> restore(const TransportState& state);
+  [[nodiscard]] VirtioDevice& device() const { return *device_; }
 
  private:
   uint32_t read_register(uint64_t offset);

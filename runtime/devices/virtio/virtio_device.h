@@ -110,6 +110,10 @@ class VirtioDevice {
   // (close host fds). Called by the transport only, never from inside one
   // of the device's own calls.
   virtual void reset() = 0;
+  // A restored VM's device was just activated again with its saved queues
+  // (MmioTransport::restore). A device whose host side did not survive the
+  // snapshot tells its driver here (vsock: a transport reset).
+  [[nodiscard]] virtual Result<void> restored() { return {}; }
 };
 
 }  // namespace husk::virtio

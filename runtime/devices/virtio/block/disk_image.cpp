@@ -6,6 +6,8 @@
 
 #include <cstdlib>
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace husk::virtio {
@@ -159,6 +161,10 @@ Result<void> DiskImage::flush() const {
   if (mode_ != DiskMode::kPersistent) return {};
   if (::fdatasync(base_.get()) != 0) return fail_errno("flush disk " + path_);
   return {};
+}
+
+bool DiskImage::overlay_written() const {
+  return std::any_of(dirty_.begin(), dirty_.end(), [](uint64_t word) { return word != 0; });
 }
 
 }  // namespace husk::virtio

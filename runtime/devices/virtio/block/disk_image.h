@@ -32,6 +32,9 @@ class DiskImage {
   [[nodiscard]] DiskMode mode() const { return mode_; }
   [[nodiscard]] bool read_only() const { return mode_ == DiskMode::kReadOnly; }
   [[nodiscard]] const std::string& path() const { return path_; }
+  // Whether a copy-on-write disk's overlay holds any write (a snapshot,
+  // which does not save overlays, refuses such a disk).
+  [[nodiscard]] bool overlay_written() const;
 
   // [offset, offset + total iov length) must lie inside the disk and be
   // sector aligned (the block device checks before calling).

@@ -58,6 +58,30 @@ Result<void> Vsock::activate(DeviceContext context) {
   return ctx_.add_fd(listener_.get(), EPOLLIN, [this](uint32_t) { return on_listener(); });
 }
 
+Result<void> Vsock::restored() {
+  HUSK_TRY_ASSIGN(std::optional<DescriptorChain> chain, (*ctx_.queues)[kEventQueue].pop(*ctx_.memory));
+  if (!chain) {
+    // The driver fills its event queue at probe; a guest that took the
+    // buffers away only misses the news (its connections time out).
+    spdlog::warn("vsock: no event buffer for the transport reset of a restored VM");
+    return {};
+  }
+  const virtio_vsock_event event{VIRTIO_VSOCK_EVENT_TRANSPORT_RESET};
+  ChainWriter writer(*ctx_.memory, *chain);
+  uint32_t written = 0;
+  if (writer.write_obj(event)) written = sizeof(event);
+  HUSK_TRY((*ctx_.queues)[kEventQueue].add_used(*ctx_.memory, chain->head, written));
+  return ctx_.signal_used(kEventQueue);
+}
+
+Result<void> Vsock::restore_state(const State& state) {
+  if (state.guest_cid != state_.guest_cid) {
+    return fail(fmt::format("vsock: the snapshot's guest CID is {}, this device's {}", state.guest_cid, state_.guest_cid));
+  }
+  state_ = state;
+  return {};
+}
+
 void Vsock::reset() {
   // The transport removes every fd it registered for us; the sockets close
   // with the connections.

@@ -6,8 +6,9 @@
 //     the client.
 //   - guest-initiated: a guest connection to CID 2 port P is connected to
 //     the Unix socket "<uds_path>_P", or refused with RST.
-// Queues: rx (0, device to guest), tx (1, guest to device), event (2, kept
-// unused: no transport-reset events without snapshots).
+// Queues: rx (0, device to guest), tx (1, guest to device), event (2: only
+// a restored VM's transport reset, which tells the guest that every
+// connection it had is gone).
 // Flow control per 5.10.6.3: guest data a host socket cannot take yet is
 // held up to the advertised buf_alloc and never beyond (a guest that sends
 // more is reset); host data moves only while the guest has credit and has
@@ -62,6 +63,7 @@ class Vsock final : public VirtioDevice {
   static constexpr uint32_t kPacketsPerEvent = 64;
   static constexpr uint16_t kRxQueue = 0;
   static constexpr uint16_t kTxQueue = 1;
+  static constexpr uint16_t kEventQueue = 2;
 
   using Budgets = VsockBudgets;
 
@@ -80,6 +82,9 @@ class Vsock final : public VirtioDevice {
   [[nodiscard]] Result<void> activate(DeviceContext context) override;
   [[nodiscard]] Result<Served> process_queue(uint16_t queue) override;
   void reset() override;
+  // Sends the guest VIRTIO_VSOCK_EVENT_TRANSPORT_RESET: the connections it
+  // had before the snapshot are gone (the host side has none).
+  [[nodiscard]] Result<void> restored() override;
 
   // What outlives an activation. Connections do not: a restored VM starts
   // with none (its transport is reset).
@@ -88,6 +93,8 @@ class Vsock final : public VirtioDevice {
     uint32_t next_local_port = 1u << 30;
   };
   [[nodiscard]] State state() const { return state_; }
+  // Before activation; the CID must be this device's.
+  [[nodiscard]] Result<void> restore_state(const State& state);
 
   [[nodiscard]] size_t connection_count() const { return connections_.size(); }
   // Control packets waiting for guest receive buffers.

@@ -439,3 +439,44 @@ TEST_CASE("vsock: guest bytes held for host sockets that do not read are bounded
   ::close(reader);
   ::close(listener);
 }
+
+TEST_CASE("vsock: a restored device tells its guest the transport was reset", "[unit]") {
+  Fixture f;
+  // The driver's event buffers, as Linux posts them at probe.
+  constexpr GuestAddress kEventBuffers = 0x70000;
+  for (uint16_t i = 0; i < 4; ++i) {
+    f.ev.set_desc(i, kEventBuffers + i * 16ull, 4, VRING_DESC_F_WRITE);
+    f.ev.publish(i);
+  }
+  REQUIRE(f.mem->write_obj<uint32_t>(kEventBuffers, 0xffffffffu));
+  const TransportState saved = f.transport->state();
+  REQUIRE(saved.device == DeviceState::kActive);
+
+  // A new device on the same memory, as a restored VM has it.
+  auto v = Vsock::create(kGuestCid, f.dir.file("restored.sock"));
+  REQUIRE(v);
+  REQUIRE((*v)->restore_state(f.vsock->state()));
+  auto loop = EventLoop::create();
+  REQUIRE(loop);
+  MmioTransport restored(*v, *f.mem, std::make_shared<NullLine>(), &*loop);
+  REQUIRE(restored.restore(saved));
+  CHECK(restored.activated());
+  CHECK(restored.state().queues.size() == 3);
+  CHECK(f.ev.used_idx() == 1);
+  CHECK(f.ev.used_elem(0).len == 4);
+  auto event = f.mem->read_obj<uint32_t>(kEventBuffers + f.ev.used_elem(0).id * 16ull);
+  REQUIRE(event);
+  CHECK(*event == VIRTIO_VSOCK_EVENT_TRANSPORT_RESET);
+  // The rx queue goes on where it was.
+  CHECK(restored.state().queues[Vsock::kRxQueue].next_avail == saved.queues[Vsock::kRxQueue].next_avail);
+  restored.detach();
+}
+
+TEST_CASE("vsock: a snapshot of another guest CID is refused", "[unit]") {
+  test::TempDir dir;
+  auto v = Vsock::create(kGuestCid, dir.file("v.sock"));
+  REQUIRE(v);
+  auto refused = (*v)->restore_state(Vsock::State{kGuestCid + 1, 1u << 30});
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().message.find("guest CID") != std::string::npos);
+}
