@@ -3,19 +3,47 @@
 // vstate/vm follow it; the reasons are in the comments below.
 #include "runtime/kvm/vcpu_state.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace husk::kvm {
 
+namespace {
+
+// The MTRRs, as in the kernel's arch/x86/include/asm/msr-index.h: KVM
+// emulates them (arch/x86/kvm/mtrr.c, 8 variable pairs) but does not put
+// them in KVM_GET_MSR_INDEX_LIST; QEMU saves them by name too. husk's boot
+// sets MTRRdefType (runtime/arch/x86_64/boot_cpu_state.h), so a restore
+// without them would turn the guest's MTRRs off.
+constexpr uint32_t kMsrMtrrPhysBase0 = 0x200;
+constexpr uint32_t kVariableMtrrMsrs = 2 * 8;  // base and mask of each pair
+constexpr uint32_t kFixedMtrrs[] = {0x250, 0x258, 0x259, 0x268, 0x269, 0x26a,
+                                    0x26b, 0x26c, 0x26d, 0x26e, 0x26f};
+constexpr uint32_t kMsrMtrrDefType = 0x2ff;
+
+std::vector<uint32_t> with_mtrrs(std::vector<uint32_t> indices) {
+  auto add = [&indices](uint32_t index) {
+    if (std::find(indices.begin(), indices.end(), index) == indices.end()) indices.push_back(index);
+  };
+  for (uint32_t i = 0; i < kVariableMtrrMsrs; ++i) add(kMsrMtrrPhysBase0 + i);
+  for (uint32_t index : kFixedMtrrs) add(index);
+  add(kMsrMtrrDefType);
+  return indices;
+}
+
+}  // namespace
+
 Result<std::vector<uint32_t>> saved_msr_indices(const Kvm& kvm, const Vcpu& vcpu) {
-  HUSK_TRY_ASSIGN(const std::vector<uint32_t> listed, kvm.msr_index_list());
+  HUSK_TRY_ASSIGN(std::vector<uint32_t> listed, kvm.msr_index_list());
+  const std::vector<uint32_t> candidates = with_mtrrs(std::move(listed));
   // KVM lists MSRs this vCPU may still refuse (features its CPUID does not
   // have, MSRs the host lacks): KVM_GET_MSRS stops at the first one, says
   // how many it read, and the rest are asked again without it.
-  std::vector<kvm_msr_entry> entries(listed.size());
-  for (size_t i = 0; i < listed.size(); ++i) entries[i].index = listed[i];
+  std::vector<kvm_msr_entry> entries(candidates.size());
+  for (size_t i = 0; i < candidates.size(); ++i) entries[i].index = candidates[i];
   std::vector<uint32_t> readable;
-  readable.reserve(listed.size());
+  readable.reserve(candidates.size());
   size_t next = 0;
   while (next < entries.size()) {
     std::span<kvm_msr_entry> rest(entries.data() + next, entries.size() - next);

@@ -37,7 +37,8 @@ struct VcpuState {
 };
 
 // The MSRs a snapshot saves: KVM_GET_MSR_INDEX_LIST (and the emulated
-// ones KVM lists there), minus any `vcpu` cannot read.
+// ones KVM lists there), then the MTRRs (emulated, never listed), minus
+// any `vcpu` cannot read.
 [[nodiscard]] Result<std::vector<uint32_t>> saved_msr_indices(const Kvm& kvm, const Vcpu& vcpu);
 
 // Reads the parts with `vcpu`'s own ioctls only (the vCPU thread's seccomp
