@@ -20,6 +20,8 @@
 #include <array>
 #include <cerrno>
 
+#include "runtime/kvm/flex_array_ioctls.h"
+
 namespace husk::seccomp {
 
 namespace {
@@ -216,7 +218,7 @@ AllowList vmm_list() {
             "the VMM's control thread: Machine::run's control loop (stop requests, stop signals, husk's channel, "
             "the console's flush), then the VM's teardown (runtime/vmm/machine.cpp). It enters its class after "
             "every other thread of the VM has started, so it starts none, installs no handler and opens no signalfd "
-            "under this filter");
+            "under this filter; a snapshot's VM state (runtime/kvm/vcpu_state.cpp) and its files");
   add_every_thread(b);
   refuse_opens(b);
   b.allow(HUSK_SYSCALL(poll), "the control loop waits for a stop request, a signal or husk's channel (100 ms ticks)")
@@ -229,6 +231,14 @@ AllowList vmm_list() {
       .allow(HUSK_SYSCALL(epoll_ctl), "teardown (husk boot): the transports' fds come off their loops")
       .allow(HUSK_SYSCALL(clock_nanosleep), "stop_vcpus sleeps 1 ms between kicks")
       .allow(HUSK_SYSCALL(close), "teardown: the VM's eventfds, signalfd, loops, disk images and sockets")
+      .allow(HUSK_SYSCALL(ioctl),
+             "snapshot: reads the VM's in-kernel irqchips, PIT and kvmclock, never sets them (save_vm_state, "
+             "runtime/kvm/vcpu_state.cpp)",
+             {arg_in(1, {HUSK_VALUE(KVM_GET_IRQCHIP), HUSK_VALUE(KVM_GET_PIT2), HUSK_VALUE(KVM_GET_CLOCK)})})
+      .allow(HUSK_SYSCALL(pwrite64), "snapshot: writes the state and memory files husk opened")
+      .allow(HUSK_SYSCALL(lseek), "snapshot: writes the state and memory files husk opened (a file's offset)")
+      .allow(HUSK_SYSCALL(ftruncate), "snapshot: writes the state and memory files husk opened (a file's size)")
+      .allow(HUSK_SYSCALL(fsync), "snapshot: writes the state and memory files husk opened (on disk before done)")
       .allow(HUSK_SYSCALL(unlink),
              "teardown (husk boot): ~Vsock removes the socket file it bound; a jailed VMM process ends with _exit, "
              "and its folder is root's (0711), so it has nothing it may unlink");
@@ -238,13 +248,21 @@ AllowList vmm_list() {
 AllowList vcpu_list() {
   Builder b(ThreadClass::kVcpu,
             "run_vcpu_loop (runtime/vmm/vcpu_loop.cpp): KVM_RUN and every port and MMIO exit: the serial port "
-            "and i8042 (runtime/devices/legacy), the virtio-mmio registers, activation and reset of devices");
+            "and i8042 (runtime/devices/legacy), the virtio-mmio registers, activation and reset of devices; a "
+            "paused vCPU's own state for a snapshot (runtime/kvm/vcpu_state.cpp)");
   add_every_thread(b);
   refuse_opens(b);
+  // KVM_GET_XSAVE, KVM_GET_XSAVE2 and KVM_GET_MSRS as runtime/kvm sends
+  // them: <linux/kvm.h>'s numbers for them are wrong in C++
+  // (runtime/kvm/flex_array_ioctls.h), and the filter must match the call.
   b.allow(HUSK_SYSCALL(ioctl),
-          "KVM_RUN; the fault report and the SIGQUIT state dump read registers and events (vcpu_fault_report.cpp)",
+          "KVM_RUN; the fault report and the SIGQUIT state dump read registers and events (vcpu_fault_report.cpp); "
+          "snapshot: a paused vCPU reads its own state, never sets it (save_vcpu_state, runtime/kvm/vcpu_state.cpp)",
           {arg_in(1, {HUSK_VALUE(KVM_RUN), HUSK_VALUE(KVM_GET_REGS), HUSK_VALUE(KVM_GET_SREGS),
-                      HUSK_VALUE(KVM_GET_VCPU_EVENTS)})})
+                      HUSK_VALUE(KVM_GET_VCPU_EVENTS), HUSK_VALUE(KVM_GET_MP_STATE),
+                      Value{kvm::kKvmGetXsave, "KVM_GET_XSAVE"}, Value{kvm::kKvmGetXsave2, "KVM_GET_XSAVE2"},
+                      HUSK_VALUE(KVM_GET_XCRS), HUSK_VALUE(KVM_GET_DEBUGREGS), HUSK_VALUE(KVM_GET_LAPIC),
+                      Value{kvm::kKvmGetMsrs, "KVM_GET_MSRS"}})})
       .allow(HUSK_SYSCALL(write),
              "serial output to the console (ConsoleSink); interrupts through irqfd eventfds; stop requests "
              "(StopState's eventfd: HLT, i8042 reset, a failure)")

@@ -17,6 +17,9 @@ namespace {
 // KVM_GET_SUPPORTED_CPUID fails with E2BIG while the array is too small; no
 // host reports more than a few hundred entries.
 constexpr uint32_t kMaxCpuidEntries = 256;
+// KVM_GET_MSR_INDEX_LIST is asked for the count first; a kernel that says
+// more than this is not believed (hosts list tens, or a few hundred).
+constexpr uint32_t kMaxMsrIndices = 4096;
 }  // namespace
 
 Result<Kvm> Kvm::open(const std::string& path) {
@@ -34,7 +37,10 @@ Result<Kvm> Kvm::open(const std::string& path) {
     return fail(fmt::format("{} speaks KVM API version {}, husk needs {}", path, version,
                             KVM_API_VERSION));
   }
-  return Kvm(std::move(fd), version);
+  Kvm kvm(std::move(fd), version);
+  const int xsave2 = kvm.check_extension(KVM_CAP_XSAVE2);
+  kvm.xsave2_size_ = xsave2 > 0 ? static_cast<size_t>(xsave2) : 0;
+  return kvm;
 }
 
 int Kvm::check_extension(int capability) const {
@@ -57,6 +63,29 @@ Result<std::vector<kvm_cpuid_entry2>> Kvm::supported_cpuid() const {
   std::memcpy(entries.data(), buffer.data() + sizeof(header),
               entries.size() * sizeof(kvm_cpuid_entry2));
   return entries;
+}
+
+Result<std::vector<uint32_t>> Kvm::msr_index_list() const {
+  // First with room for none: KVM answers E2BIG and writes the count.
+  MsrListHeader header{0};
+  if (::ioctl(fd_.get(), kKvmGetMsrIndexList, &header) == 0) return std::vector<uint32_t>{};
+  if (errno != E2BIG) return fail_errno("KVM_GET_MSR_INDEX_LIST");
+  if (header.nmsrs > kMaxMsrIndices) {
+    return fail(fmt::format("KVM_GET_MSR_INDEX_LIST: KVM lists {} MSRs, more than the {} husk takes",
+                            header.nmsrs, kMaxMsrIndices));
+  }
+  const uint32_t count = header.nmsrs;
+  std::vector<uint8_t> buffer(sizeof(MsrListHeader) + count * sizeof(uint32_t));
+  std::memcpy(buffer.data(), &header, sizeof(header));
+  if (::ioctl(fd_.get(), kKvmGetMsrIndexList, buffer.data()) < 0) {
+    return fail_errno("KVM_GET_MSR_INDEX_LIST");
+  }
+  std::memcpy(&header, buffer.data(), sizeof(header));
+  // Safe: the kernel wrote nmsrs <= count indices after the header (it
+  // answers E2BIG otherwise); the min() guards against one that says more.
+  std::vector<uint32_t> indices(std::min(header.nmsrs, count));
+  std::memcpy(indices.data(), buffer.data() + sizeof(header), indices.size() * sizeof(uint32_t));
+  return indices;
 }
 
 Result<size_t> Kvm::vcpu_mmap_size() const {

@@ -1,10 +1,12 @@
 // Kvm: the handle on /dev/kvm, the system-wide KVM API (KVM_GET_API_VERSION,
-// KVM_CHECK_EXTENSION, KVM_GET_SUPPORTED_CPUID, KVM_GET_VCPU_MMAP_SIZE,
-// KVM_CREATE_VM). Documentation/virt/kvm/api.rst, section 4.
+// KVM_CHECK_EXTENSION, KVM_GET_SUPPORTED_CPUID, KVM_GET_MSR_INDEX_LIST,
+// KVM_GET_VCPU_MMAP_SIZE, KVM_CREATE_VM). Documentation/virt/kvm/api.rst,
+// section 4.
 #pragma once
 
 #include <linux/kvm.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -31,6 +33,14 @@ class Kvm {
   [[nodiscard]] int check_extension(int capability) const;
 
   [[nodiscard]] Result<std::vector<kvm_cpuid_entry2>> supported_cpuid() const;
+  // KVM_GET_MSR_INDEX_LIST: the MSRs KVM saves and restores for a guest
+  // (the host's that KVM passes on, and the ones KVM emulates).
+  [[nodiscard]] Result<std::vector<uint32_t>> msr_index_list() const;
+  // The bytes of one vCPU's XSAVE state for KVM_GET_XSAVE2 / KVM_SET_XSAVE:
+  // KVM_CHECK_EXTENSION(KVM_CAP_XSAVE2), read once at open(), so that a
+  // vCPU thread saving its state needs no ioctl on this fd; 0 when KVM has
+  // no XSAVE2 (then KVM_GET_XSAVE's 4096-byte struct kvm_xsave).
+  [[nodiscard]] size_t xsave2_size() const { return xsave2_size_; }
   [[nodiscard]] Result<size_t> vcpu_mmap_size() const;
   [[nodiscard]] Result<Vm> create_vm() const;
 
@@ -38,6 +48,7 @@ class Kvm {
   Kvm(UniqueFd fd, int api_version) : fd_(std::move(fd)), api_version_(api_version) {}
   UniqueFd fd_;
   int api_version_ = 0;
+  size_t xsave2_size_ = 0;
 };
 
 }  // namespace husk::kvm

@@ -33,14 +33,32 @@ class Vcpu {
   // whose code is EINTR so the caller can tell it from a real failure.
   [[nodiscard]] Result<void> run() const;
 
+  [[nodiscard]] Result<kvm_mp_state> get_mp_state() const;
+  [[nodiscard]] Result<void> set_mp_state(const kvm_mp_state& mp_state) const;
   [[nodiscard]] Result<kvm_regs> get_regs() const;
   [[nodiscard]] Result<void> set_regs(const kvm_regs& regs) const;
   [[nodiscard]] Result<kvm_sregs> get_sregs() const;
   [[nodiscard]] Result<void> set_sregs(const kvm_sregs& sregs) const;
   [[nodiscard]] Result<void> set_fpu(const kvm_fpu& fpu) const;
+  // KVM_GET_XSAVE2 into `xsave2_size` bytes (Kvm::xsave2_size()), or
+  // KVM_GET_XSAVE's 4096 bytes when that is 0.
+  [[nodiscard]] Result<std::vector<uint8_t>> get_xsave(size_t xsave2_size) const;
+  // KVM_SET_XSAVE reads 4096 bytes, or KVM_CAP_XSAVE2's size if larger:
+  // `xsave` must be what get_xsave returned on the same host.
+  [[nodiscard]] Result<void> set_xsave(std::span<const uint8_t> xsave) const;
+  [[nodiscard]] Result<kvm_xcrs> get_xcrs() const;
+  [[nodiscard]] Result<void> set_xcrs(const kvm_xcrs& xcrs) const;
+  [[nodiscard]] Result<kvm_debugregs> get_debugregs() const;
+  [[nodiscard]] Result<void> set_debugregs(const kvm_debugregs& debugregs) const;
+  // KVM_GET_MSRS for the indices in `msrs`, whose values it fills in. KVM
+  // stops at the first MSR it cannot read: the result is how many it read
+  // (a short count is not an error here; the entries after it are as given).
+  [[nodiscard]] Result<size_t> get_msrs(std::span<kvm_msr_entry> msrs) const;
+  // KVM_SET_MSRS; an MSR KVM refuses is an error that names its index.
   [[nodiscard]] Result<void> set_msrs(std::span<const kvm_msr_entry> msrs) const;
   [[nodiscard]] Result<void> set_cpuid(std::span<const kvm_cpuid_entry2> entries) const;
   [[nodiscard]] Result<kvm_vcpu_events> get_vcpu_events() const;
+  [[nodiscard]] Result<void> set_vcpu_events(const kvm_vcpu_events& events) const;
   [[nodiscard]] Result<kvm_lapic_state> get_lapic() const;
   [[nodiscard]] Result<void> set_lapic(const kvm_lapic_state& lapic) const;
 

@@ -37,9 +37,16 @@ struct VcpuState {
 };
 
 // The MSRs a snapshot saves: KVM_GET_MSR_INDEX_LIST (and the emulated
-// ones KVM lists there), minus any `vcpu` cannot read.
+// ones KVM lists there), then the MTRRs (emulated, never listed), minus
+// any `vcpu` cannot read.
 [[nodiscard]] Result<std::vector<uint32_t>> saved_msr_indices(const Kvm& kvm, const Vcpu& vcpu);
 
+// Reads the parts with `vcpu`'s own ioctls only (the vCPU thread's seccomp
+// list has them; the XSAVE size comes from Kvm::xsave2_size()). Call it
+// when KVM_RUN has returned with nothing left half done: a port or MMIO
+// exit's instruction completes only in the next KVM_RUN (api.rst, section
+// 5, the note after KVM_EXIT_MMIO): re-enter once with immediate_exit set
+// to complete it without running the guest on.
 [[nodiscard]] Result<VcpuState> save_vcpu_state(const Kvm& kvm, const Vcpu& vcpu, std::span<const uint32_t> msrs);
 // `vcpu` must already have its CPUID (the same as when saved).
 [[nodiscard]] Result<void> restore_vcpu_state(const Vcpu& vcpu, const VcpuState& state);
@@ -55,7 +62,10 @@ struct VmState {
 
 [[nodiscard]] Result<VmState> save_vm_state(const Vm& vm);
 // Restores the clock as it was saved: the guest's monotonic time goes on
-// from there (its wall clock is set by the agent, runtime/agent).
+// from there (its wall clock is set by the agent, runtime/agent). Where
+// KVM_GET_CLOCK gave the host's real time too (KVM_CLOCK_REALTIME, on hosts
+// whose clock source is the TSC), it is passed on, and KVM adds the real
+// time that went by since the save: the guest's clock counts the wait.
 [[nodiscard]] Result<void> restore_vm_state(const Vm& vm, const VmState& state);
 
 }  // namespace husk::kvm

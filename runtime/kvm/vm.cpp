@@ -65,6 +65,55 @@ Result<void> Vm::set_irq_line(uint32_t irq, bool level) const {
   return {};
 }
 
+namespace {
+const char* irqchip_name(uint32_t chip_id) {
+  switch (chip_id) {
+    case KVM_IRQCHIP_PIC_MASTER: return "PIC master";
+    case KVM_IRQCHIP_PIC_SLAVE: return "PIC slave";
+    case KVM_IRQCHIP_IOAPIC: return "IOAPIC";
+    default: return "unknown chip";
+  }
+}
+}  // namespace
+
+Result<kvm_irqchip> Vm::get_irqchip(uint32_t chip_id) const {
+  kvm_irqchip chip{};
+  chip.chip_id = chip_id;
+  if (::ioctl(fd_.get(), KVM_GET_IRQCHIP, &chip) < 0) {
+    return fail_errno(fmt::format("KVM_GET_IRQCHIP ({})", irqchip_name(chip_id)));
+  }
+  return chip;
+}
+
+Result<void> Vm::set_irqchip(const kvm_irqchip& chip) const {
+  if (::ioctl(fd_.get(), KVM_SET_IRQCHIP, &chip) < 0) {
+    return fail_errno(fmt::format("KVM_SET_IRQCHIP ({})", irqchip_name(chip.chip_id)));
+  }
+  return {};
+}
+
+Result<kvm_pit_state2> Vm::get_pit2() const {
+  kvm_pit_state2 pit{};
+  if (::ioctl(fd_.get(), KVM_GET_PIT2, &pit) < 0) return fail_errno("KVM_GET_PIT2");
+  return pit;
+}
+
+Result<void> Vm::set_pit2(const kvm_pit_state2& pit) const {
+  if (::ioctl(fd_.get(), KVM_SET_PIT2, &pit) < 0) return fail_errno("KVM_SET_PIT2");
+  return {};
+}
+
+Result<kvm_clock_data> Vm::get_clock() const {
+  kvm_clock_data clock{};
+  if (::ioctl(fd_.get(), KVM_GET_CLOCK, &clock) < 0) return fail_errno("KVM_GET_CLOCK");
+  return clock;
+}
+
+Result<void> Vm::set_clock(const kvm_clock_data& clock) const {
+  if (::ioctl(fd_.get(), KVM_SET_CLOCK, &clock) < 0) return fail_errno("KVM_SET_CLOCK");
+  return {};
+}
+
 Result<void> Vm::register_irqfd(int eventfd, uint32_t gsi) const {
   kvm_irqfd irqfd{};
   irqfd.fd = static_cast<uint32_t>(eventfd);

@@ -1,6 +1,6 @@
 // Vm: one KVM virtual machine (the fd from KVM_CREATE_VM) and its VM ioctls:
-// memory slots, the in-kernel irqchip and PIT, IRQ lines, irqfd, ioeventfd,
-// and vCPU creation. Documentation/virt/kvm/api.rst, section 4.
+// memory slots, the in-kernel irqchip and PIT (and their state), kvmclock,
+// IRQ lines, irqfd, ioeventfd, and vCPU creation. Documentation/virt/kvm/api.rst, section 4.
 #pragma once
 
 #include <linux/kvm.h>
@@ -29,6 +29,18 @@ class Vm {
   [[nodiscard]] Result<void> create_irqchip() const;
   [[nodiscard]] Result<void> create_pit2() const;
   [[nodiscard]] Result<void> set_irq_line(uint32_t irq, bool level) const;
+
+  // The in-kernel devices' state (snapshots). `chip_id` is
+  // KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE or KVM_IRQCHIP_IOAPIC;
+  // set_irqchip writes the chip its argument's chip_id names.
+  [[nodiscard]] Result<kvm_irqchip> get_irqchip(uint32_t chip_id) const;
+  [[nodiscard]] Result<void> set_irqchip(const kvm_irqchip& chip) const;
+  [[nodiscard]] Result<kvm_pit_state2> get_pit2() const;
+  [[nodiscard]] Result<void> set_pit2(const kvm_pit_state2& pit) const;
+  [[nodiscard]] Result<kvm_clock_data> get_clock() const;
+  // Passes `clock` as given: the caller keeps only the flags KVM_SET_CLOCK
+  // takes (restore_vm_state does).
+  [[nodiscard]] Result<void> set_clock(const kvm_clock_data& clock) const;
 
   // Interrupts without a trip through user space: a write to `eventfd`
   // raises `gsi`.

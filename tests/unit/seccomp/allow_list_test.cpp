@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "runtime/common/signals.h"
+#include "runtime/kvm/flex_array_ioctls.h"
 #include "seccomp/bpf.h"
 #include "seccomp/filter.h"
 #include "seccomp/syscall_names.h"
@@ -231,13 +232,29 @@ TEST_CASE("memory is never mapped executable, and ioctl is narrowed", "[unit][se
     for (const sc::Rule* r : rules_named(c, "ioctl")) CHECK(!r->checks.empty());
   }
   // Exactly the requests the vCPU thread's code sends (vcpu_loop.cpp,
-  // vcpu_fault_report.cpp); the set-up ioctls run before it exists.
+  // vcpu_fault_report.cpp, save_vcpu_state); the set-up ioctls run before it
+  // exists, and a restore sets state before the thread runs too. The XSAVE
+  // and MSR numbers are the C layout's (flex_array_ioctls.h).
   const auto vcpu = rules_named(sc::ThreadClass::kVcpu, "ioctl");
   REQUIRE(vcpu.size() == 1);
   CHECK(values_of(*vcpu.front(), 1) ==
-        std::set<uint64_t>{KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_VCPU_EVENTS});
+        std::set<uint64_t>{KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_VCPU_EVENTS, KVM_GET_MP_STATE,
+                           husk::kvm::kKvmGetXsave, husk::kvm::kKvmGetXsave2, KVM_GET_XCRS, KVM_GET_DEBUGREGS,
+                           KVM_GET_LAPIC, husk::kvm::kKvmGetMsrs});
+  // The control thread reads the VM's in-kernel devices for a snapshot.
+  const auto vmm = rules_named(sc::ThreadClass::kVmm, "ioctl");
+  REQUIRE(vmm.size() == 1);
+  CHECK(values_of(*vmm.front(), 1) == std::set<uint64_t>{KVM_GET_IRQCHIP, KVM_GET_PIT2, KVM_GET_CLOCK});
+  // Never a KVM_SET_*: a thread the guest can reach only reads state.
+  for (sc::ThreadClass c : {sc::ThreadClass::kVcpu, sc::ThreadClass::kVmm}) {
+    for (const sc::Rule* r : rules_named(c, "ioctl")) {
+      for (const sc::ArgCheck& check : r->checks) {
+        for (const sc::Value& v : check.values) CHECK(std::string_view(v.name).find("SET") == std::string_view::npos);
+      }
+    }
+  }
   for (sc::ThreadClass c : {sc::ThreadClass::kBlock, sc::ThreadClass::kRng, sc::ThreadClass::kVsock,
-                            sc::ThreadClass::kConsole, sc::ThreadClass::kWatchdog, sc::ThreadClass::kVmm}) {
+                            sc::ThreadClass::kConsole, sc::ThreadClass::kWatchdog}) {
     CHECK_FALSE(allows(c, "ioctl"));
   }
 }
@@ -261,7 +278,9 @@ TEST_CASE("which classes can start which: watchdog under main, device threads no
 TEST_CASE("describe_checks words the conditions", "[unit][seccomp]") {
   const auto vcpu = rules_named(sc::ThreadClass::kVcpu, "ioctl");
   REQUIRE(vcpu.size() == 1);
-  CHECK(sc::describe_checks(*vcpu.front()) == "arg1 in {KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_VCPU_EVENTS}");
+  CHECK(sc::describe_checks(*vcpu.front()) ==
+        "arg1 in {KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_VCPU_EVENTS, KVM_GET_MP_STATE, KVM_GET_XSAVE, "
+        "KVM_GET_XSAVE2, KVM_GET_XCRS, KVM_GET_DEBUGREGS, KVM_GET_LAPIC, KVM_GET_MSRS}");
   CHECK(sc::describe_checks(*rules_named(sc::ThreadClass::kRng, "mmap").front()) == "arg2 & PROT_EXEC == 0");
   CHECK(sc::describe_checks(*rules_named(sc::ThreadClass::kRng, "getrandom").front()) == "any");
   CHECK(sc::describe_checks(*rules_named(sc::ThreadClass::kRng, "openat").front()) == "any -> EACCES");
