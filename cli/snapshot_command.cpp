@@ -55,6 +55,8 @@ int create(SnapshotOptions& o) {
       return kExitUsage;
     }
     if (auto made = snapshot::create_snapshot(job::vm_config_for(job->vm), o.out, session); !made) {
+      std::error_code ec;
+      std::filesystem::remove_all(o.out, ec);  // nothing half made stays
       fmt::print(stderr, "husk: snapshot: {}\n", made.error().message);
       return kExitInternal;
     }

@@ -401,7 +401,7 @@ struct StatResult {
 #undef HUSK_MSG
 
 // Every message, for code (and tests) that must cover all of them.
-using AllMessages = std::tuple<Hello, SetClock, SetHostname, Shutdown, Exec, ExecArgs, StdinData,
+using AllMessages = std::tuple<Hello, SetClock, Reseed, SetHostname, Shutdown, Exec, ExecArgs, StdinData,
                                StdinClose, Signal, Credit, WriteFile, ReadFile, Stat, Ack, Error,
                                Started, Output, Exited, ExecFailed, FileData, StatResult>;
 

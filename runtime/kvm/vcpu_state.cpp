@@ -85,7 +85,8 @@ Result<void> restore_vcpu_state(const Vcpu& vcpu, const VcpuState& state) {
   // KVM to take XCR0, and EFER and CR0 decide what the rest means.
   HUSK_TRY(vcpu.set_sregs(state.sregs));
   HUSK_TRY(vcpu.set_xsave(state.xsave));
-  HUSK_TRY(vcpu.set_xcrs(state.xcrs));
+  // A host without XSAVE reports no XCRs and refuses to set any (EINVAL).
+  if (state.xcrs.nr_xcrs > 0) HUSK_TRY(vcpu.set_xcrs(state.xcrs));
   HUSK_TRY(vcpu.set_debugregs(state.debugregs));
   // The LAPIC before the MSRs: IA32_TSC_DEADLINE is taken only while the
   // LAPIC's timer is in TSC-deadline mode.
@@ -109,11 +110,13 @@ Result<VmState> save_vm_state(const Vm& vm) {
 
 Result<void> restore_vm_state(const Vm& vm, const VmState& state) {
   HUSK_TRY(vm.set_pit2(state.pit));
-  // api.rst, KVM_SET_CLOCK: KVM_CLOCK_REALTIME is the flag it takes; the
-  // others KVM_GET_CLOCK returns (TSC_STABLE, HOST_TSC) are ignored by
-  // today's kernels and refused (EINVAL) by those before 5.16.
+  // No flags: with KVM_CLOCK_REALTIME KVM would add the real time since the
+  // save, and a snapshot that waited a week in a cache would make the
+  // guest's monotonic clock leap a week (every timer due, lockup and RCU
+  // stall detectors tripped). The guest's time goes on from the save; its
+  // wall clock is the host's once the agent sets it (SetClock).
   kvm_clock_data clock = state.clock;
-  clock.flags &= KVM_CLOCK_REALTIME;
+  clock.flags = 0;
   HUSK_TRY(vm.set_clock(clock));
   HUSK_TRY(vm.set_irqchip(state.pic_master));
   HUSK_TRY(vm.set_irqchip(state.pic_slave));

@@ -62,10 +62,8 @@ struct VmState {
 
 [[nodiscard]] Result<VmState> save_vm_state(const Vm& vm);
 // Restores the clock as it was saved: the guest's monotonic time goes on
-// from there (its wall clock is set by the agent, runtime/agent). Where
-// KVM_GET_CLOCK gave the host's real time too (KVM_CLOCK_REALTIME, on hosts
-// whose clock source is the TSC), it is passed on, and KVM adds the real
-// time that went by since the save: the guest's clock counts the wait.
+// from there, however long the snapshot waited (its wall clock is set by
+// the agent, runtime/agent).
 [[nodiscard]] Result<void> restore_vm_state(const Vm& vm, const VmState& state);
 
 }  // namespace husk::kvm

@@ -169,7 +169,20 @@ Result<VmExit> Machine::run() {
     }
     VcpuContext ctx{&vcpus_[i], &pio_bus_, &mmio_bus_, stop_.get(), &vcpu_exited_[i],
                     &vcpu_dump_requested_[i], i == 0 ? &first_run_ns_ : nullptr,
-                    i == 0 ? &first_run_cpu_ns_ : nullptr, &pause_gate_};
+                    i == 0 ? &first_run_cpu_ns_ : nullptr, &pause_gate_, {}};
+    if (save_to_) {
+      ctx.on_pause = [this, i] {
+        PausedVcpu& p = paused_vcpus_[i];
+        auto saved = kvm::save_vcpu_state(kvm_, vcpus_[i], msr_indices_);
+        p.state.reset();
+        p.error.clear();
+        if (saved) {
+          p.state = std::move(*saved);
+        } else {
+          p.error = saved.error().message;
+        }
+      };
+    }
     auto thread = spawn_thread(seccomp::ThreadClass::kVcpu, fmt::format("husk-vcpu{}", i),
                                [ctx] { run_vcpu_loop(ctx); });
     if (!thread) {

@@ -21,6 +21,7 @@
 #include "runtime/devices/virtio/mmio_transport.h"
 #include "runtime/kvm/kvm.h"
 #include "runtime/kvm/vcpu.h"
+#include "runtime/kvm/vcpu_state.h"
 #include "runtime/kvm/vm.h"
 #include "runtime/memory/guest_memory.h"
 #include "runtime/common/event_loop.h"
@@ -146,6 +147,12 @@ class Machine {
   PauseGate pause_gate_;
   UniqueFd pause_fd_;
   std::vector<uint32_t> msr_indices_;
+  // Each vCPU's state, saved by its own thread as it parked.
+  struct PausedVcpu {
+    std::optional<kvm::VcpuState> state;
+    std::string error;
+  };
+  std::vector<PausedVcpu> paused_vcpus_;
   std::optional<SnapshotFds> save_to_;
   std::string snapshot_description_;
   std::atomic<int64_t> first_run_ns_{0};

@@ -100,9 +100,11 @@ Result<std::string> Machine::snapshot() {
     snapshot::MachineState state;
     state.memory_bytes = memory_.total_size();
     HUSK_TRY_ASSIGN(state.vm, kvm::save_vm_state(vm_));
-    for (const kvm::Vcpu& vcpu : vcpus_) {
-      HUSK_TRY_ASSIGN(kvm::VcpuState v, kvm::save_vcpu_state(kvm_, vcpu, msr_indices_));
-      state.vcpus.push_back(std::move(v));
+    // Each vCPU's thread saved its own as it parked.
+    for (size_t i = 0; i < paused_vcpus_.size(); ++i) {
+      if (!paused_vcpus_[i].state) return fail(fmt::format("vCPU {}: {}", i, paused_vcpus_[i].error));
+      state.vcpus.push_back(std::move(*paused_vcpus_[i].state));
+      paused_vcpus_[i].state.reset();
     }
     state.serial = serial_->state();
     for (const auto& transport : virtio_) {

@@ -149,6 +149,7 @@ void run_vcpu_loop(VcpuContext ctx) {
                      vcpu_fault_report(*ctx.vcpu, history));
       }
       if (ctx.pause != nullptr && ctx.pause->closed() && !ctx.stop->stopped()) {
+        if (ctx.on_pause) ctx.on_pause();
         ctx.pause->park(*ctx.stop);
         // The kick's immediate_exit, unless a stop came meanwhile.
         if (!ctx.stop->stopped()) __atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <functional>
 
 #include "runtime/devices/bus.h"
 #include "runtime/kvm/vcpu.h"
@@ -32,6 +33,9 @@ struct VcpuContext {
   // completed (a KVM_RUN with immediate_exit finishes a pending port or
   // MMIO access before it returns), until the gate opens.
   PauseGate* pause = nullptr;
+  // Run by the vCPU's own thread just before it parks (a snapshot saves
+  // the vCPU's state there: its thread's filter allows reading it).
+  std::function<void()> on_pause{};
 };
 
 // Makes the vCPU's next or current KVM_RUN return at once (with

@@ -276,6 +276,7 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config) {
   if (config.save_to) {
     HUSK_TRY_ASSIGN(m->msr_indices_, kvm::saved_msr_indices(m->kvm_, m->vcpus_[0]));
     m->save_to_ = config.save_to;
+    m->paused_vcpus_.resize(m->vcpus_.size());
     m->snapshot_description_ = config.snapshot_description;
   }
   m->timeline_.build_start_ns = start;

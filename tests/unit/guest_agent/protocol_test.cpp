@@ -30,6 +30,7 @@ AllMessages samples() {
   Exited exited{-1, 9, 1234, 567, 8u << 20, 99999, ExitReason::kMemoryLimit, true, false, true};
   return {Hello{1, 2, kFeatureCgroups | kFeaturePty},
           SetClock{1700000000123456789ull},
+          Reseed{std::string("\x00\x01\xfe\xff entropy", 13)},
           SetHostname{"sandbox"},
           Shutdown{},
           exec,
