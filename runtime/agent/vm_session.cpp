@@ -10,6 +10,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "seccomp/filter.h"
 
@@ -73,6 +74,9 @@ Result<std::unique_ptr<VmSession>> VmSession::start(vmm::VmConfig config, const 
     }
     auto client = AgentClient::connect_vsock_uds(config.vsock->uds_path, options.agent_port,
                                                  std::min(kConnectTimeout, deadline.left()));
+    spdlog::debug("agent connect after {} ms: {}",
+                  std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count(),
+                  client ? "connected" : client.error().message);
     if (client) {
       client->set_call_timeout(std::min(options.call_timeout, deadline.left()));
       auto hello = client->hello();
@@ -85,6 +89,8 @@ Result<std::unique_ptr<VmSession>> VmSession::start(vmm::VmConfig config, const 
                                 "`make guest-rootfs-debian`)",
                                 hello->major, hello->minor, proto::kVersionMajor, proto::kVersionMinor));
       }
+      spdlog::debug("agent hello after {} ms",
+                    std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count());
       if (hello) {
         // Before any job: VMs restored from one snapshot share the guest
         // kernel's random state until it is reseeded with this host's.

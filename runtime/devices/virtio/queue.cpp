@@ -151,6 +151,16 @@ Result<std::optional<DescriptorChain>> Queue::pop(const GuestMemory& memory) {
   return std::optional<DescriptorChain>(std::move(chain));
 }
 
+Result<uint16_t> Queue::avail_index(const GuestMemory& memory) const {
+  if (!s_.ready || s_.size == 0) return fail("the available index of a queue that is not ready");
+  return memory.read_obj<uint16_t>(s_.avail_ring + kAvailIdx);
+}
+
+Result<void> Queue::notify_after(const GuestMemory& memory, uint16_t idx) const {
+  if (!s_.ready || s_.size == 0 || !s_.event_idx) return {};
+  return memory.write_obj<uint16_t>(s_.used_ring + kUsedRing + kUsedElemSize * s_.size, idx);
+}
+
 Result<void> Queue::add_used(const GuestMemory& memory, uint16_t head, uint32_t written) {
   if (!s_.ready || s_.size == 0) return fail("used buffer on a queue that is not ready");
   if (head >= s_.size) return fail(fmt::format("used id {} is past the queue size {}", head, s_.size));

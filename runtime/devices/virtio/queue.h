@@ -91,6 +91,13 @@ class Queue {
   // flag without it).
   [[nodiscard]] Result<bool> needs_interrupt(const GuestMemory& memory);
 
+  // The driver's available index as it is now (what it has published).
+  [[nodiscard]] Result<uint16_t> avail_index(const GuestMemory& memory) const;
+  // With EVENT_IDX, asks the driver to notify once it publishes an entry
+  // past `idx` (the used ring's avail_event); without it the driver
+  // notifies anyway.
+  [[nodiscard]] Result<void> notify_after(const GuestMemory& memory, uint16_t idx) const;
+
   // Back to the state after device reset.
   void reset();
 

@@ -70,8 +70,32 @@ Result<void> Vsock::restored() {
   ChainWriter writer(*ctx_.memory, *chain);
   uint32_t written = 0;
   if (writer.write_obj(event)) written = sizeof(event);
-  HUSK_TRY((*ctx_.queues)[kEventQueue].add_used(*ctx_.memory, chain->head, written));
+  Queue& events = (*ctx_.queues)[kEventQueue];
+  HUSK_TRY(events.add_used(*ctx_.memory, chain->head, written));
+  // The guest refills the buffer once it has reset its sockets: that
+  // notification (asked for here) lets host clients in again.
+  HUSK_TRY_ASSIGN(const uint16_t mark, events.avail_index(*ctx_.memory));
+  HUSK_TRY(events.notify_after(*ctx_.memory, mark));
+  reset_mark_ = mark;
+  ctx_.remove_fd(listener_.get());
+  reset_timer_ = UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+  if (!reset_timer_) return fail_errno("vsock: timerfd_create");
+  const itimerspec in{{0, 0}, {kResetAckTimeoutMs / 1000, (kResetAckTimeoutMs % 1000) * 1'000'000}};
+  if (::timerfd_settime(reset_timer_.get(), 0, &in, nullptr) < 0) return fail_errno("vsock: timerfd_settime");
+  HUSK_TRY(ctx_.add_fd(reset_timer_.get(), EPOLLIN, [this](uint32_t) {
+    spdlog::warn("vsock: the guest did not handle the transport reset within {} ms; taking host clients anyway",
+                 kResetAckTimeoutMs);
+    return reset_acknowledged();
+  }));
   return ctx_.signal_used(kEventQueue);
+}
+
+Result<void> Vsock::reset_acknowledged() {
+  if (!reset_mark_) return {};
+  reset_mark_.reset();
+  ctx_.remove_fd(reset_timer_.get());
+  reset_timer_.reset();
+  return ctx_.add_fd(listener_.get(), EPOLLIN, [this](uint32_t) { return on_listener(); });
 }
 
 Result<void> Vsock::restore_state(const State& state) {
@@ -92,6 +116,8 @@ void Vsock::reset() {
   held_total_ = 0;
   timer_.reset();
   timer_armed_ = false;
+  reset_mark_.reset();
+  reset_timer_.reset();
   ctx_ = {};
 }
 
@@ -109,6 +135,10 @@ Result<Served> Vsock::process_queue(uint16_t queue) {
     rx_starved_ = false;
     HUSK_TRY(pump_rx());
     update_all_interest();
+  }
+  if (queue == kEventQueue && reset_mark_) {
+    HUSK_TRY_ASSIGN(const uint16_t avail, (*ctx_.queues)[kEventQueue].avail_index(*ctx_.memory));
+    if (avail != *reset_mark_) HUSK_TRY(reset_acknowledged());
   }
   return Served::kDone;
 }

@@ -83,8 +83,13 @@ class Vsock final : public VirtioDevice {
   [[nodiscard]] Result<Served> process_queue(uint16_t queue) override;
   void reset() override;
   // Sends the guest VIRTIO_VSOCK_EVENT_TRANSPORT_RESET: the connections it
-  // had before the snapshot are gone (the host side has none).
+  // had before the snapshot are gone (the host side has none). Host
+  // clients wait (in the listener's backlog) until the guest has handled
+  // it, which it shows by giving the event buffer back: a connection made
+  // before would be reset with the old ones. At most kResetAckTimeoutMs.
   [[nodiscard]] Result<void> restored() override;
+  static constexpr int64_t kResetAckTimeoutMs = 2000;
+  [[nodiscard]] bool awaiting_reset_ack() const { return reset_mark_.has_value(); }
 
   // What outlives an activation. Connections do not: a restored VM starts
   // with none (its transport is reset).
@@ -119,6 +124,10 @@ class Vsock final : public VirtioDevice {
   void owe_rst(const VsockKey& key);
   [[nodiscard]] virtio_vsock_hdr make_header(const VsockKey& key, uint16_t op, uint32_t flags);
 
+  // The guest handled the transport reset (or was given up on): host
+  // clients are taken again.
+  [[nodiscard]] Result<void> reset_acknowledged();
+
   // Host side (vsock_host.cpp).
   [[nodiscard]] Result<void> on_listener();
   [[nodiscard]] Result<void> on_host_event(VsockKey key, uint32_t events);
@@ -149,6 +158,10 @@ class Vsock final : public VirtioDevice {
   std::deque<VsockKey> ready_;       // connections that owe control packets
   std::deque<VsockKey> orphan_rst_;  // resets for connections that are gone
   bool rx_starved_ = false;  // the guest gave no receive buffer last time
+  // A restored VM's transport reset, until the guest handles it: the event
+  // queue's available index when it was sent, and the give-up timer.
+  std::optional<uint16_t> reset_mark_;
+  UniqueFd reset_timer_;
   uint64_t held_total_ = 0;  // guest bytes held for host sockets, all connections
 };
 
