@@ -131,6 +131,16 @@ bench-vsock: build guest
 bench-run: build guest
 	HUSK_BUILD=$(BUILD) tests/bench/run
 
+# Cold boot against restore from a VM snapshot, side by side in one session:
+# `husk run` booted against `husk run --warm` (agent ready, first exec
+# result, wall, host CPU), restore time from 128 MiB to 2 GiB of guest
+# memory, and `husk serve` request latency (p50/p99) at 1 and 4 clients,
+# restored and booted VMs; a part this build cannot run is recorded as
+# skipped. BENCH_RUNS, BENCH_SWEEP, BENCH_SERVE_*; writes build/bench/warm.json.
+.PHONY: bench-warm
+bench-warm: build guest
+	HUSK_BUILD=$(BUILD) tests/bench/warm
+
 # The e2e tier's reliability check (not part of `make test`): many 1- and
 # 2-vCPU boots and the heaviest e2e workloads in one test host, with a report
 # of every failure and the test host's kernel log (tests/testhost/README.md).
