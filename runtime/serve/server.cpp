@@ -70,12 +70,12 @@ Result<void> serve(const job::Job& job, const ServeOptions& o, const StopSignals
 
   Pool::Options pool_options;
   pool_options.size = o.pool;
+  if (o.pool > 0) log(fmt::format("starting the pool's first VM ({})", start));
   HUSK_TRY_ASSIGN(
       std::unique_ptr<Pool> pool,
       Pool::start(pool_options, [&job, &o] { return start_pooled_vm(job, o.runner); }, pooled_vm_usable,
                   [&log](std::string_view line) { log(fmt::format("pool: {}", line)); }));
   if (o.pool > 0) {
-    log(fmt::format("starting the pool's first VM ({})", start));
     for (;;) {
       auto ready = pool->wait_ready(Deadline::after(kSignalPoll));
       if (!ready) return wrap("the first VM did not start", ready.error());

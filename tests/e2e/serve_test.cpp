@@ -243,6 +243,10 @@ TEST_CASE("husk serve on a Unix socket: stdin/stdout, JSON, failure, fresh VMs, 
   REQUIRE(result.is_object());
   CHECK(result.at("verdict") == "OK");
   CHECK(result.at("steps").at(0).at("stdout") == "SHOUT");
+  const json& t = result.at("timeline");
+  note("its run: process ended at " + std::to_string(result.at("steps").at(0).value("end_ms", 0.0)) +
+       " ms, shutdown asked at " + std::to_string(t.value("shutdown_ms", 0.0)) + " ms, VM gone at " +
+       std::to_string(t.value("end_ms", 0.0)) + " ms (since run_job_on began)");
   const Reply accept = curl(socket, url, "fail\n", {"-H", "Accept: application/json"});
   CHECK(accept.status == 500);
   CHECK(json::parse(accept.body, nullptr, false).value("verdict", "") == "RE");
@@ -261,6 +265,10 @@ TEST_CASE("husk serve on a Unix socket: stdin/stdout, JSON, failure, fresh VMs, 
     CHECK(marker.body == "fresh\n");
     note("marker request " + std::to_string(i + 1) + ": " + marker.header("x-husk-request-ms") + " ms");
   }
+
+  // SIGQUIT: a status line, and serve goes on.
+  serve.signal(SIGQUIT);
+  serve.wait_for(R"(request\(s\) in flight; pool: [0-9]+ ready, 0 request\(s\) waiting for a VM)", 30s);
 
   // One request in flight (--max-concurrent 1): the next gets 503 at once.
   auto slow = std::async(std::launch::async, [&] { return curl(socket, url, "sleep\n8"); });
