@@ -359,17 +359,34 @@ def part_sweep(a, parts, caps, env, cache, save):
         return
     sizes = []
     for m in a.memories:
-        # Each size is its own configuration: its first --warm run makes its
-        # snapshot (timed apart), the next is an untimed warm-up.
+        # Each size is its own configuration with its own snapshot, made
+        # first (timed apart): by `husk snapshot create` into the cache
+        # when this build has it, else by the first --warm run. Then one
+        # untimed warm-up run.
         before = set(cache_entries(cache))
         extra = ["--memory", str(m), "--warm", "--snapshot-cache", cache]
-        r = husk_run(a, "sweep-%d-make" % m, extra, env=env)
-        r["snapshot_ready_ms"] = snapshot_ready_ms(os.path.join(a.log_dir, "sweep-%d-make.stderr" % m))
+        name = "sweep-%d-make" % m
+        if not caps["snapshot_create"]:
+            base = os.path.join(a.log_dir, name)
+            argv = [a.husk, "snapshot", "create", a.job, "--memory", str(m), "--snapshot-cache", cache]
+            try:
+                r = rusage_run(argv, base + ".stdout", base + ".stderr", a.timeout, env=env)
+            except OSError as e:
+                r = {"exit_code": None, "error": str(e)}
+            r.update({"name": name, "argv": argv, "how": "husk snapshot create"})
+            if r.get("exit_code") != 0 and not r.get("error"):
+                r["error"] = "exit %s: %s" % (r.get("exit_code"), " | ".join(tail(base + ".stderr")))
+        else:
+            r = husk_run(a, name, extra, env=env)
+            r["how"] = "first husk run --warm"
+        r["snapshot_ready_ms"] = snapshot_ready_ms(os.path.join(a.log_dir, name + ".stderr"))
         new = {k: v for k, v in cache_entries(cache).items() if k not in before}
-        s = p["sizes"][str(m)] = {"memory_mib": m, "first_warm_run": r, "new_cache_entries": new, "runs": []}
-        print("bench: sweep %4d MiB, first --warm run (makes its snapshot): %s" % (m, line(r)), flush=True)
+        s = p["sizes"][str(m)] = {"memory_mib": m, "making": r, "new_cache_entries": new, "runs": []}
+        print("bench: sweep %4d MiB, snapshot made by %s: exit %s, %s ms wall%s" % (
+            m, r["how"], r.get("exit_code"), r.get("wall_ms"),
+            "" if r["snapshot_ready_ms"] is None else " (ready in %.0f ms)" % r["snapshot_ready_ms"]), flush=True)
         if r.get("error"):
-            s["skipped"] = "the first --warm run failed: " + r["error"]
+            s["skipped"] = "making its snapshot failed: " + r["error"]
             p["errors"].append("%d MiB: %s" % (m, s["skipped"]))
             continue
         w = husk_run(a, "sweep-%d-warmup" % m, extra, env=env)
@@ -417,6 +434,11 @@ def one_request(sock_path, timeout_s):
         r["ms"] = round((time.monotonic_ns() - t0) / 1e6, 3)
         r["status"] = resp.status
         r["ok"] = resp.status == 200 and body == EXPECTED
+        r["husk_start"] = resp.getheader("X-Husk-Start")
+        try:
+            r["husk_request_ms"] = float(resp.getheader("X-Husk-Request-Ms"))
+        except (TypeError, ValueError):
+            r["husk_request_ms"] = None
         if not r["ok"]:
             r["body"] = body[:200].decode("utf-8", "replace")
     except (OSError, http.client.HTTPException) as e:
@@ -600,6 +622,8 @@ def serve_mode(a, mode, caps, env, errors):
                 "throughput_rps": round(len(ok) / (elapsed / 1e3), 3) if elapsed > 0 else None,
                 "latency_ms": summary(ok),
                 "server_logged_ms": summary(server_ms),
+                "husk_request_ms": summary([r.get("husk_request_ms") for r in reqs if r["ok"]]),
+                "husk_start_headers": sorted({str(r.get("husk_start")) for r in reqs}),
                 "serve_cpu_ms": None if cpu0 is None or cpu1 is None else round(cpu1 - cpu0, 1),
                 "samples": reqs,
                 "server_logged_samples_ms": server_ms,
@@ -607,6 +631,9 @@ def serve_mode(a, mode, caps, env, errors):
             if lv["serve_cpu_ms"] is not None and reqs:
                 lv["serve_cpu_ms_per_request"] = round(lv["serve_cpu_ms"] / len(reqs), 1)
             m["levels"][str(c)] = lv
+            other = [r.get("husk_start") for r in reqs if r["ok"] and r.get("husk_start") not in (None, mode)]
+            if other:
+                errors.append("%s, %d clients: %d answers say X-Husk-Start %s" % (mode, c, len(other), sorted(set(other))))
             if len(ok) != len(reqs):
                 errors.append("%s, %d clients: %d of %d requests failed (statuses %s)"
                               % (mode, c, len(reqs) - len(ok), len(reqs), lv["statuses"]))
@@ -745,9 +772,10 @@ def cmd_report(a):
     sizes = {}
     for m, s in sorted((sweep.get("sizes") or {}).items(), key=lambda kv: int(kv[0])):
         entry = run_summaries(s.get("runs") or [])
-        fw = s.get("first_warm_run") or {}
-        entry["first_warm_run_wall_ms"] = fw.get("wall_ms")
-        entry["first_warm_run_snapshot_ready_ms"] = fw.get("snapshot_ready_ms")
+        mk = s.get("making") or {}
+        entry["snapshot_made_by"] = mk.get("how")
+        entry["snapshot_making_wall_ms"] = mk.get("wall_ms")
+        entry["snapshot_ready_ms"] = mk.get("snapshot_ready_ms")
         entry["snapshot_disk"] = s.get("new_cache_entries")
         if s.get("skipped"):
             entry["skipped"] = s["skipped"]
@@ -772,6 +800,7 @@ def cmd_report(a):
         for c, lv in (m.get("levels") or {}).items():
             sv[mode]["levels"][c] = {k: lv.get(k) for k in (
                 "concurrency", "requests", "ok", "statuses", "latency_ms", "throughput_rps", "server_logged_ms",
+                "husk_request_ms", "husk_start_headers",
                 "serve_cpu_ms_per_request", "pool_full_before", "elapsed_ms")}
     out["serve"] = {"pool": serve.get("pool"), "max_concurrent": serve.get("max_concurrent"),
                     "requests_per_level": serve.get("requests_per_level"), "client": serve.get("client"),
@@ -830,10 +859,12 @@ def print_report(out, a):
     if sizes:
         print()
         print("restore against guest memory: `husk run --warm --memory M`, ms, median (min-max); "
-              "peak RSS of husk's reaped processes; the snapshot's files")
+              "peak RSS of one of husk's reaped processes;\n"
+              "the snapshot's files, allocated/apparent; making it: `husk snapshot create`'s \"ready in\" "
+              "(else the first --warm run's wall), ms")
         print("%6s %5s %19s %19s %19s %15s %11s %20s %12s" % (
             "MiB", "ok", "agent ready", "first result", "wall", "CPU husk+ch.", "max RSS", "snapshot on disk",
-            "make (wall)"))
+            "making it"))
         for m, e in sizes.items():
             disk = e.get("snapshot_disk") or {}
             app = sum(d["apparent_bytes"] for d in disk.values())
@@ -844,7 +875,7 @@ def print_report(out, a):
                 mr("wall_ms"), f(e["cpu_ms"]["median"]),
                 "-" if e["max_rss_kib"]["median"] is None else "%.0f MiB" % (e["max_rss_kib"]["median"] / 1024),
                 "%.0f/%.0f MiB" % (alloc / 2**20, app / 2**20) if disk else "-",
-                f(e["first_warm_run_wall_ms"])))
+                f(e["snapshot_ready_ms"] if e["snapshot_ready_ms"] is not None else e["snapshot_making_wall_ms"])))
         if "agent_ready_largest_over_smallest" in out["sweep"]:
             print("largest over smallest memory, medians: agent ready %sx, wall %sx (snapshot on disk: allocated/apparent)"
                   % (out["sweep"]["agent_ready_largest_over_smallest"], out["sweep"].get("wall_largest_over_smallest")))
