@@ -14,6 +14,7 @@
 #include "cli/exit_codes.h"
 #include "cli/run_command.h"
 #include "cli/seccomp_command.h"
+#include "cli/serve_command.h"
 #include "cli/snapshot_command.h"
 #include "cli/version.h"
 
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
   husk::cli::add_exec_command(app, exit_code);
   husk::cli::add_run_command(app, exit_code);
   husk::cli::add_seccomp_command(app, exit_code);
+  husk::cli::add_serve_command(app, exit_code);
   husk::cli::add_snapshot_command(app, exit_code);
   husk::cli::add_validate_command(app, exit_code);
   try {

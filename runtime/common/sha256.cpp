@@ -6,6 +6,7 @@ namespace husk {
 
 namespace {
 static_assert(sizeof(sha256_ctx) <= 128, "Sha256::state_ too small for nettle's sha256_ctx");
+static_assert(Sha256::kDigestBytes == SHA256_DIGEST_SIZE);
 sha256_ctx* ctx(unsigned char* state) { return reinterpret_cast<sha256_ctx*>(state); }
 }  // namespace
 
@@ -15,12 +16,16 @@ void Sha256::update(std::string_view data) {
   sha256_update(ctx(state_), data.size(), reinterpret_cast<const uint8_t*>(data.data()));
 }
 
+std::array<uint8_t, Sha256::kDigestBytes> Sha256::digest() {
+  std::array<uint8_t, kDigestBytes> out{};
+  sha256_digest(ctx(state_), out.size(), out.data());
+  return out;
+}
+
 std::string Sha256::hex() {
-  uint8_t digest[SHA256_DIGEST_SIZE];
-  sha256_digest(ctx(state_), sizeof digest, digest);
   static const char* const kHex = "0123456789abcdef";
   std::string out;
-  for (uint8_t b : digest) {
+  for (uint8_t b : digest()) {
     out += kHex[b >> 4];
     out += kHex[b & 15];
   }
