@@ -188,7 +188,6 @@ AllowList main_list() {
       .allow(HUSK_SYSCALL(close), "every file and socket it opens")
       .allow(HUSK_SYSCALL(newfstatat), "stat, lstat and fstat (glibc 2.36 makes all three newfstatat); std::filesystem")
       .allow(HUSK_SYSCALL(lseek), "ifstream seeks (the console log's tail)")
-      .allow(HUSK_SYSCALL(getrandom), "fresh randomness for each guest's kernel before its job (AgentClient::reseed)")
       .allow(HUSK_SYSCALL(getdents64), "folder listings: input folders, removing the VM's private folder")
       .allow(HUSK_SYSCALL(mkdir), "create_directories for output files")
       .allow(HUSK_SYSCALL(unlinkat), "removing the VM's private folder (PrivateDir)")

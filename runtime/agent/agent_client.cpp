@@ -2,7 +2,8 @@
 // hostname, files, stat, shutdown). exec() is in agent_exec.cpp.
 #include "runtime/agent/agent_client.h"
 
-#include <sys/random.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -175,9 +176,12 @@ Result<void> AgentClient::set_clock(uint64_t unix_ns) {
 }
 
 Result<void> AgentClient::reseed() {
+  // From /dev/urandom with open and read: the calls husk's main thread may
+  // make under its filter anyway (getrandom is not among them).
   std::string entropy(64, '\0');
-  if (::getrandom(entropy.data(), entropy.size(), 0) != static_cast<ssize_t>(entropy.size())) {
-    return fail_errno("getrandom for the guest's reseed");
+  UniqueFd urandom(::open("/dev/urandom", O_RDONLY | O_CLOEXEC));
+  if (!urandom || ::read(urandom.get(), entropy.data(), entropy.size()) != static_cast<ssize_t>(entropy.size())) {
+    return fail_errno("read /dev/urandom for the guest's reseed");
   }
   const uint32_t id = next_id_++;
   const Budget b = budget();
