@@ -49,6 +49,8 @@ json comparable(const json& run) {
   for (const char* key : {"name", "kind", "verdict", "exit_code", "signal", "stdout", "stderr", "stdout_truncated"}) {
     if (run.contains(key)) out[key] = run.at(key);
   }
+  // Concurrent writers' lines interleave as they race, in every VM.
+  if (run.value("name", "") == "fork-bomb") out.erase("stderr");
   if (run.contains("message")) {
     // A limit's message names the limit, not a time.
     out["message_kind"] = run.at("message").get<std::string>().substr(0, 12);
