@@ -232,7 +232,7 @@ TEST_CASE("husk serve on a Unix socket: stdin/stdout, JSON, failure, fresh VMs, 
   CHECK(ok.header("x-husk-start") == "boot");
   CHECK(ok.header("x-husk-exit-code") == "0");
   CHECK_FALSE(ok.header("x-husk-request-ms").empty());
-  note("a pooled VM (--start boot): " + ok.header("x-husk-request-ms") + " ms in husk serve, " +
+  note("a pooled VM (" + ok.header("x-husk-start") + "): " + ok.header("x-husk-request-ms") + " ms in husk serve, " +
        std::to_string(static_cast<int>(ok.seconds * 1000)) + " ms in curl");
 
   // The JSON result on request (a query, or Accept), with the same status.
