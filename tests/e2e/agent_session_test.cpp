@@ -17,14 +17,13 @@
 #include <vector>
 
 #include "runtime/agent/vm_session.h"
+#include "tests/e2e/agent_support.h"
 #include "tests/e2e/guest_session.h"
 
 using namespace husk;
 using namespace husk::test;
 
 namespace {
-
-const std::vector<std::string> kPath{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
 
 // Overwrites the agent's code (PID 1, static, so its text is one r-xp
 // mapping) with zeros through /proc/1/mem; the agent faults the next time it
@@ -49,31 +48,6 @@ std::unique_ptr<agent::VmSession> start_session(uint64_t memory_mib = 256) {
   // call that hung, instead of stalling the whole suite.
   (*session)->agent().set_call_timeout(std::chrono::seconds(120));
   return std::move(*session);
-}
-
-struct Job {
-  agent::ExecResult result;
-  std::string out;
-  std::string err;
-};
-
-Job run(agent::AgentClient& client, agent::ExecRequest req) {
-  if (req.env.empty()) req.env = kPath;
-  Job job;
-  agent::ExecCallbacks cb;
-  cb.on_stdout = [&](std::string_view d) { job.out.append(d); };
-  cb.on_stderr = [&](std::string_view d) { job.err.append(d); };
-  auto r = client.exec(req, cb);
-  INFO((r ? "" : r.error().message));
-  REQUIRE(r);
-  job.result = *r;
-  return job;
-}
-
-Job run_sh(agent::AgentClient& client, const std::string& script) {
-  agent::ExecRequest req;
-  req.argv = {"sh", "-c", script};
-  return run(client, req);
 }
 
 std::string random_bytes(size_t n, uint64_t seed) {
@@ -238,14 +212,14 @@ TEST_CASE("VmSession: files up and down with checksums, stat, several jobs in on
   env_req.cwd = "/tmp/in";
   env_req.stdin_mode = agent::proto::StdinMode::kData;
   env_req.stdin_data = "from stdin";
-  j = run(client, env_req);
+  j = exec_job(client, env_req);
   CHECK(j.out == "hi there\n/tmp/in\nfrom stdin");
 
   // A deadline kills the whole tree: nothing of it is left for the next job.
   agent::ExecRequest tree;
   tree.argv = {"sh", "-c", "sleep 100 & (sleep 100 &); sleep 100"};
   tree.limits.wall_ms = 1500;
-  j = run(client, tree);
+  j = exec_job(client, tree);
   CHECK(j.result.exit.reason == agent::proto::ExitReason::kWallTimeout);
   j = run_sh(client, "ps -o pid,args | grep -c '[s]leep 100'");
   CHECK(j.out == "0\n");

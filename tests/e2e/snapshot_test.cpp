@@ -5,6 +5,7 @@
 // configuration, reuses it, and makes a damaged one again; an explicit
 // snapshot of another configuration or a damaged one is refused before any
 // VM runs; nothing is left behind.
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <chrono>
@@ -12,8 +13,12 @@
 #include <fstream>
 #include <thread>
 
+#include "runtime/agent/vm_session.h"
+#include "runtime/common/unique_fd.h"
+#include "tests/e2e/agent_support.h"
 #include "tests/e2e/run_support.h"
 
+using namespace husk;
 using namespace husk::test;
 using namespace husk::test::run;
 
@@ -179,4 +184,62 @@ TEST_CASE("snapshot create --out and husk run --snapshot; damaged and foreign sn
   CHECK(str(remade.result, "verdict") == "OK");
   CHECK(contains(remade.proc.err, "made again"));
   check_nothing_left(sb);
+}
+
+TEST_CASE("VmSession: a running VM's snapshot (it runs on), restored twice at once, each as it was", "[e2e][snapshot]") {
+  TempDir dir;
+  vmm::VmConfig config;
+  config.kernel_path = guest_file("vmlinux");
+  config.initrd_path = guest_file("initramfs.cpio.gz");
+  config.cmdline = "console=ttyS0 reboot=k panic=-1 quiet";
+  config.rng = true;
+  UniqueFd state(::open(dir.file("state").c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  UniqueFd memory(::open(dir.file("memory").c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  REQUIRE(state);
+  REQUIRE(memory);
+  vmm::VmConfig saved_config = config;
+  saved_config.save_to = vmm::SnapshotFds{state.get(), memory.get()};
+  saved_config.snapshot_description = "test=1\n";
+  auto original = agent::VmSession::start(saved_config, agent::SessionOptions{});
+  INFO((original ? "" : original.error().message));
+  REQUIRE(original);
+  agent::AgentClient& client = (*original)->agent();
+  REQUIRE(run_sh(client, "echo before > /tmp/before").result.exit.exit_code == 0);
+  const Job uptime_then = run_sh(client, "cut -d' ' -f1 /proc/uptime");
+
+  auto saved = (*original)->vmm().snapshot(std::chrono::seconds(60));
+  INFO((saved ? *saved : saved.error().message));
+  REQUIRE(saved);
+  CHECK(contains(*saved, "state "));
+  // It ran on: paused for the save, then resumed with its connection.
+  const Job after = run_sh(client, "cat /tmp/before; echo after > /tmp/after; echo resumed");
+  CHECK(after.out == "before\nresumed\n");
+  CHECK((*original)->finish());
+
+  // Two VMs from the snapshot at once, each with the guest as it was at
+  // the snapshot: /tmp/before there, /tmp/after (written later) not.
+  agent::SessionOptions restore;
+  restore.restore = agent::RestoreSource{dir.file("state"), dir.file("memory")};
+  auto first = agent::VmSession::start(config, restore);
+  INFO((first ? "" : first.error().message));
+  REQUIRE(first);
+  auto second = agent::VmSession::start(config, restore);
+  INFO((second ? "" : second.error().message));
+  REQUIRE(second);
+  for (auto* vm : {&*first, &*second}) {
+    const Job j = run_sh((*vm)->agent(), "cat /tmp/before; ls /tmp/after 2>/dev/null || echo no-after; "
+                                         "cut -d' ' -f1 /proc/uptime; echo $$ > /tmp/mine; cat /tmp/mine");
+    const auto lines = lines_of(j.out);
+    REQUIRE(lines.size() == 4);
+    CHECK(lines[0] == "before");
+    CHECK(lines[1] == "no-after");
+    // The guest's clock went on from the snapshot: no leap for the time
+    // the snapshot waited (a few seconds here).
+    const double then = std::stod(uptime_then.out);
+    const double now = std::stod(lines[2]);
+    CHECK(now >= then);
+    CHECK(now < then + 60);
+  }
+  CHECK((*first)->finish());
+  CHECK((*second)->finish());
 }
