@@ -68,6 +68,9 @@ TEST_CASE("every command in the README and docs/ runs and exits 0", "[e2e][docs]
   // `husk ...` and `build/bin/husk ...` mean the husk under test.
   const std::regex husk_word(R"((^|[|;&(] *)(build/bin/)?husk )");
   int ran = 0;
+  // `--warm` commands make their snapshots here (the home folder's cache
+  // may be read-only, as in the test host).
+  const TempDir snapshots;
   for (const DocCommand& c : commands) {
     const std::string where = c.file + ":" + std::to_string(c.line);
     if (c.text.rfind("make ", 0) == 0) {
@@ -80,7 +83,8 @@ TEST_CASE("every command in the README and docs/ runs and exits 0", "[e2e][docs]
     }
     const std::string command = std::regex_replace(c.text, husk_word, "$1" + husk_bin() + " ");
     const ProcessResult r = run_process({"env", "HUSK_KERNEL=" + guest_file("vmlinux"),
-                                         "HUSK_INITRD=" + guest_file("initramfs.cpio.gz"), "bash", "-c",
+                                         "HUSK_INITRD=" + guest_file("initramfs.cpio.gz"),
+                                         "HUSK_SNAPSHOT_CACHE=" + snapshots.file("cache"), "bash", "-c",
                                          "cd '" + root + "' && { " + command + "\n} </dev/null"},
                                         300);
     INFO(where << ": " << c.text << "\nstdout:\n" << r.out.substr(0, 2000) << "\nstderr:\n" << r.err.substr(0, 4000));
