@@ -604,3 +604,62 @@ TEST_CASE("mmio: the transport's state is plain data", "[unit]") {
   CHECK(q->state().avail_ring == f.q0.avail_ring());
   CHECK_FALSE(Queue::restore(8, s.queues[0]));  // does not fit a smaller queue
 }
+
+TEST_CASE("mmio: restore puts registers and queues back and activates a device that was active", "[unit]") {
+  Fixture f;
+  REQUIRE((f.init() & S_DRIVER_OK) != 0);
+  f.driver.write(VIRTIO_MMIO_QUEUE_SEL, 1);
+  const TransportState saved = f.transport.state();
+  REQUIRE(saved.device == DeviceState::kActive);
+
+  auto device = std::make_shared<FakeDevice>();
+  MmioTransport restored(device, f.mem, f.irq, nullptr);
+  REQUIRE(restored.restore(saved));
+  CHECK(device->activations == 1);
+  CHECK(restored.activated());
+  const TransportState now = restored.state();
+  CHECK(now.status == saved.status);
+  CHECK(now.driver_features == saved.driver_features);
+  CHECK(now.queue_sel == 1);
+  REQUIRE(now.queues.size() == 2);
+  CHECK(now.queues[0].desc_table == saved.queues[0].desc_table);
+  CHECK(now.queues[1].used_ring == saved.queues[1].used_ring);
+  CHECK(now.queues[0].event_idx);
+  // The guest sees the registers it left.
+  MmioDriver driver(restored);
+  CHECK(driver.status() == saved.status);
+
+  // Only once, and only into a device that has not run.
+  auto again = restored.restore(saved);
+  REQUIRE_FALSE(again);
+  CHECK(again.error().message.find("only before it ran") != std::string::npos);
+}
+
+TEST_CASE("mmio: restore refuses a state that does not fit the device", "[unit]") {
+  Fixture f;
+  REQUIRE((f.init() & S_DRIVER_OK) != 0);
+  TransportState saved = f.transport.state();
+
+  SECTION("another queue count") {
+    saved.queues.pop_back();
+    MmioTransport restored(std::make_shared<FakeDevice>(), f.mem, f.irq, nullptr);
+    auto refused = restored.restore(saved);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().message.find("the snapshot has 1 queues, the device 2") != std::string::npos);
+  }
+  SECTION("a queue larger than the device's") {
+    saved.queues[1].size = 16;  // its maximum is 8
+    auto device = std::make_shared<FakeDevice>();
+    MmioTransport restored(device, f.mem, f.irq, nullptr);
+    REQUIRE_FALSE(restored.restore(saved));
+    CHECK(device->activations == 0);
+  }
+  SECTION("a device that cannot be activated again") {
+    auto device = std::make_shared<FakeDevice>();
+    device->fail_activation = true;
+    MmioTransport restored(device, f.mem, f.irq, nullptr);
+    auto refused = restored.restore(saved);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().message.find("did not come back") != std::string::npos);
+  }
+}
