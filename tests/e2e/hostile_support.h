@@ -102,8 +102,9 @@ inline uint64_t status_kib(const std::string& status, const std::string& key) {
 }
 
 // From one read of /proc/PID/smaps: the RSS of all mappings, and of the
-// anonymous ones exactly `size` bytes long: the guest's RAM
-// (runtime/memory/guest_memory.cpp maps it as one anonymous region).
+// guest's RAM: the mappings exactly `size` bytes long of the memfd
+// "husk-guest-ram" (runtime/memory/guest_memory.cpp maps a booted VM's RAM
+// from it, one mapping per region).
 struct MappedRss {
   uint64_t all = 0;
   uint64_t guest = 0;
@@ -121,7 +122,7 @@ inline MappedRss mapped_rss(pid_t pid, uint64_t size) {
       std::istringstream words(line);
       std::string w[6];
       for (auto& x : w) words >> x;
-      in_guest = end - start == size && w[5].empty();
+      in_guest = end - start == size && w[5].rfind("/memfd:husk-guest-ram", 0) == 0;
     } else if (line.rfind("Rss:", 0) == 0) {
       const uint64_t bytes = std::strtoull(line.c_str() + 4, nullptr, 10) * 1024;
       total.all += bytes;
