@@ -34,6 +34,8 @@ struct ServeFlags {
   std::string request_timeout = "60s";
   std::string max_body = "16MiB";
   std::string start = "snapshot";
+  std::string snapshot_cache;  // --snapshot-cache
+  std::string snapshot_dir;    // --snapshot DIR
   VmFlags vm;
   SandboxFlags sandbox;
 };
@@ -85,6 +87,10 @@ int serve_main(ServeFlags& f) {
     fmt::print(stderr, "husk serve: {}\n", shape.error().message);
     return kExitUsage;
   }
+  if (!f.snapshot_dir.empty() && f.start == "boot") {
+    fmt::print(stderr, "husk serve: --snapshot DIR restores that snapshot: not with --start boot\n");
+    return kExitUsage;
+  }
   const job::StartMode start = f.start == "boot" ? job::StartMode::kBoot : job::StartMode::kSnapshot;
   if (auto function = serve::prepare_function_job(*job, start); !function) {
     fmt::print(stderr, "husk serve: {}\n", function.error().message);
@@ -107,6 +113,8 @@ int serve_main(ServeFlags& f) {
     return kExitUsage;
   }
   options->runner.jail = std::move(*jail);
+  options->runner.snapshot_cache = f.snapshot_cache;
+  options->runner.snapshot_dir = f.snapshot_dir;
 
   install_signal_handlers();
   // Blocked here, before any thread, so that every thread inherits the
@@ -142,6 +150,10 @@ void add_serve_command(CLI::App& app, int& exit_code) {
                   "how each VM starts: snapshot (restored from the function's snapshot) or boot (cold boot)")
       ->check(CLI::IsMember({"snapshot", "boot"}))
       ->capture_default_str();
+  cmd->add_option("--snapshot-cache", f->snapshot_cache,
+                  "where snapshots are kept (default $HUSK_SNAPSHOT_CACHE, else ~/.cache/husk/snapshots)");
+  cmd->add_option("--snapshot", f->snapshot_dir,
+                  "restore every VM from this snapshot folder (from `husk snapshot create --out`), not the cache's");
   add_vm_flags(*cmd, f->vm, kVmShape);
   add_seccomp_flag(*cmd, f->sandbox);
   add_jail_flags(*cmd, f->sandbox);

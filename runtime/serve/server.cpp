@@ -3,6 +3,8 @@
 #include <poll.h>
 #include <signal.h>
 
+#include <filesystem>
+
 #include <fmt/format.h>
 
 #include "runtime/common/deadline.h"
@@ -67,6 +69,18 @@ Result<void> serve(const job::Job& job, const ServeOptions& o, const StopSignals
                              seccomp::ThreadClass::kRng, seccomp::ThreadClass::kVsock, seccomp::ThreadClass::kConsole,
                              seccomp::ThreadClass::kWatchdog}));
   const std::string start = job.vm.start == job::StartMode::kSnapshot ? "snapshot" : "boot";
+  if (job.vm.start == job::StartMode::kSnapshot) {
+    // Made (or found in the cache) now, while this is the only thread: the
+    // first request, or the pool's first VM, does not pay for it, and a
+    // snapshot that cannot be made stops husk serve before it listens.
+    const auto began = Clock::now();
+    log("the function's snapshot: from the cache, or made now (a boot)");
+    auto snapshot = job::prepare_snapshot(job, o.runner);
+    if (!snapshot) return wrap("the function's snapshot", snapshot.error());
+    log(fmt::format("snapshot ready in {:.0f} ms: {}",
+                    std::chrono::duration<double, std::milli>(Clock::now() - began).count(),
+                    std::filesystem::path(snapshot->state_path).parent_path().string()));
+  }
 
   Pool::Options pool_options;
   pool_options.size = o.pool;

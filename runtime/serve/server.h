@@ -51,7 +51,8 @@ using Log = std::function<void(std::string_view)>;
 // arrives on `signals`: then no new connections, the requests in flight
 // finish (each within its timeout), the ready VMs are destroyed, and it
 // returns. SIGQUIT logs the pool and the requests in flight. An error only
-// before serving: the socket, or the pool's first VM.
+// before serving: the socket, the function's snapshot (made first, before
+// any thread, when the VMs start from one), or the pool's first VM.
 [[nodiscard]] Result<void> serve(const job::Job& job, const ServeOptions& options, const StopSignals& signals,
                                  const Log& log);
 

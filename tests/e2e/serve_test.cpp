@@ -2,13 +2,15 @@
 // tests/e2e/jobs/serve/fn.toml on real VMs, driven by real curl processes.
 // A VM start takes seconds in the nested test host, so each case runs one
 // husk serve through many requests:
-// - a Unix socket with a pool: stdin is the body and stdout the answer (a
+// - a Unix socket with a pool of VMs restored from the function's snapshot
+//   (the default start): stdin is the body and stdout the answer (a
 //   200 KiB body of every byte value), the JSON result, a failing function's
 //   500, a fresh VM per request (a file one request leaves is not there for
 //   the next), 503 over --max-concurrent, and SIGTERM with a request in
 //   flight: it still gets its answer, serve exits 0 and leaves nothing;
-// - loopback TCP (port 0) without a pool: a request past --request-timeout
-//   gets 504 and its VM is gone at once; SIGINT when idle exits 0.
+// - loopback TCP (port 0) without a pool, VMs booted (--start boot): a
+//   request past --request-timeout gets 504 and its VM is gone at once;
+//   SIGINT when idle exits 0.
 #include <net/if.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -211,12 +213,14 @@ void loopback_up() {
 
 }  // namespace
 
-TEST_CASE("husk serve on a Unix socket: stdin/stdout, JSON, failure, fresh VMs, 503, SIGTERM in flight",
+TEST_CASE("husk serve on a Unix socket, restored VMs: stdin/stdout, JSON, failure, fresh VMs, 503, SIGTERM in flight",
           "[e2e][serve]") {
   Sandbox sb;
   const std::string socket = sb.dir.file("fn.sock");
-  ServeProcess serve(sb, {"--listen", "unix:" + socket, "--pool", "1", "--max-concurrent", "1", "--start", "boot"});
+  ServeProcess serve(sb, {"--listen", "unix:" + socket, "--pool", "1", "--max-concurrent", "1",
+                         "--snapshot-cache", sb.dir.file("snapshots")});
   serve.wait_for("listening on unix:", 240s);
+  note("made its snapshot in " + serve.wait_for("snapshot ready in ([0-9]+) ms", 1s) + " ms");
   INFO("husk serve's stderr: " << tail(serve.err(), 4000));
   const std::string url = "http://localhost/fn";
 
@@ -229,7 +233,7 @@ TEST_CASE("husk serve on a Unix socket: stdin/stdout, JSON, failure, fresh VMs, 
   CHECK(ok.body.size() == data.size());
   CHECK(ok.body == upper(data));
   CHECK(ok.header("x-husk-verdict") == "OK");
-  CHECK(ok.header("x-husk-start") == "boot");
+  CHECK(ok.header("x-husk-start") == "snapshot");
   CHECK(ok.header("x-husk-exit-code") == "0");
   CHECK_FALSE(ok.header("x-husk-request-ms").empty());
   note("a pooled VM (" + ok.header("x-husk-start") + "): " + ok.header("x-husk-request-ms") + " ms in husk serve, " +
@@ -298,7 +302,7 @@ TEST_CASE("husk serve on a Unix socket: stdin/stdout, JSON, failure, fresh VMs, 
   note("husk serve's log:\n" + serve.err());
 }
 
-TEST_CASE("husk serve on loopback TCP without a pool: past --request-timeout a request gets 504 and its VM is gone",
+TEST_CASE("husk serve on loopback TCP, booted VMs, no pool: past --request-timeout a request gets 504, its VM gone",
           "[e2e][serve]") {
   loopback_up();
   Sandbox sb;
