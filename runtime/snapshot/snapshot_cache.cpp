@@ -160,8 +160,13 @@ Result<RestoreSource> ensure_snapshot(const vmm::VmConfig& config, const std::st
   // Another build's or a broken one: made again.
   if (existed) spdlog::warn("snapshot {} is unusable ({}): made again", dir, why.error().message);
   fs::remove_all(dir, ec);
+  // Temporary folders of this entry are made only under its lock: any
+  // there now is a killed husk's.
+  const std::string stem = fs::path(dir).filename().string() + ".tmp-";
+  for (const auto& e : fs::directory_iterator(cache, ec)) {
+    if (e.path().filename().string().rfind(stem, 0) == 0) fs::remove_all(e.path(), ec);
+  }
   const std::string temporary = fmt::format("{}.tmp-{}", dir, ::getpid());
-  fs::remove_all(temporary, ec);
   if (auto made = create_snapshot(config, temporary, options); !made) {
     fs::remove_all(temporary, ec);
     return Unexpected(made.error());

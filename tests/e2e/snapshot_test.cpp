@@ -180,9 +180,14 @@ TEST_CASE("snapshot create --out and husk run --snapshot; damaged and foreign sn
     state.seekp(-20, std::ios::end);
     state.put('\x5a');
   }
+  // A killed husk's half-made snapshot of the same entry: swept then.
+  const fs::path stale = entries[0].string() + ".tmp-1";
+  fs::create_directories(stale);
+  std::ofstream(stale / "memory") << "half";
   const HuskRun remade = husk_run(sb, job, {"--warm", "--snapshot-cache", cache});
   CHECK(str(remade.result, "verdict") == "OK");
   CHECK(contains(remade.proc.err, "made again"));
+  CHECK_FALSE(fs::exists(stale));
   check_nothing_left(sb);
 }
 
