@@ -56,6 +56,7 @@ Result<std::unique_ptr<VmSession>> VmSession::start(vmm::VmConfig config, const 
   restore_memory.reset();
   std::unique_ptr<VmSession> session(new VmSession(std::move(dir), std::move(vmm)));
   session->console_path_ = console;
+  session->restored_ = options.restore.has_value();
   session->vsock_path_ = config.vsock->uds_path;
   VmSession* s = session.get();
   if (options.confine_caller) HUSK_TRY(seccomp::enter(seccomp::ThreadClass::kMain));

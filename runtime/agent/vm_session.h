@@ -83,6 +83,8 @@ class VmSession {
   // The VM's build times (CLOCK_MONOTONIC); its first run and stop too once
   // it has stopped.
   [[nodiscard]] vmm::BootTimeline timeline() const { return vmm_->timeline(); }
+  // Whether the VM was restored from a snapshot rather than booted.
+  [[nodiscard]] bool restored() const { return restored_; }
   // The VMM process (for tests: its pid).
   [[nodiscard]] vmm::VmmProcess& vmm() { return *vmm_; }
 
@@ -97,6 +99,7 @@ class VmSession {
   std::string console_path_;
   std::string vsock_path_;
   std::string shutdown_failure_;
+  bool restored_ = false;
 };
 
 }  // namespace husk::agent

@@ -57,6 +57,7 @@ struct Timeline {
   double agent_ready_ms = 0;
   double shutdown_ms = 0;      // the shutdown request
   double end_ms = 0;           // the VM gone
+  std::string start;           // "boot" or "snapshot" (restored); empty when no VM started
 };
 
 struct JobResult {

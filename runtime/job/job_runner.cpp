@@ -217,6 +217,7 @@ JobResult Runner::run(std::unique_ptr<agent::VmSession> vm) {
     vm = std::move(*started);
   }
   session_ = std::move(vm);
+  result_.timeline.start = session_->restored() ? "snapshot" : "boot";
   result_.timeline.agent_ready_ms = static_cast<double>(session_->boot_time().count());
   say(fmt::format("agent ready after {} ms", session_->boot_time().count()));
 

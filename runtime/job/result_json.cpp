@@ -79,6 +79,7 @@ std::string result_json(const JobResult& result, const std::string& husk_version
   if (t.vmm_start_cpu_ms > 0) j["timeline"]["vmm_start_cpu_ms"] = t.vmm_start_cpu_ms;
   if (t.agent_ready_ms > 0) j["timeline"]["agent_ready_ms"] = t.agent_ready_ms;
   if (t.shutdown_ms > 0) j["timeline"]["shutdown_ms"] = t.shutdown_ms;
+  if (!t.start.empty()) j["timeline"]["start"] = t.start;
   return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 

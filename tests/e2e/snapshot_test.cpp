@@ -78,6 +78,8 @@ TEST_CASE("warm start: jobs give the same verdicts, limits and outputs cold and 
     REQUIRE(hot.result.is_object());
     INFO("cold: " << brief(cold.result) << "\nwarm: " << brief(hot.result));
     CHECK(hot.proc.exit_code == cold.proc.exit_code);
+    CHECK(cold.result.at("timeline").at("start") == "boot");
+    CHECK(hot.result.at("timeline").at("start") == "snapshot");
     CHECK(str(hot.result, "verdict") == str(cold.result, "verdict"));
     for (const char* kind : {"steps", "cases"}) {
       const json& a = cold.result.at(kind);
