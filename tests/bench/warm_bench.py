@@ -50,6 +50,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -67,7 +68,7 @@ TCG_NOTE = ("absolute numbers from the nested test host are TCG-nested, not hard
             "(../shared/docs/host-kvm.md: a VM exit costs ~47 us there, a page first-touch ~43 us, "
             "CPU-bound code runs ~10x slower): compare side by side, the ratios count")
 SNAPSHOT_READY_RE = re.compile(r"snapshot ready in ([0-9.]+) ms")
-SERVE_LOG_RE = re.compile(r"husk serve: POST \S* (\d{3}) .*?([0-9.]+) ms\s*$")
+SERVE_LOG_RE = re.compile(r"^husk serve: POST \S* (\d{3}) .*?([0-9.]+) ms$", re.M)
 POOL_RE = re.compile(r"pool: (\d+) ready, (\d+) request\(s\) waiting for a VM( \(one starting\))?")
 
 
@@ -189,7 +190,7 @@ def husk_run(a, name, extra, env=None):
     result_path = base + ".result.json"
     if os.path.exists(result_path):
         os.unlink(result_path)
-    argv = [a.husk, "run", a.job, "--input", a.input, "--json", "--result", result_path] + extra
+    argv = [a.husk, "run", a.job, "--input", a.input, "--json", "--result", result_path] + extra + a.husk_flags
     try:
         r = rusage_run(argv, base + ".stdout", base + ".stderr", a.timeout, env=env)
     except OSError as e:
@@ -303,7 +304,7 @@ def part_runs(a, parts, caps, env, cache, save):
     else:
         shutil.rmtree(snap_dir, ignore_errors=True)
         base = os.path.join(a.log_dir, "snapshot-create")
-        argv = [a.husk, "snapshot", "create", a.job, "--out", snap_dir] + mem
+        argv = [a.husk, "snapshot", "create", a.job, "--out", snap_dir] + mem + a.husk_flags
         try:
             c = rusage_run(argv, base + ".stdout", base + ".stderr", a.timeout, env=env)
         except OSError as e:
@@ -319,6 +320,13 @@ def part_runs(a, parts, caps, env, cache, save):
                 c.get("exit_code"), " | ".join(tail(base + ".stderr")))
         else:
             cells.append(("snapshot_dir", mem + ["--snapshot", snap_dir]))
+    # The floor of "husk, before the VMM": starting the husk binary at all.
+    p["husk_version_wall_ms"] = []
+    for i in range(max(5, a.runs)):
+        v = rusage_run([a.husk, "--version"], os.devnull, os.devnull, 60)
+        p["husk_version_wall_ms"].append(v["wall_ms"])
+    print("bench: `husk --version`, spawn to exit: median %.1f ms"
+          % summary(p["husk_version_wall_ms"])["median"], flush=True)
     # One untimed run of each cell: the binaries and files in the page cache.
     for name, extra in cells:
         r = husk_run(a, "runs-warmup-%s" % name, extra, env=env)
@@ -368,7 +376,7 @@ def part_sweep(a, parts, caps, env, cache, save):
         name = "sweep-%d-make" % m
         if not caps["snapshot_create"]:
             base = os.path.join(a.log_dir, name)
-            argv = [a.husk, "snapshot", "create", a.job, "--memory", str(m), "--snapshot-cache", cache]
+            argv = [a.husk, "snapshot", "create", a.job, "--memory", str(m), "--snapshot-cache", cache] + a.husk_flags
             try:
                 r = rusage_run(argv, base + ".stdout", base + ".stderr", a.timeout, env=env)
             except OSError as e:
@@ -511,7 +519,7 @@ def wait_pool_full(proc, log_path, pool, timeout_s):
         ready, waiting, starting = st
         if ready >= pool and not starting and waiting == 0:
             return round(time.monotonic() - t0, 3), True
-        time.sleep(0.25)
+        time.sleep(0.5)
     return round(time.monotonic() - t0, 3), False
 
 
@@ -573,7 +581,7 @@ def serve_mode(a, mode, caps, env, errors):
         os.unlink(sock)
     log_path = os.path.join(a.log_dir, "serve-%s.stderr" % mode)
     argv = [a.husk, "serve", a.job, "--listen", "unix:" + sock, "--pool", str(a.serve_pool),
-            "--max-concurrent", str(a.serve_max_concurrent), "--memory", str(a.memory)]
+            "--max-concurrent", str(a.serve_max_concurrent), "--memory", str(a.memory)] + a.husk_flags
     if not caps["serve_start"]:
         argv += ["--start", mode]
     m = {"argv": argv, "levels": {}}
@@ -704,12 +712,30 @@ RUN_METRICS = (("agent_ready_ms", "agent ready"), ("spawn_to_result_ms", "first 
                ("wall_ms", "wall"), ("vmm_start_cpu_ms", "VMM start CPU"), ("cpu_ms", "CPU husk+ch."))
 
 
+PHASES = (("husk_before_vmm", "husk start to Runner::run"), ("vmm_to_first_kvm_run", "VMM start to 1st KVM_RUN"),
+          ("to_agent_ready", "to agent ready"), ("to_first_result", "to the exec result"),
+          ("to_vm_gone", "to the VM gone"), ("to_husk_exit", "to husk's exit"))
+
+
+def phases(r):
+    """Where one run's time goes, spawn to exit, in consecutive phases (ms)."""
+    tl = r.get("timeline") or {}
+    ke, ar, end = tl.get("kernel_entry_ms"), tl.get("agent_ready_ms"), tl.get("end_ms")
+    pre, res = r.get("spawn_to_vmm_start_ms"), r.get("result_ms")
+    if None in (ke, ar, end, pre, res, r.get("wall_ms")):
+        return {}
+    return {"husk_before_vmm": pre, "vmm_to_first_kvm_run": ke, "to_agent_ready": ar - ke,
+            "to_first_result": res - ar, "to_vm_gone": end - res, "to_husk_exit": r["wall_ms"] - pre - end}
+
+
 def run_summaries(runs):
     ok = [r for r in runs if not r.get("error")]
     s = {key: summary([r.get(key) for r in ok]) for key, _ in RUN_METRICS}
     s.update({k: summary([r.get(k) for r in ok]) for k in ("kernel_entry_ms", "result_ms", "exec_ms",
                                                           "spawn_to_vmm_start_ms", "user_ms", "sys_ms",
                                                           "max_rss_kib")})
+    ph = [phases(r) for r in ok]
+    s["phases_ms"] = {k: summary([p.get(k) for p in ph]) for k, _ in PHASES}
     s["runs"] = len(runs)
     s["ok"] = len(ok)
     return s
@@ -719,6 +745,7 @@ def cmd_report(a):
     parts = read_json(a.parts) or {}
     out = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "environment": {"where": a.where, "job": a.job_name, "memory_mib": a.memory, "runs": a.runs,
+                           "husk_flags": a.husk_flags,
                            "machine": parts.get("machine"), "machine_after": parts.get("machine_after"),
                            "host_kernel": platform.release(), "euid": parts.get("euid"),
                            "note": "ms; timeline figures count from the VMM's start, wall and first "
@@ -735,7 +762,8 @@ def cmd_report(a):
     # ---- cold against warm
     runs = parts.get("runs") or {}
     cells = {name: run_summaries(rs) for name, rs in (runs.get("cells") or {}).items()}
-    out["runs"] = {"memory_mib": runs.get("memory_mib"), "cells": cells}
+    out["runs"] = {"memory_mib": runs.get("memory_mib"), "cells": cells,
+                   "husk_version_wall_ms": summary(runs.get("husk_version_wall_ms") or [])}
     for k, v in (runs.get("skipped") or {}).items():
         skipped["runs." + k] = v
     out["failures"] += ["runs: " + e for e in runs.get("errors", [])]
@@ -816,8 +844,9 @@ def print_report(out, a):
     f = lambda v: "-" if v is None else ("%.0f" % v if abs(v) >= 100 else "%.1f" % v)
     env = out["environment"]
     print()
-    print("warm-start benchmark: `husk run %s --input FILE`, %s MiB, 1 vCPU, %s rounds, in %s"
-          % (env["job"], env["memory_mib"], env["runs"], env["where"]))
+    print("warm-start benchmark: `husk run %s --input FILE%s`, %s MiB, 1 vCPU, %s rounds, in %s"
+          % (env["job"], " " + env["husk_flags"] if env["husk_flags"] else "", env["memory_mib"], env["runs"],
+             env["where"]))
     if "test host" in env["where"]:
         print("NOTE: " + TCG_NOTE)
     cells = out["runs"]["cells"]
@@ -843,6 +872,21 @@ def print_report(out, a):
             for key, _ in RUN_METRICS:
                 row += " %19s" % ("-" if r.get(key) is None else "%.2fx" % r[key])
             print(row)
+    if cells:
+        print("where the time goes, spawn to exit, medians of each phase (ms):")
+        head = "%-26s" % "phase"
+        order = [n for n in ("cold", "warm", "snapshot_dir") if n in cells]
+        for name in order:
+            head += " %22s" % label[name]
+        print(head)
+        for key, title in PHASES:
+            row = "%-26s" % title
+            for name in order:
+                row += " %22s" % f(cells[name]["phases_ms"][key]["median"])
+            print(row)
+        hv = out["runs"]["husk_version_wall_ms"]["median"]
+        if hv is not None:
+            print("(`husk --version`, spawn to exit: %s ms: the cost of starting the husk binary here)" % f(hv))
     g = out.get("goal_10x")
     if g:
         print("goal: restore to a running job >= %.0fx faster than a cold boot (agent ready, medians): %sx, %s"
@@ -886,10 +930,10 @@ def print_report(out, a):
               " ms" % (out["serve"]["pool"], out["serve"]["max_concurrent"], out["serve"]["requests_per_level"]))
         print("%-10s %7s %7s %9s %9s %9s %9s %15s %12s" % ("start", "clients", "ok", "p50", "p99", "max", "req/s",
                                                             "server p50", "CPU/request"))
-        for mode, m in sv.items():
+        for mode, m in sorted(sv.items(), key=lambda kv: kv[0] != "snapshot"):
             if m.get("error"):
                 print("%-10s %s" % (mode, m["error"]))
-            for c, lv in m["levels"].items():
+            for c, lv in sorted(m["levels"].items(), key=lambda kv: int(kv[0])):
                 ls = lv["latency_ms"]
                 print("%-10s %7s %7s %9s %9s %9s %9s %15s %12s" % (
                     mode, c, "%d/%d" % (lv["ok"], lv["requests"]), f(ls["median"]), f(ls["p99"]), f(ls["max"]),
@@ -919,6 +963,8 @@ def main():
     m.add_argument("--serve-modes", type=lambda s: [x for x in s.split(",") if x], default=["snapshot", "boot"])
     m.add_argument("--parts", type=lambda s: [x for x in s.split(",") if x], default=["runs", "sweep", "serve"])
     m.add_argument("--timeout", type=float, default=300.0, help="seconds per husk run or request")
+    m.add_argument("--husk-flags", type=shlex.split, default=[],
+                   help="more flags for every husk run, snapshot create and serve (e.g. --no-jail)")
     m.add_argument("--log-dir", required=True)
     m.add_argument("--out", required=True)
 
@@ -930,6 +976,7 @@ def main():
     r.add_argument("--memory", type=int, required=True)
     r.add_argument("--runs", type=int, required=True)
     r.add_argument("--inner-status", default="")
+    r.add_argument("--husk-flags", default="")
 
     a = p.parse_args()
     if a.cmd == "measure":
