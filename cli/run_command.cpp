@@ -43,22 +43,9 @@ bool write_text(const std::string& path, const std::string& text, FILE* fallback
 }
 
 int run(RunOptions& o) {
-  job::LoadOptions load = load_options(!o.input.empty());
-  // Flags win over the job; a default they replace need not exist.
-  if (o.vm.kernel) load.default_kernel = *o.vm.kernel;
-  if (o.vm.initrd) load.default_initramfs = *o.vm.initrd;
-  auto job = job::load_job_file(o.job_file, load);
+  auto job = load_job_with_flags(o.job_file, o.vm, !o.input.empty());
   if (!job) {
     fmt::print(stderr, "{}\n", job.error().message);
-    return kExitUsage;
-  }
-  if (auto applied = apply_vm_flags(o.vm, job->vm); !applied) {
-    fmt::print(stderr, "husk: {}\n", applied.error().message);
-    return kExitUsage;
-  }
-  // The job file's values were checked by the parser; the flags' are here.
-  if (auto shape = vmm::validate(job::vm_config_for(job->vm)); !shape) {
-    fmt::print(stderr, "husk: {}\n", shape.error().message);
     return kExitUsage;
   }
   if (o.json) job->result.format = job::ResultFormat::kJson;

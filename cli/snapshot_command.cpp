@@ -25,16 +25,9 @@ struct SnapshotOptions {
 };
 
 int create(SnapshotOptions& o) {
-  job::LoadOptions load = load_options(false);
-  if (o.vm.kernel) load.default_kernel = *o.vm.kernel;
-  if (o.vm.initrd) load.default_initramfs = *o.vm.initrd;
-  auto job = job::load_job_file(o.job_file, load);
+  auto job = load_job_with_flags(o.job_file, o.vm, false);
   if (!job) {
     fmt::print(stderr, "{}\n", job.error().message);
-    return kExitUsage;
-  }
-  if (auto applied = apply_vm_flags(o.vm, job->vm); !applied) {
-    fmt::print(stderr, "husk: {}\n", applied.error().message);
     return kExitUsage;
   }
   job::RunnerOptions runner;

@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include "cli/job_io.h"
 #include "runtime/arch/x86_64/layout.h"
+#include "runtime/job/job_parser.h"
+#include "runtime/job/job_runner.h"
 
 namespace husk::cli {
 
@@ -76,6 +79,16 @@ Result<void> apply_vm_flags(const VmFlags& f, job::VmSpec& vm) {
   vm.disks.insert(vm.disks.end(), disks.begin(), disks.end());
   if (f.start) vm.start = *f.start;
   return {};
+}
+
+Result<job::Job> load_job_with_flags(const std::string& file, const VmFlags& flags, bool has_request_input) {
+  job::LoadOptions load = load_options(has_request_input);
+  if (flags.kernel) load.default_kernel = *flags.kernel;
+  if (flags.initrd) load.default_initramfs = *flags.initrd;
+  HUSK_TRY_ASSIGN(job::Job job, job::load_job_file(file, load));
+  auto checked = apply_vm_flags(flags, job.vm).and_then([&job] { return vmm::validate(job::vm_config_for(job.vm)); });
+  if (!checked) return fail("husk: " + checked.error().message);
+  return job;
 }
 
 }  // namespace husk::cli

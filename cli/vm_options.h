@@ -43,4 +43,11 @@ void add_vm_flags(CLI::App& cmd, VmFlags& flags, unsigned groups);
 // Applies the flags over a job's [vm] (the flags win).
 [[nodiscard]] Result<void> apply_vm_flags(const VmFlags& flags, job::VmSpec& vm);
 
+// Loads a job file with the flags over its [vm] (a default kernel or
+// initramfs the flags replace need not exist) and checks the VM's shape.
+// A bad job file's error is its parser's (file:line:column); a bad flag's
+// starts with "husk: ".
+[[nodiscard]] Result<job::Job> load_job_with_flags(const std::string& file, const VmFlags& flags,
+                                                   bool has_request_input);
+
 }  // namespace husk::cli
