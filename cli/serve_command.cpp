@@ -13,7 +13,6 @@
 #include <fmt/format.h>
 
 #include "cli/exit_codes.h"
-#include "cli/job_io.h"
 #include "cli/sandbox_flags.h"
 #include "cli/version.h"
 #include "cli/vm_options.h"
@@ -71,20 +70,9 @@ Result<serve::ServeOptions> serve_options(const ServeFlags& f) {
 int serve_main(ServeFlags& f) {
   // Loaded as a plain job: prepare_function_job makes the request
   // [process]'s stdin, with messages about serve rather than --input.
-  job::LoadOptions load = load_options(false);
-  if (f.vm.kernel) load.default_kernel = *f.vm.kernel;
-  if (f.vm.initrd) load.default_initramfs = *f.vm.initrd;
-  auto job = job::load_job_file(f.job_file, load);
+  auto job = load_job_with_flags(f.job_file, f.vm, false);
   if (!job) {
     fmt::print(stderr, "{}\n", job.error().message);
-    return kExitUsage;
-  }
-  if (auto applied = apply_vm_flags(f.vm, job->vm); !applied) {
-    fmt::print(stderr, "husk serve: {}\n", applied.error().message);
-    return kExitUsage;
-  }
-  if (auto shape = vmm::validate(job::vm_config_for(job->vm)); !shape) {
-    fmt::print(stderr, "husk serve: {}\n", shape.error().message);
     return kExitUsage;
   }
   if (!f.snapshot_dir.empty() && f.start == "boot") {
