@@ -182,10 +182,11 @@ def rusage_run(argv, stdout_log, stderr_log, timeout_s, env=None, stdin_path=Non
     return res
 
 
-def husk_run(a, name, extra, env=None):
+def husk_run(a, name, extra, env=None, start=None):
     """One `husk run JOB --input FILE --json --result R EXTRA...`, timed, with
     the result's figures merged in. Never raises for a failed run: the
-    failure is in r["error"]."""
+    failure is in r["error"]. `start`: how the VM must have started (the
+    result's timeline.start, boot or snapshot, where the build writes it)."""
     base = os.path.join(a.log_dir, name)
     result_path = base + ".result.json"
     if os.path.exists(result_path):
@@ -217,8 +218,11 @@ def husk_run(a, name, extra, env=None):
         if vs:
             r["spawn_to_vmm_start_ms"] = round(vs - r["spawn_unix_ms"], 3)
             r["spawn_to_result_ms"] = round(vs - r["spawn_unix_ms"] + proc["end_ms"], 3)
+    r["start"] = tl.get("start")
     if r["verdict"] != "OK":
         r["error"] = "verdict %s: %s" % (r["verdict"], res.get("message"))
+    elif start and r["start"] is not None and r["start"] != start:
+        r["error"] = "the VM started by %s, not %s (timeline.start)" % (r["start"], start)
     elif r.get("stdout", "").encode() != EXPECTED:
         r["error"] = "stdout %r, expected %r" % (r.get("stdout"), EXPECTED.decode())
     return r
@@ -286,6 +290,7 @@ def part_runs(a, parts, caps, env, cache, save):
                          "snapshot_making": {}}
     mem = ["--memory", str(a.memory)]
     cells = [("cold", mem)]
+    expect = {"cold": "boot", "warm": "snapshot", "snapshot_dir": "snapshot"}
     # The snapshots, made before any timed run.
     if caps["warm"]:
         p["skipped"]["warm"] = caps["warm"]
@@ -329,7 +334,7 @@ def part_runs(a, parts, caps, env, cache, save):
           % summary(p["husk_version_wall_ms"])["median"], flush=True)
     # One untimed run of each cell: the binaries and files in the page cache.
     for name, extra in cells:
-        r = husk_run(a, "runs-warmup-%s" % name, extra, env=env)
+        r = husk_run(a, "runs-warmup-%s" % name, extra, env=env, start=expect[name])
         p.setdefault("warmup", {})[name] = r
         print("bench: warm-up %-12s %s" % (name, line(r)), flush=True)
     for name, _ in cells:
@@ -337,7 +342,7 @@ def part_runs(a, parts, caps, env, cache, save):
     for i in range(a.runs):
         for k in range(len(cells)):
             name, extra = cells[(i + k) % len(cells)]
-            r = husk_run(a, "runs-%s-%02d" % (name, i + 1), extra, env=env)
+            r = husk_run(a, "runs-%s-%02d" % (name, i + 1), extra, env=env, start=expect[name])
             r["round"] = i + 1
             p["cells"][name].append(r)
             if r.get("error"):
@@ -382,6 +387,12 @@ def part_sweep(a, parts, caps, env, cache, save):
             except OSError as e:
                 r = {"exit_code": None, "error": str(e)}
             r.update({"name": name, "argv": argv, "how": "husk snapshot create"})
+            # It prints the snapshot's folder (in the cache) on stdout, also
+            # when the snapshot was there already.
+            printed = [l.strip() for l in tail(base + ".stdout", 1)]
+            if printed and os.path.isdir(printed[0]):
+                r["dir"] = printed[0]
+                r["disk"] = {os.path.basename(printed[0]): disk_usage(printed[0])}
             if r.get("exit_code") != 0 and not r.get("error"):
                 r["error"] = "exit %s: %s" % (r.get("exit_code"), " | ".join(tail(base + ".stderr")))
         else:
@@ -389,6 +400,8 @@ def part_sweep(a, parts, caps, env, cache, save):
             r["how"] = "first husk run --warm"
         r["snapshot_ready_ms"] = snapshot_ready_ms(os.path.join(a.log_dir, name + ".stderr"))
         new = {k: v for k, v in cache_entries(cache).items() if k not in before}
+        # The size of the cold/warm runs has its snapshot already.
+        r["already_cached"] = not new
         s = p["sizes"][str(m)] = {"memory_mib": m, "making": r, "new_cache_entries": new, "runs": []}
         print("bench: sweep %4d MiB, snapshot made by %s: exit %s, %s ms wall%s" % (
             m, r["how"], r.get("exit_code"), r.get("wall_ms"),
@@ -397,14 +410,14 @@ def part_sweep(a, parts, caps, env, cache, save):
             s["skipped"] = "making its snapshot failed: " + r["error"]
             p["errors"].append("%d MiB: %s" % (m, s["skipped"]))
             continue
-        w = husk_run(a, "sweep-%d-warmup" % m, extra, env=env)
+        w = husk_run(a, "sweep-%d-warmup" % m, extra, env=env, start="snapshot")
         s["warmup"] = w
         sizes.append((m, extra))
         save()
     for i in range(a.runs):
         for k in range(len(sizes)):
             m, extra = sizes[(i + k) % len(sizes)]
-            r = husk_run(a, "sweep-%d-%02d" % (m, i + 1), extra, env=env)
+            r = husk_run(a, "sweep-%d-%02d" % (m, i + 1), extra, env=env, start="snapshot")
             r["round"] = i + 1
             p["sizes"][str(m)]["runs"].append(r)
             if r.get("error"):
@@ -758,6 +771,14 @@ def cmd_report(a):
     elif not parts.get("complete"):
         out["failures"].append("the measuring session did not finish (partial results)")
     skipped = out["skipped"] = {}
+    # Sessions lost to a test host fault before the one measured here.
+    out["testhost_faults"] = []
+    for d in [x for x in a.fault_dirs.split(",") if x]:
+        reason = [l for l in tail(os.path.join(d, "testhost.stderr"), 400) if "test host fault" in l]
+        part = read_json(os.path.join(d, "measure.json")) or {}
+        out["testhost_faults"].append({"logs": d, "reason": reason[:1],
+                                       "parts_done": [k for k in ("runs", "sweep", "serve")
+                                                      if (part.get(k) or {}).get("complete")]})
 
     # ---- cold against warm
     runs = parts.get("runs") or {}
@@ -804,7 +825,8 @@ def cmd_report(a):
         entry["snapshot_made_by"] = mk.get("how")
         entry["snapshot_making_wall_ms"] = mk.get("wall_ms")
         entry["snapshot_ready_ms"] = mk.get("snapshot_ready_ms")
-        entry["snapshot_disk"] = s.get("new_cache_entries")
+        entry["snapshot_already_cached"] = mk.get("already_cached")
+        entry["snapshot_disk"] = mk.get("disk") or s.get("new_cache_entries")
         if s.get("skipped"):
             entry["skipped"] = s["skipped"]
         sizes[m] = entry
@@ -919,6 +941,7 @@ def print_report(out, a):
                 mr("wall_ms"), f(e["cpu_ms"]["median"]),
                 "-" if e["max_rss_kib"]["median"] is None else "%.0f MiB" % (e["max_rss_kib"]["median"] / 1024),
                 "%.0f/%.0f MiB" % (alloc / 2**20, app / 2**20) if disk else "-",
+                "cached" if e.get("snapshot_already_cached") else
                 f(e["snapshot_ready_ms"] if e["snapshot_ready_ms"] is not None else e["snapshot_making_wall_ms"])))
         if "agent_ready_largest_over_smallest" in out["sweep"]:
             print("largest over smallest memory, medians: agent ready %sx, wall %sx (snapshot on disk: allocated/apparent)"
@@ -941,6 +964,9 @@ def print_report(out, a):
                     f(lv["server_logged_ms"]["median"]), f(lv.get("serve_cpu_ms_per_request"))))
     for k, v in out["skipped"].items():
         print("skipped %s: %s" % (k, v))
+    for fault in out["testhost_faults"]:
+        print("an earlier session was lost to a test host fault (logs in %s): %s"
+              % (fault["logs"], " ".join(fault["reason"]) or "see its testhost.stderr"))
     print("written: %s" % a.out)
 
 
@@ -977,6 +1003,7 @@ def main():
     r.add_argument("--runs", type=int, required=True)
     r.add_argument("--inner-status", default="")
     r.add_argument("--husk-flags", default="")
+    r.add_argument("--fault-dirs", default="", help="logs of sessions lost to a test host fault, comma-separated")
 
     a = p.parse_args()
     if a.cmd == "measure":
