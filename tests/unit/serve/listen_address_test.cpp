@@ -31,7 +31,7 @@ std::string error_of(std::string_view text) {
   return a.error().message;
 }
 
-TEST_CASE("--listen takes unix:PATH and any path with a slash as a Unix socket", "[unit][serve]") {
+TEST_CASE("serve: --listen takes unix:PATH and any path with a slash as a Unix socket", "[unit][serve]") {
   auto a = parse_listen_address("unix:/run/husk/fn.sock");
   REQUIRE(a);
   CHECK(a->kind == Kind::kUnix);
@@ -50,7 +50,7 @@ TEST_CASE("--listen takes unix:PATH and any path with a slash as a Unix socket",
   CHECK_THAT(error_of("/" + std::string(sizeof(sockaddr_un{}.sun_path), 'x')), Contains("at most 107 bytes"));
 }
 
-TEST_CASE("--listen takes loopback TCP addresses, port 0 included", "[unit][serve]") {
+TEST_CASE("serve: --listen takes loopback TCP addresses, port 0 included", "[unit][serve]") {
   auto v4 = parse_listen_address("127.0.0.1:8080");
   REQUIRE(v4);
   CHECK(v4->kind == Kind::kTcp);
@@ -77,7 +77,7 @@ TEST_CASE("--listen takes loopback TCP addresses, port 0 included", "[unit][serv
   CHECK(describe(*v6, 9) == "[::1]:9");
 }
 
-TEST_CASE("--listen refuses addresses other machines could reach, and bad ports", "[unit][serve]") {
+TEST_CASE("serve: --listen refuses addresses other machines could reach, and bad ports", "[unit][serve]") {
   for (const char* open : {"0.0.0.0:8080", "192.168.1.2:80", "10.0.0.1:80", "[::]:8080", "[2001:db8::1]:80"}) {
     INFO(open);
     const std::string message = error_of(open);
