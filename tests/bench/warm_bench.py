@@ -759,6 +759,7 @@ def cmd_report(a):
     out = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "environment": {"where": a.where, "job": a.job_name, "memory_mib": a.memory, "runs": a.runs,
                            "husk_flags": a.husk_flags,
+                           "outer_loadavg_before_after": a.load,
                            "machine": parts.get("machine"), "machine_after": parts.get("machine_after"),
                            "host_kernel": platform.release(), "euid": parts.get("euid"),
                            "note": "ms; timeline figures count from the VMM's start, wall and first "
@@ -871,6 +872,9 @@ def print_report(out, a):
              env["where"]))
     if "test host" in env["where"]:
         print("NOTE: " + TCG_NOTE)
+    if env.get("outer_loadavg_before_after"):
+        print("this machine's load average (1, 5, 15 min) before the session: %s; after: %s"
+              % tuple(env["outer_loadavg_before_after"]))
     cells = out["runs"]["cells"]
     label = {"cold": "cold (booted)", "warm": "warm (--warm, cache)", "snapshot_dir": "warm (--snapshot DIR)"}
     if cells:
@@ -1003,6 +1007,8 @@ def main():
     r.add_argument("--runs", type=int, required=True)
     r.add_argument("--inner-status", default="")
     r.add_argument("--husk-flags", default="")
+    r.add_argument("--load", nargs=2, default=None, metavar=("BEFORE", "AFTER"),
+                   help="this machine's load averages (1, 5, 15 min) before and after the session")
     r.add_argument("--fault-dirs", default="", help="logs of sessions lost to a test host fault, comma-separated")
 
     a = p.parse_args()
