@@ -34,6 +34,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "tests/support/children.h"
 #include "tests/e2e/run_support.h"
 
 using namespace husk::test;
@@ -177,23 +178,6 @@ std::string upper(std::string s) {
   return s;
 }
 
-// The processes whose parent is `parent` (the VMM processes of husk serve).
-std::vector<pid_t> children_of(pid_t parent) {
-  std::vector<pid_t> out;
-  for (const auto& entry : fs::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    const std::string stat = read_file(entry.path() / "stat");
-    const size_t close = stat.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream rest(stat.substr(close + 2));
-    char state = 0;
-    pid_t ppid = 0;
-    rest >> state >> ppid;
-    if (ppid == parent) out.push_back(std::stoi(name));
-  }
-  return out;
-}
 
 void note(const std::string& line) { std::fprintf(stderr, "serve e2e: %s\n", line.c_str()); }
 

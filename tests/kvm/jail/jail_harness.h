@@ -29,6 +29,7 @@
 #include "runtime/jail/cgroup.h"
 #include "runtime/jail/jail.h"
 #include "runtime/jail/namespaces.h"
+#include "tests/support/children.h"
 #include "tests/support/temp_dir.h"
 
 namespace husk::test {
@@ -187,23 +188,6 @@ inline std::string slurp(const std::string& path) {
   return text;
 }
 
-// The processes whose parent is `parent` (from /proc/<pid>/stat).
-inline std::vector<pid_t> children_of(pid_t parent) {
-  std::vector<pid_t> out;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    const std::string stat = slurp(entry.path().string() + "/stat");
-    const size_t close = stat.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream rest(stat.substr(close + 2));
-    char state = 0;
-    pid_t ppid = 0;
-    rest >> state >> ppid;
-    if (ppid == parent) out.push_back(std::stoi(name));
-  }
-  return out;
-}
 
 // A jail folder as husk makes it, and a host file bound into it at
 // /bound.txt (read-only) next to /dev/kvm.
