@@ -15,7 +15,7 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
   libspdlog-dev libfmt-dev nlohmann-json3-dev nettle-dev python3-jsonschema \
   qemu-system-x86 busybox-static linux-source-6.1 flex bison libelf-dev bc \
   cpio xz-utils zstd kmod e2fsprogs python3 clang libclang-rt-14-dev \
-  debootstrap fakeroot libcpp-httplib-dev curl
+  debootstrap fakeroot libcpp-httplib-dev curl passt iproute2
 DEPS_STAMP := $(BUILD)/.deps-$(shell echo $(DEB_PACKAGES) | md5sum | cut -c1-12)
 
 .PHONY: all deps build guest test test-unit test-kvm test-e2e test-asan demo \
