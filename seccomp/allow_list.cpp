@@ -316,6 +316,21 @@ AllowList vsock_list() {
   return b.take();
 }
 
+AllowList net_list() {
+  Builder b(ThreadClass::kNet,
+            "the virtio-net device's event loop: its queues, the egress filter and the backend's socket or tap, "
+            "opened by husk before the VM (runtime/devices/virtio/net, runtime/net)");
+  add_every_thread(b);
+  refuse_opens(b);
+  add_device_loop(b);
+  b.allow(HUSK_SYSCALL(read), "frames from a tap; the passt stream; the rate limit's timer")
+      .allow(HUSK_SYSCALL(write), "frames to a tap or the passt stream")
+      .allow(HUSK_SYSCALL(recvfrom), "the passt stream (recv(2))")
+      .allow(HUSK_SYSCALL(sendto), "the passt stream (send(2) is sendto on x86_64)")
+      .allow(HUSK_SYSCALL(timerfd_settime), "arms the rate limit's timer (a guest over its rate waits)");
+  return b.take();
+}
+
 AllowList console_list() {
   Builder b(ThreadClass::kConsole,
             "the serial console's input: an event loop reading the host's stdin into the 8250 (Machine::run)");
@@ -347,6 +362,7 @@ std::array<AllowList, kAllThreadClasses.size()> build_all() {
       case ThreadClass::kBlock: list = block_list(); break;
       case ThreadClass::kRng: list = rng_list(); break;
       case ThreadClass::kVsock: list = vsock_list(); break;
+      case ThreadClass::kNet: list = net_list(); break;
       case ThreadClass::kConsole: list = console_list(); break;
       case ThreadClass::kWatchdog: list = watchdog_list(); break;
     }

@@ -19,15 +19,16 @@ enum class ThreadClass : uint8_t {
   kBlock,     // virtio-blk: its queue and the disk image's reads, writes and flushes
   kRng,       // virtio-rng: its queue and getrandom
   kVsock,     // virtio-vsock: its queues and the host side (Unix sockets: accept, connect)
+  kNet,       // virtio-net: its queues, the egress filter and the backend's open fd (passt, tap)
   kConsole,   // the serial console's input (the host terminal or a pipe)
   kWatchdog,  // a job's host-side deadline
 };
 
-inline constexpr std::array<ThreadClass, 8> kAllThreadClasses{
-    ThreadClass::kMain,  ThreadClass::kVmm,   ThreadClass::kVcpu,    ThreadClass::kBlock,
-    ThreadClass::kRng,   ThreadClass::kVsock, ThreadClass::kConsole, ThreadClass::kWatchdog};
+inline constexpr std::array<ThreadClass, 9> kAllThreadClasses{
+    ThreadClass::kMain,  ThreadClass::kVmm,   ThreadClass::kVcpu,    ThreadClass::kBlock,   ThreadClass::kRng,
+    ThreadClass::kVsock, ThreadClass::kNet,   ThreadClass::kConsole, ThreadClass::kWatchdog};
 
-// "main", "vmm", "vcpu", "blk", "rng", "vsock", "console", "watchdog".
+// "main", "vmm", "vcpu", "blk", "rng", "vsock", "net", "console", "watchdog".
 [[nodiscard]] constexpr std::string_view class_name(ThreadClass c) {
   switch (c) {
     case ThreadClass::kMain: return "main";
@@ -36,6 +37,7 @@ inline constexpr std::array<ThreadClass, 8> kAllThreadClasses{
     case ThreadClass::kBlock: return "blk";
     case ThreadClass::kRng: return "rng";
     case ThreadClass::kVsock: return "vsock";
+    case ThreadClass::kNet: return "net";
     case ThreadClass::kConsole: return "console";
     case ThreadClass::kWatchdog: return "watchdog";
   }

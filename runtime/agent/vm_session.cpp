@@ -1,5 +1,6 @@
 #include "runtime/agent/vm_session.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 
 #include <sys/socket.h>
@@ -17,6 +18,25 @@
 namespace husk::agent {
 
 namespace {
+
+uint32_t ipv4_number(const std::string& text) {
+  in_addr a{};
+  if (::inet_pton(AF_INET, text.c_str(), &a) != 1) return 0;
+  return ntohl(a.s_addr);
+}
+
+// The guest side of the VM's network, set up by the agent before any job.
+Result<void> configure_guest_network(AgentClient& client, const net::GuestNetwork& guest) {
+  proto::ConfigureNetwork m;
+  m.mac = guest.mac;
+  m.address = ipv4_number(guest.address);
+  m.prefix_len = guest.prefix;
+  m.gateway = ipv4_number(guest.gateway);
+  m.mtu = guest.mtu;
+  m.nameservers = guest.nameservers;
+  for (const auto& [address, name] : guest.hosts) m.hosts.push_back(proto::HostEntry{address, name});
+  return client.configure_network(m);
+}
 using Clock = std::chrono::steady_clock;
 // The vsock CONNECT handshake of one attempt (husk's own device answers it
 // once the guest's kernel accepts; only a guest that is not up yet is slow).
@@ -51,10 +71,18 @@ Result<std::unique_ptr<VmSession>> VmSession::start(vmm::VmConfig config, const 
     if (!restore_memory) return fail_errno("open the snapshot's memory file " + options.restore->memory_path);
     config.restore_from = vmm::SnapshotFds{restore_state.get(), restore_memory.get()};
   }
+  std::unique_ptr<net::VmNetwork> network;
+  if (options.network && options.network->mode != net::NetMode::kNone) {
+    auto started_network = net::VmNetwork::start(*options.network);
+    if (!started_network) return wrap("the network", started_network.error());
+    network = std::move(*started_network);
+    config.net = network->device_config();
+  }
   HUSK_TRY_ASSIGN(std::unique_ptr<vmm::VmmProcess> vmm, vmm::VmmProcess::start(config, vmm_options));
   restore_state.reset();
   restore_memory.reset();
   std::unique_ptr<VmSession> session(new VmSession(std::move(dir), std::move(vmm)));
+  session->network_ = std::move(network);
   session->console_path_ = console;
   session->restored_ = options.restore.has_value();
   session->vsock_path_ = config.vsock->uds_path;
@@ -98,6 +126,12 @@ Result<std::unique_ptr<VmSession>> VmSession::start(vmm::VmConfig config, const 
         if (auto reseeded = client->reseed(); !reseeded) {
           s->kill("the guest's random generator was not reseeded");
           return wrap("the guest agent's Reseed", reseeded.error());
+        }
+        if (s->network_) {
+          if (auto configured = configure_guest_network(*client, s->network_->guest()); !configured) {
+            s->kill("the guest's network was not configured");
+            return wrap("the guest's network", configured.error());
+          }
         }
         client->set_call_timeout(options.call_timeout);
         s->agent_.emplace(std::move(*client));

@@ -18,6 +18,8 @@
 #include "runtime/agent/agent_client.h"
 #include "runtime/common/private_dir.h"
 #include "runtime/jail/jail.h"
+#include "runtime/net/network_spec.h"
+#include "runtime/net/vm_network.h"
 #include "runtime/vmm/vmm_process.h"
 #include "runtime/vmm/vm_config.h"
 
@@ -49,6 +51,10 @@ struct SessionOptions {
   // Once the VMM process is forked, the calling thread enters the seccomp
   // class "main" (husk's CLI does; tests that go on forking do not).
   bool confine_caller = false;
+  // A network device, its backend started here (runtime/net/vm_network.h)
+  // and the guest's interface configured by the agent before start()
+  // returns. Unset: no network device, only the guest's loopback.
+  std::optional<net::NetworkSpec> network;
 };
 
 class VmSession {
@@ -93,6 +99,9 @@ class VmSession {
   [[nodiscard]] Result<vmm::VmExit> join_vm();
 
   PrivateDir dir_;
+  // Before vmm_: destroyed after the VMM process is gone (passt stopped,
+  // the tap closed, once nothing uses them).
+  std::unique_ptr<net::VmNetwork> network_;
   std::unique_ptr<vmm::VmmProcess> vmm_;
   std::optional<AgentClient> agent_;
   std::chrono::milliseconds boot_time_{0};

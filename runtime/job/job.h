@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/net/network_spec.h"
 #include "runtime/vmm/vm_config.h"
 
 namespace husk::job {
@@ -121,6 +122,7 @@ struct Job {
   std::optional<Judge> judge;   // with cases
   std::vector<Case> cases;
   std::optional<Outputs> outputs;
+  net::NetworkSpec network;     // mode none: no network device
   ResultSpec result;
   std::string hostname;         // empty: "husk"
 };

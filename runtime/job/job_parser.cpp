@@ -13,6 +13,7 @@
 
 #include "runtime/arch/x86_64/layout.h"
 #include "runtime/common/file.h"
+#include "runtime/job/network_parser.h"
 #include "runtime/job/toml_reader.h"
 
 namespace husk::job {
@@ -147,10 +148,10 @@ Result<Job> JobParser::parse(const toml::table& root) {
   }
   parse_outputs(r_.table(root, "", "outputs"), job);
   if (const toml::table* net = r_.table(root, "", "network")) {
-    r_.check_keys(*net, "network.", {"mode"});
-    if (auto mode = r_.string(*net, "network.", "mode"); mode && *mode != "none") {
+    parse_network(r_, *net, job.network);
+    if (job.network.mode != net::NetMode::kNone && job.vm.start == StartMode::kSnapshot) {
       r_.error(TomlReader::where(*net, "mode"), "network.mode",
-               fmt::format("\"{}\" is not available in job format 1: the only mode is \"none\" (no network)", *mode));
+               "a network is not available with [vm] start = \"snapshot\" yet: use start = \"boot\"");
     }
   }
   parse_result(r_.table(root, "", "result"), job);

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime/net/net_filter.h"
+
 namespace husk::job {
 
 enum class Verdict { kOk, kRuntimeError, kSignaled, kTimeout, kMemoryLimit, kOutputLimit, kWrongAnswer, kInternal };
@@ -60,6 +62,13 @@ struct Timeline {
   std::string start;           // "boot" or "snapshot" (restored); empty when no VM started
 };
 
+// The job's network, when it had one ([network] mode egress or open).
+struct NetworkResult {
+  std::string mode;     // "egress", "open"
+  std::string backend;  // "passt", "tap"
+  net::NetReport report;
+};
+
 struct JobResult {
   std::string job;
   Verdict verdict = Verdict::kOk;
@@ -69,6 +78,7 @@ struct JobResult {
   std::vector<CollectedFile> files;
   bool outputs_truncated = false;
   Timeline timeline;
+  std::optional<NetworkResult> network;
   std::string console_tail;      // the guest's last console lines, on XX
   bool seccomp_violation = false;  // a VMM thread made a forbidden system call (XX)
 };

@@ -247,6 +247,13 @@ JobResult Runner::run(std::unique_ptr<agent::VmSession> vm) {
     result_.timeline.vmm_start_cpu_ms = static_cast<double>(t.first_run_cpu_ns) / 1e6;
   }
   result_.seccomp_violation = exit && exit->reason == vmm::ExitReason::kSeccompViolation;
+  if (job_.network.mode != net::NetMode::kNone) {
+    // No report only when the VMM died without one: the counts are lost, not zero.
+    auto report = session_->vmm().net_report();
+    if (!report) say("the VMM sent no network report");
+    result_.network = NetworkResult{net::mode_name(job_.network.mode), net::backend_name(job_.network.backend),
+                                    report.value_or(net::NetReport{})};
+  }
   if (!session_->shutdown_failure().empty()) {
     // Every run ended, but the guest then kept its agent from shutting it
     // down (the VM was stopped at the agent's call deadline instead).
@@ -300,6 +307,7 @@ agent::SessionOptions session_options_for(const Job& job, const RunnerOptions& o
   session_options.boot_timeout = job.vm.boot_timeout;
   session_options.jail = options.jail;
   session_options.confine_caller = options.confine_caller;
+  if (job.network.mode != net::NetMode::kNone) session_options.network = job.network;
   return session_options;
 }
 }  // namespace
@@ -311,6 +319,9 @@ Result<agent::RestoreSource> prepare_snapshot(const Job& job, const RunnerOption
 
 Result<std::unique_ptr<agent::VmSession>> start_vm(const Job& job, const RunnerOptions& options) {
   agent::SessionOptions session_options = session_options_for(job, options);
+  if (job.vm.start == StartMode::kSnapshot && session_options.network) {
+    return fail("a network is not available with a VM restored from a snapshot yet: start it with a boot (--cold)");
+  }
   if (job.vm.start == StartMode::kSnapshot) {
     HUSK_TRY_ASSIGN(session_options.restore, prepare_snapshot(job, options));
   }

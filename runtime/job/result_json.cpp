@@ -80,6 +80,19 @@ std::string result_json(const JobResult& result, const std::string& husk_version
   if (t.agent_ready_ms > 0) j["timeline"]["agent_ready_ms"] = t.agent_ready_ms;
   if (t.shutdown_ms > 0) j["timeline"]["shutdown_ms"] = t.shutdown_ms;
   if (!t.start.empty()) j["timeline"]["start"] = t.start;
+  if (result.network) {
+    const net::NetReport& n = result.network->report;
+    json refused = json::array();
+    for (const net::Refusal& r : n.refused) {
+      refused.push_back({{"direction", r.direction}, {"protocol", r.protocol}, {"destination", r.destination},
+                         {"port", r.port}, {"reason", r.reason}, {"count", r.count}});
+    }
+    j["network"] = {{"mode", result.network->mode},   {"backend", result.network->backend},
+                    {"bytes_out", n.bytes_out},       {"bytes_in", n.bytes_in},
+                    {"frames_out", n.frames_out},     {"frames_in", n.frames_in},
+                    {"dropped_out", n.dropped_out},   {"dropped_in", n.dropped_in},
+                    {"cap_reached", n.cap_reached},   {"refused", refused}};
+  }
   return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
@@ -100,6 +113,16 @@ std::string result_text(const JobResult& result) {
   for (const CollectedFile& f : result.files) {
     out += fmt::format("  output  {} -> {} ({}{})\n", f.guest_path, f.host_path, format_size(f.size),
                        f.truncated ? ", cut at the outputs cap" : "");
+  }
+  if (result.network) {
+    const net::NetReport& n = result.network->report;
+    out += fmt::format("  network {} ({}): {} out, {} in{}\n", result.network->mode, result.network->backend,
+                       format_size(n.bytes_out), format_size(n.bytes_in),
+                       n.cap_reached ? ", byte cap reached: traffic cut" : "");
+    for (const net::Refusal& r : n.refused) {
+      out += fmt::format("  refused {} {} {}{} x{} ({})\n", r.direction, r.protocol, r.destination,
+                         r.port != 0 ? fmt::format(":{}", r.port) : "", r.count, r.reason);
+    }
   }
   if (!result.console_tail.empty()) out += "  last console lines:\n" + result.console_tail;
   const bool ok = result.verdict == Verdict::kOk;

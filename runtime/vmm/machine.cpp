@@ -53,6 +53,11 @@ EventLoop* Machine::io_loop(seccomp::ThreadClass cls) const {
   return nullptr;
 }
 
+std::optional<net::NetReport> Machine::net_report() const {
+  if (!net_) return std::nullopt;
+  return net_->report();
+}
+
 BootTimeline Machine::timeline() const {
   BootTimeline t = timeline_;
   t.first_run_ns = first_run_ns_.load();

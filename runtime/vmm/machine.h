@@ -83,6 +83,8 @@ class Machine {
     return virtio_;
   }
   [[nodiscard]] uint32_t vcpu_count() const { return static_cast<uint32_t>(vcpus_.size()); }
+  // The network's counts and refusals so far; none without a network.
+  [[nodiscard]] std::optional<net::NetReport> net_report() const;
 
   // The control thread also watches `fd` while the VM runs and calls
   // `on_readable` from run()'s thread when it is (a VMM process's channel to
@@ -136,6 +138,7 @@ class Machine {
   std::shared_ptr<devices::Serial> serial_;
   std::vector<std::shared_ptr<devices::EventFdInterrupt>> interrupts_;
   std::vector<std::shared_ptr<virtio::MmioTransport>> virtio_;
+  std::shared_ptr<virtio::Net> net_;  // also in virtio_, behind its transport
   std::vector<UniqueFd> queue_eventfds_;
   int console_input_fd_ = -1;
   int watch_fd_ = -1;

@@ -24,6 +24,7 @@
 #include "runtime/common/file.h"
 #include "runtime/devices/legacy/i8042.h"
 #include "runtime/devices/virtio/block/block.h"
+#include "runtime/devices/virtio/net/net.h"
 #include "runtime/devices/virtio/rng/rng.h"
 #include "runtime/devices/virtio/vsock/vsock.h"
 #include "runtime/kvm/capabilities.h"
@@ -124,6 +125,17 @@ Result<std::vector<std::shared_ptr<virtio::VirtioDevice>>> make_virtio_devices(c
     HUSK_TRY_ASSIGN(auto vsock, virtio::Vsock::create(config.vsock->guest_cid, config.vsock->uds_path));
     devices.push_back(std::move(vsock));
   }
+  if (config.net) {
+    // A duplicate: the config's fd stays the caller's (a VMM process's
+    // fixed number, or a test's).
+    UniqueFd fd(::fcntl(config.net->link_fd, F_DUPFD_CLOEXEC, 3));
+    if (!fd) return fail_errno("virtio-net: the backend's fd");
+    auto link = config.net->link == NetConfig::Link::kTap ? net::make_tap_link(std::move(fd))
+                                                          : net::make_stream_link(std::move(fd));
+    if (!link) return wrap("virtio-net", link.error());
+    HUSK_TRY_ASSIGN(auto device, virtio::Net::create(std::move(*link), config.net->device));
+    devices.push_back(std::move(device));
+  }
   return devices;
 }
 
@@ -133,6 +145,7 @@ std::pair<seccomp::ThreadClass, const char*> io_class(uint32_t device_id) {
     case VIRTIO_ID_BLOCK: return {seccomp::ThreadClass::kBlock, "blk"};
     case VIRTIO_ID_RNG: return {seccomp::ThreadClass::kRng, "rng"};
     case VIRTIO_ID_VSOCK: return {seccomp::ThreadClass::kVsock, "vsock"};
+    case VIRTIO_ID_NET: return {seccomp::ThreadClass::kNet, "net"};
     default: break;
   }
   // A device without a class of its own (tests' devices) gets the
@@ -239,6 +252,7 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config) {
   auto [cmdline, init_args] = split_init_args(config.cmdline);
   HUSK_TRY_ASSIGN(auto virtio_devices, make_virtio_devices(config));
   for (uint32_t slot = 0; slot < virtio_devices.size(); ++slot) {
+    if (auto net = std::dynamic_pointer_cast<virtio::Net>(virtio_devices[slot])) m->net_ = net;
     HUSK_TRY(attach_virtio(*m, virtio_devices[slot], slot, cmdline));
   }
   if (!init_args.empty()) cmdline += (cmdline.empty() ? "" : " ") + init_args;

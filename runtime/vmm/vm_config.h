@@ -12,6 +12,7 @@
 
 #include "runtime/common/result.h"
 #include "runtime/devices/virtio/block/disk_image.h"
+#include "runtime/devices/virtio/net/net.h"
 
 namespace husk::vmm {
 
@@ -39,6 +40,17 @@ struct VsockConfig {
 // Parses "PATH[,cid=N]".
 [[nodiscard]] Result<VsockConfig> parse_vsock_spec(const std::string& spec);
 
+// A virtio-net device on an already open backend (runtime/net/vm_network.h
+// starts the backend and fills this): a connected passt socket (the
+// stream protocol) or a tap's fd. The fd is not owned; the builder takes a
+// duplicate.
+struct NetConfig {
+  enum class Link { kStream, kTap };
+  int link_fd = -1;
+  Link link = Link::kStream;
+  virtio::NetDeviceSpec device{};
+};
+
 // A snapshot's two files as open descriptors (not owned): its state file
 // and its guest memory file (runtime/snapshot/).
 struct SnapshotFds {
@@ -63,6 +75,7 @@ struct VmConfig {
   std::vector<DiskConfig> disks;
   bool rng = false;
   std::optional<VsockConfig> vsock;
+  std::optional<NetConfig> net;
   // Built by restoring this snapshot instead of booting the kernel: the
   // rest of the config must be the one it was made with (husk checks the
   // description; the builder checks memory, vCPUs and devices).

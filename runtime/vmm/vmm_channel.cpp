@@ -26,7 +26,7 @@ struct WireHeader {
 };
 
 bool known_kind(uint32_t kind) {
-  return kind >= static_cast<uint32_t>(ChannelKind::kBuilt) && kind <= static_cast<uint32_t>(ChannelKind::kSnapshotFailed);
+  return kind >= static_cast<uint32_t>(ChannelKind::kBuilt) && kind <= static_cast<uint32_t>(ChannelKind::kNetReport);
 }
 
 }  // namespace

@@ -24,8 +24,10 @@ namespace husk::vmm {
 // kSnapshot (husk to VMM) asks for a snapshot into the VM's save_to files;
 // the VMM answers kSnapshotDone (exit.detail: what was written) or
 // kSnapshotFailed (exit.detail: why), and its VM runs on either way.
+// kNetReport (VMM to husk, just before kExit): the network's counts and
+// refusals (runtime/net/net_report_codec.h) in exit.detail.
 enum class ChannelKind : uint32_t {
-  kBuilt = 0x48534b01, kBuildFailed, kExit, kStop, kDump, kSnapshot, kSnapshotDone, kSnapshotFailed
+  kBuilt = 0x48534b01, kBuildFailed, kExit, kStop, kDump, kSnapshot, kSnapshotDone, kSnapshotFailed, kNetReport
 };
 
 // The largest message (a VM exit's detail and diagnostics are cut to fit).

@@ -15,6 +15,7 @@
 
 #include "runtime/common/deadline.h"
 #include "runtime/common/signals.h"
+#include "runtime/net/net_report_codec.h"
 #include "runtime/vmm/vm_builder.h"
 #include "runtime/vmm/vmm_channel.h"
 #include "seccomp/filter.h"
@@ -33,7 +34,9 @@ constexpr int kRestoreStateFd = 5;
 constexpr int kRestoreMemoryFd = 6;
 constexpr int kSaveStateFd = 7;
 constexpr int kSaveMemoryFd = 8;
-constexpr int kLastVmmFd = kSaveMemoryFd;
+// The network backend's socket or tap (runtime/net/vm_network.h).
+constexpr int kNetLinkFd = 9;
+constexpr int kLastVmmFd = kNetLinkFd;
 
 // The VMM process ends with this when it could not even report.
 constexpr int kExitVmmSetup = 1;
@@ -42,7 +45,8 @@ constexpr int kExitVmmSetup = 1;
 // thread enters its own filter (compiling needs calls that filter forbids).
 constexpr std::initializer_list<seccomp::ThreadClass> kVmmClasses{
     seccomp::ThreadClass::kVmm,   seccomp::ThreadClass::kVcpu,  seccomp::ThreadClass::kBlock,
-    seccomp::ThreadClass::kRng,   seccomp::ThreadClass::kVsock, seccomp::ThreadClass::kConsole};
+    seccomp::ThreadClass::kRng,   seccomp::ThreadClass::kVsock, seccomp::ThreadClass::kNet,
+    seccomp::ThreadClass::kConsole};
 
 // Rewrites the config's paths to those the jailed VMM sees, and binds the
 // host files there: /dev/kvm, /kernel, /initrd, /disk<N>. The vsock socket
@@ -92,6 +96,10 @@ void keep_only_vmm_fds(int channel, int console, VmConfig& config) {
     moves.emplace_back(config.save_to->state_fd, kSaveStateFd);
     moves.emplace_back(config.save_to->memory_fd, kSaveMemoryFd);
     config.save_to = SnapshotFds{kSaveStateFd, kSaveMemoryFd};
+  }
+  if (config.net) {
+    moves.emplace_back(config.net->link_fd, kNetLinkFd);
+    config.net->link_fd = kNetLinkFd;
   }
   // Out of the way first (a source may sit on another's target number).
   for (auto& [from, to] : moves) {
@@ -164,6 +172,12 @@ void on_channel(Machine& machine) {
   Machine& m = **machine;
   m.watch(kChannelFd, [&m] { on_channel(m); });
   auto exit = m.run();
+  if (auto report = m.net_report()) {
+    ChannelMessage net;
+    net.kind = ChannelKind::kNetReport;
+    net.exit.detail = net::encode_report(*report, kMaxChannelMessage / 2);
+    (void)send_message(kChannelFd, net);
+  }
   ChannelMessage done;
   done.kind = ChannelKind::kExit;
   done.exit = exit ? *exit : VmExit{ExitReason::kVcpuError, exit.error().message};
@@ -331,6 +345,10 @@ void VmmProcess::pump(bool block) {
         m != nullptr && (m->kind == ChannelKind::kSnapshotDone || m->kind == ChannelKind::kSnapshotFailed)) {
       snapshot_reply_ = *m;
     }
+    if (auto* m = std::get_if<ChannelMessage>(&**received); m != nullptr && m->kind == ChannelKind::kNetReport) {
+      // The VMM's word, parsed as untrusted (it runs beside the guest).
+      if (auto report = net::decode_report(m->exit.detail)) net_report_ = std::move(*report);
+    }
     if (auto* m = std::get_if<ChannelMessage>(&**received); m != nullptr && m->kind == ChannelKind::kExit) {
       exit_ = m->exit;
       timeline_ = m->timeline;
@@ -374,6 +392,11 @@ Result<VmExit> VmmProcess::wait() {
   pump(true);
   if (!exit_) reap();
   return *exit_;
+}
+
+std::optional<net::NetReport> VmmProcess::net_report() const {
+  std::lock_guard lock(mutex_);
+  return net_report_;
 }
 
 BootTimeline VmmProcess::timeline() const {

@@ -69,6 +69,9 @@ class VmmProcess {
   [[nodiscard]] Result<VmExit> wait();
   // Build times at start; the whole timeline once stopped.
   [[nodiscard]] BootTimeline timeline() const;
+  // The network's counts and refusals, as the VMM sent them when its VM
+  // stopped (after wait()); none without a network or if it never came.
+  [[nodiscard]] std::optional<net::NetReport> net_report() const;
   [[nodiscard]] pid_t pid() const { return pid_; }
 
  private:
@@ -86,6 +89,7 @@ class VmmProcess {
   std::string violation_;  // a seccomp report line the VMM sent before it died
   std::optional<ChannelMessage> snapshot_reply_;
   BootTimeline timeline_{};
+  std::optional<net::NetReport> net_report_;
   bool reaped_ = false;
 };
 

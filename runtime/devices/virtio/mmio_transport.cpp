@@ -339,6 +339,9 @@ void MmioTransport::activate() {
     if (loop_ == nullptr) return fail("no event loop for device fds");
     return loop_->modify(fd, events);
   };
+  ctx.schedule = [this](uint16_t queue) {
+    if (loop_ != nullptr && queue < queues_.size()) schedule(queue);
+  };
   if (auto ok = device_->activate(std::move(ctx)); !ok) {
     device_failed("activation: " + ok.error().message);
     return;

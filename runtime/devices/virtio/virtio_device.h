@@ -78,6 +78,10 @@ struct DeviceContext {
   std::function<Result<void>(int fd, uint32_t events, FdHandler handler)> add_fd;
   std::function<void(int fd)> remove_fd;
   std::function<Result<void>(int fd, uint32_t events)> modify_fd;
+  // Has process_queue(queue) called again soon from the event loop, after
+  // its other ready fds: for a device whose fd handler served a queue up
+  // to its budget (the return value of process_queue does this otherwise).
+  std::function<void(uint16_t queue)> schedule;
 };
 
 // The request loop every simple device shares: pops up to kQueueBudget

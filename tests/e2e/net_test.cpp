@@ -1,0 +1,300 @@
+// End-to-end: a job's [network] (runtime/net, the virtio-net device) with
+// the real husk binary, the real guest, real passt and a real tap, against
+// the lab's servers on the test host itself (tests/e2e/net_lab.h: never an
+// outside address). What is checked, each in a job that boots one VM:
+//   - egress through passt: the agent configured eth0, the route, the
+//     resolver and host.husk.internal; an allowed name (and one through a
+//     CNAME, matched by a wildcard) and the host are fetched; a denied
+//     address and a denied port fail at once with "No route to host" (the
+//     filter's ICMP reply), a denied name does not resolve (NXDOMAIN), and
+//     the result counts each refusal with its destination and port;
+//   - the same through a tap;
+//   - mode none: no interface but loopback, and no network in the result;
+//   - the bandwidth limit holds within 10% (the wire rate of a download);
+//   - a guest flooding frames (UDP to a denied address, malformed raw
+//     frames) is held to its packets_per_second and counted, while a second
+//     VM's download and the host's own server go on.
+// Nothing is left behind: no passt, no tap, no husk-vm-* folder.
+#include <sys/stat.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <string>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/e2e/net_lab.h"
+#include "tests/e2e/run_support.h"
+
+using namespace husk::test;
+using namespace husk::test::run;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string write_job(const Sandbox& sb, const std::string& name, const std::string& text) {
+  const std::string path = sb.dir.file(name);
+  std::ofstream(path) << "version = 1\n" << text;
+  return path;
+}
+
+// The refusal of the result with this destination and protocol, or null.
+json refusal(const json& result, const std::string& destination, const std::string& protocol) {
+  for (const json& r : result.at("network").at("refused")) {
+    if (r.at("destination") == destination && r.at("protocol") == protocol) return r;
+  }
+  return nullptr;
+}
+
+// Interfaces of the machine whose name starts with "husk" (taps husk made).
+std::vector<std::string> husk_interfaces() {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator("/sys/class/net")) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("husk", 0) == 0 && name != husk::test::net::kLabInterface) out.push_back(name);
+  }
+  return out;
+}
+
+// The egress job, for either backend. The host is reachable on 8081 from
+// passt (its gateway is the host's loopback) and on 8082 from a tap (the
+// tap's host address).
+std::string egress_job(const std::string& backend, int host_port) {
+  return fmt::format(R"([network]
+mode = "egress"
+backend = "{0}"
+allow = ["mirror.lab:8080", "*.cdn.lab:8080", "host.husk.internal:{1}"]
+dns = ["192.168.50.1"]
+
+[[steps]]
+name = "interfaces"
+run = "ls /sys/class/net; ip -4 -o addr show dev eth0; ip route; cat /etc/resolv.conf /etc/hosts"
+
+[[steps]]
+name = "allowed"
+run = "wget -q -T 20 -O - http://mirror.lab:8080/hello"
+
+[[steps]]
+name = "cname"
+run = "wget -q -T 20 -O - http://www.cdn.lab:8080/hello"
+
+[[steps]]
+name = "host"
+run = "wget -q -T 20 -O - http://host.husk.internal:{1}/hello"
+
+[[steps]]
+name = "denied-address"
+run = "wget -q -T 20 -O - http://192.168.50.2:8080/hello"
+continue_on_error = true
+
+[[steps]]
+name = "denied-port"
+run = "wget -q -T 20 -O - http://192.168.50.1:8082/hello"
+continue_on_error = true
+
+[[steps]]
+name = "denied-name"
+run = "nslookup denied.lab"
+continue_on_error = true
+)",
+                     backend, host_port);
+}
+
+void check_egress(const HuskRun& run, const std::string& backend, int host_port) {
+  const json& res = run.result;
+  REQUIRE(res.is_object());
+  INFO("result: " << brief(res));
+  CHECK(str(res, "verdict") == "OK");
+  const json& steps = res.at("steps");
+  const json& ifs = run_named(steps, "interfaces");
+  CHECK(str(ifs, "verdict") == "OK");
+  CHECK(contains(str(ifs, "stdout"), "eth0"));
+  CHECK(contains(str(ifs, "stdout"), "host.husk.internal"));
+  for (const char* name : {"allowed", "cname"}) {
+    const json& s = run_named(steps, name);
+    CHECK(str(s, "verdict") == "OK");
+    CHECK(str(s, "stdout") == "hello from 192.168.50.1:8080\n");
+  }
+  const json& host = run_named(steps, "host");
+  CHECK(str(host, "verdict") == "OK");
+  CHECK(contains(str(host, "stdout"), fmt::format(":{}\n", host_port)));
+  // Refused at once by the filter's ICMP "administratively prohibited",
+  // not after wget's 20 s timeout.
+  for (const char* name : {"denied-address", "denied-port"}) {
+    const json& s = run_named(steps, name);
+    CHECK(str(s, "verdict") == "RE");
+    CHECK(contains(str(s, "stderr"), "No route to host"));
+    CHECK(s.at("wall_ms").get<double>() < 10000);
+  }
+  CHECK(str(run_named(steps, "denied-name"), "verdict") == "RE");
+
+  const json& n = res.at("network");
+  CHECK(n.at("mode") == "egress");
+  CHECK(n.at("backend") == backend);
+  CHECK(n.at("bytes_out").get<uint64_t>() > 0);
+  CHECK(n.at("bytes_in").get<uint64_t>() > 0);
+  const json denied_address = refusal(res, "192.168.50.2", "tcp");
+  REQUIRE(denied_address.is_object());
+  CHECK(denied_address.at("port") == 8080);
+  CHECK(denied_address.at("direction") == "out");
+  CHECK(denied_address.at("count").get<uint64_t>() >= 1);
+  const json denied_port = refusal(res, "192.168.50.1", "tcp");
+  REQUIRE(denied_port.is_object());
+  CHECK(denied_port.at("port") == 8082);
+  const json denied_name = refusal(res, "denied.lab", "dns");
+  REQUIRE(denied_name.is_object());
+  CHECK(denied_name.at("count").get<uint64_t>() >= 1);
+}
+
+}  // namespace
+
+TEST_CASE("husk run: egress through passt (allowed, denied address, port and name; the host)", "[e2e][net]") {
+  husk::test::net::Lab::get();
+  Sandbox sb;
+  const HuskRun run = husk_run(sb, write_job(sb, "egress-passt.toml", egress_job("passt", 8081)));
+  INFO("husk stderr (tail): " << tail(run.proc.err));
+  check_egress(run, "passt", 8081);
+  check_nothing_left(sb);
+}
+
+TEST_CASE("husk run: egress through a tap, which is gone after the job", "[e2e][net]") {
+  husk::test::net::Lab::get();
+  Sandbox sb;
+  const HuskRun run = husk_run(sb, write_job(sb, "egress-tap.toml", egress_job("tap", 8082)));
+  INFO("husk stderr (tail): " << tail(run.proc.err));
+  check_egress(run, "tap", 8082);
+  check_nothing_left(sb);
+  const std::vector<std::string> taps = husk_interfaces();
+  CAPTURE(taps);
+  CHECK(taps.empty());
+}
+
+TEST_CASE("husk run: mode none has loopback only; open reaches what egress refuses", "[e2e][net]") {
+  husk::test::net::Lab::get();
+  Sandbox sb;
+  const HuskRun none = husk_run(sb, write_job(sb, "none.toml", R"([[steps]]
+name = "interfaces"
+run = "ls /sys/class/net; cat /sys/class/net/lo/flags"
+)"));
+  INFO("husk stderr (tail): " << tail(none.proc.err));
+  REQUIRE(none.result.is_object());
+  CHECK(str(none.result, "verdict") == "OK");
+  const std::string out = str(run_named(none.result.at("steps"), "interfaces"), "stdout");
+  CHECK(out.rfind("lo\n", 0) == 0);
+  CHECK_FALSE(contains(out, "eth0"));
+  CHECK(contains(out, "0x9"));  // IFF_UP | IFF_LOOPBACK: the agent brought lo up
+  CHECK_FALSE(none.result.contains("network"));
+
+  const HuskRun open = husk_run(sb, write_job(sb, "open.toml", R"([network]
+mode = "open"
+
+[[steps]]
+name = "denied-in-egress"
+run = "wget -q -T 20 -O - http://192.168.50.2:8080/hello"
+)"));
+  INFO("husk stderr (tail): " << tail(open.proc.err));
+  REQUIRE(open.result.is_object());
+  CHECK(str(open.result, "verdict") == "OK");
+  CHECK(str(run_named(open.result.at("steps"), "denied-in-egress"), "stdout") == "hello from 192.168.50.2:8080\n");
+  CHECK(open.result.at("network").at("mode") == "open");
+  check_nothing_left(sb);
+}
+
+TEST_CASE("husk run: the bandwidth limit holds within 10%", "[e2e][net]") {
+  husk::test::net::Lab::get();
+  Sandbox sb;
+  // 1 MiB at 256 KiB/s: about 4 s. The rate counts whole frames, so the
+  // check is on the wire: the bytes that came in over the download's time.
+  constexpr double kRate = 256 * 1024;
+  const HuskRun run = husk_run(sb, write_job(sb, "rate.toml", R"([network]
+mode = "egress"
+allow = ["192.168.50.1:8080"]
+bandwidth = "256KiB/s"
+
+[[steps]]
+name = "download"
+run = "a=$(date +%s%N); wget -q -O /dev/null http://192.168.50.1:8080/bytes/1048576 || exit 1; b=$(date +%s%N); echo $(( (b - a) / 1000000 ))"
+)"));
+  INFO("husk stderr (tail): " << tail(run.proc.err));
+  REQUIRE(run.result.is_object());
+  INFO("result: " << brief(run.result));
+  REQUIRE(str(run.result, "verdict") == "OK");
+  const double ms = std::stod(str(run_named(run.result.at("steps"), "download"), "stdout"));
+  const double bytes_in = run.result.at("network").at("bytes_in").get<double>();
+  const double rate = bytes_in / (ms / 1000);
+  INFO("download: " << ms << " ms, " << bytes_in << " bytes in, " << rate << " B/s against " << kRate);
+  CHECK(bytes_in > 1048576);
+  CHECK(rate <= kRate * 1.10);
+  CHECK(rate >= kRate * 0.90);
+}
+
+TEST_CASE("husk run: a guest flooding frames is held to its rate; another VM and the host go on", "[e2e][net]") {
+  husk::test::net::Lab::get();
+  Sandbox flood_sb;
+  Sandbox other_sb;
+  const std::string tool = HUSK_NET_FLOOD;
+  constexpr int kPps = 2000;
+  constexpr int kFloodSeconds = 12;
+  const std::string flood_job = write_job(flood_sb, "flood.toml", fmt::format(R"([network]
+mode = "egress"
+allow = ["192.168.50.1:8080"]
+packets_per_second = {0}
+
+[[files]]
+source = "{1}"
+destination = "/bin/net_flood"
+
+[[steps]]
+name = "udp"
+run = "net_flood udp 192.168.50.2 9 {2}"
+
+[[steps]]
+name = "raw"
+run = "net_flood raw eth0 {2}"
+)",
+                                                                             kPps, tool, kFloodSeconds / 2));
+  auto flood = std::async(std::launch::async, [&] { return husk_run(flood_sb, flood_job); });
+  // The other VM boots while the first floods, then downloads.
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  const HuskRun other = husk_run(other_sb, write_job(other_sb, "other.toml", R"([network]
+mode = "egress"
+allow = ["192.168.50.1:8080"]
+
+[[steps]]
+name = "download"
+run = "wget -q -O - http://192.168.50.1:8080/bytes/1048576 | wc -c"
+)"));
+  // The host's own server answers meanwhile.
+  const ProcessResult host = run_process({"curl", "-s", "-m", "10", "http://192.168.50.1:8080/hello"}, 20);
+  const HuskRun flooded = flood.get();
+
+  INFO("flooding husk stderr (tail): " << tail(flooded.proc.err));
+  INFO("other husk stderr (tail): " << tail(other.proc.err));
+  CHECK(host.out == "hello from 192.168.50.1:8080\n");
+  REQUIRE(other.result.is_object());
+  CHECK(str(other.result, "verdict") == "OK");
+  CHECK(str(run_named(other.result.at("steps"), "download"), "stdout") == "1048576\n");
+
+  REQUIRE(flooded.result.is_object());
+  INFO("flood result: " << brief(flooded.result));
+  CHECK(str(flooded.result, "verdict") == "OK");
+  const json& n = flooded.result.at("network");
+  const double frames = n.at("frames_out").get<double>() + n.at("dropped_out").get<double>();
+  const json& steps = flooded.result.at("steps");
+  const double flood_s =
+      (run_named(steps, "raw").at("end_ms").get<double>() - run_named(steps, "udp").at("start_ms").get<double>()) /
+      1000;
+  INFO("frames from the guest: " << frames << " in " << flood_s << " s, limit " << kPps << "/s");
+  CHECK(frames > kPps * 2);                         // it did flood
+  CHECK(frames <= kPps * (flood_s + 1) * 1.10);     // and was held to its rate
+  const json udp = refusal(flooded.result, "192.168.50.2", "udp");
+  REQUIRE(udp.is_object());
+  CHECK(udp.at("port") == 9);
+  CHECK(udp.at("count").get<uint64_t>() > 100);
+  check_nothing_left(flood_sb);
+  check_nothing_left(other_sb);
+}
