@@ -3,8 +3,9 @@
 //              [--cgroup-root DIR] [--protect]
 // As PID 1 it mounts the kernel file systems, brings up the loopback
 // interface, protects itself from the OOM killer, takes its vsock port from
-// `husk.agent_port=` on the kernel command line (default 52), and never exits: a failure is logged and retried, and
-// Shutdown ends in reboot(RB_AUTOBOOT) (the guest runs with reboot=k).
+// `husk.agent_port=` on the kernel command line (default 52), and never
+// exits: a failure is logged and retried, and Shutdown ends in
+// reboot(RB_AUTOBOOT) (the guest runs with reboot=k).
 // Elsewhere (tests on the host) it serves until Shutdown or SIGTERM.
 #include <sys/prctl.h>
 #include <sys/reboot.h>
