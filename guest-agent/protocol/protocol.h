@@ -7,7 +7,8 @@
 //        major with Error{EPROTONOSUPPORT} and closes. Nothing else is served
 //        before the handshake.
 //   Requests (own id each, chosen by the host, unique among live requests):
-//     SetClock, SetHostname, Shutdown, Reseed -> Ack | Error
+//     SetClock, SetHostname, Shutdown, Reseed,
+//     ConfigureNetwork                       -> Ack | Error
 //     WriteFile chunk... (same id, last set) -> Ack after the last | Error
 //     ReadFile                               -> FileData... (last set) | Error
 //     Stat                                   -> StatResult | Error
@@ -28,6 +29,7 @@
 // the truncated flag, kills the job's process tree and reports kOutputLimit.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -41,7 +43,8 @@ namespace husk::agent::proto {
 inline constexpr uint16_t kVersionMajor = 1;
 // Minor 1: Limits::open_files and file_size. Minor 2: ExecArgs.
 // Minor 3: Limits::kill_signal and kill_grace_ms. Minor 4: Reseed.
-inline constexpr uint16_t kVersionMinor = 4;
+// Minor 5: ConfigureNetwork.
+inline constexpr uint16_t kVersionMinor = 5;
 inline constexpr uint32_t kDefaultVsockPort = 52;
 
 // Hello::features bits (what the agent can do on this boot).
@@ -67,6 +70,7 @@ enum class MsgType : uint16_t {
   kStat = 0x19,
   kExecArgs = 0x1a,
   kReseed = 0x1b,
+  kConfigureNetwork = 0x1c,
   // both ways (stdout/stderr credit from the host, stdin credit from the agent)
   kCredit = 0x20,
   // agent -> host
@@ -141,6 +145,48 @@ struct Reseed {
   std::string entropy;  // 32 to 512 bytes
   template <typename S, typename V>
   static bool fields(S& s, V& v) { return v.bytes(s.entropy); }
+};
+
+// The bounds of ConfigureNetwork's lists, enforced when it is decoded (and
+// encoded); the rest of its checks are in network.h.
+inline constexpr uint32_t kMaxNameservers = 8;
+inline constexpr uint32_t kMaxHostEntries = 32;
+
+// One line the agent adds to /etc/hosts.
+struct HostEntry {
+  bool operator==(const HostEntry&) const = default;
+  std::string address;  // IPv4 or IPv6, as text
+  std::string name;     // a hostname (network.h: valid_hostname)
+  template <typename S, typename V>
+  static bool fields(S& s, V& v) { return v.cstr(s.address) && v.cstr(s.name); }
+};
+
+// Configures the guest's network interface (virtio-net) and its resolver:
+// the interface whose MAC is `mac` gets the MTU, the address and prefix, is
+// brought up, and gets a default route via `gateway`; /etc/resolv.conf gets
+// `nameservers` (none: a file without any, so nothing resolves through an
+// old one) and /etc/hosts gets `hosts` after its own lines. The agent checks
+// it with network_config_error (network.h) and answers Ack, or Error with
+// the errno and the step that failed. Sending it again replaces the
+// resolver and the hosts entries of the previous one.
+struct ConfigureNetwork {
+  HUSK_MSG(ConfigureNetwork);
+  std::array<uint8_t, 6> mac{};
+  // IPv4 addresses as numbers in host byte order: 10.0.2.15 is 0x0a00020f.
+  uint32_t address = 0;
+  uint8_t prefix_len = 0;  // 1 to 32
+  uint32_t gateway = 0;    // 0: no default route
+  uint32_t mtu = 0;        // 0: the kernel's (1500); else 68 to 65535
+  std::vector<std::string> nameservers;  // IPv4, as text; at most kMaxNameservers
+  std::vector<HostEntry> hosts;          // at most kMaxHostEntries
+  template <typename S, typename V>
+  static bool fields(S& s, V& v) {
+    for (auto& b : s.mac) {
+      if (!v.u8(b)) return false;
+    }
+    return v.u32(s.address) && v.u8(s.prefix_len) && v.u32(s.gateway) && v.u32(s.mtu) &&
+           v.cstr_list(s.nameservers, kMaxNameservers) && v.list(s.hosts, kMaxHostEntries);
+  }
 };
 
 struct SetHostname {
@@ -401,9 +447,9 @@ struct StatResult {
 #undef HUSK_MSG
 
 // Every message, for code (and tests) that must cover all of them.
-using AllMessages = std::tuple<Hello, SetClock, Reseed, SetHostname, Shutdown, Exec, ExecArgs, StdinData,
-                               StdinClose, Signal, Credit, WriteFile, ReadFile, Stat, Ack, Error,
-                               Started, Output, Exited, ExecFailed, FileData, StatResult>;
+using AllMessages = std::tuple<Hello, SetClock, Reseed, ConfigureNetwork, SetHostname, Shutdown, Exec, ExecArgs,
+                               StdinData, StdinClose, Signal, Credit, WriteFile, ReadFile, Stat, Ack,
+                               Error, Started, Output, Exited, ExecFailed, FileData, StatResult>;
 
 inline bool is_known_type(uint16_t type) {
   return std::apply([type](auto... m) { return ((uint16_t(decltype(m)::kType) == type) || ...); },

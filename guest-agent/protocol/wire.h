@@ -85,11 +85,21 @@ class Writer {
     return true;
   }
   bool cstr(const std::string& s) { return bytes(s); }
-  bool cstr_list(const std::vector<std::string>& v) {
-    if (v.size() > kMaxListItems) return false;
+  bool cstr_list(const std::vector<std::string>& v, uint32_t max = kMaxListItems) {
+    if (v.size() > max) return false;
     u32(static_cast<uint32_t>(v.size()));
     for (const std::string& s : v) {
       if (!bytes(s)) return false;
+    }
+    return true;
+  }
+  // A list of structs, each written by its own field list.
+  template <typename T>
+  bool list(const std::vector<T>& v, uint32_t max) {
+    if (v.size() > max) return false;
+    u32(static_cast<uint32_t>(v.size()));
+    for (const T& item : v) {
+      if (!T::fields(item, *this)) return false;
     }
     return true;
   }
@@ -170,18 +180,37 @@ class Reader {
     s = std::move(tmp);
     return true;
   }
-  bool cstr_list(std::vector<std::string>& v) {
+  bool cstr_list(std::vector<std::string>& v, uint32_t max = kMaxListItems) {
     uint32_t n = 0;
     if (!get(n)) return false;
     // Each element needs at least its 4-byte length, so a count larger than
     // left()/4 cannot be honest; refusing it bounds the reserve below.
-    if (n > kMaxListItems || n > left() / 4) return fail();
+    if (n > max || n > left() / 4) return fail();
     std::vector<std::string> out;
     out.reserve(n);
     for (uint32_t i = 0; i < n; ++i) {
       std::string s;
       if (!cstr(s)) return false;
       out.push_back(std::move(s));
+    }
+    v = std::move(out);
+    return true;
+  }
+
+  // A list of structs read by their field lists. Only structs that start
+  // with a string are listed (HostEntry), so each takes at least 4 bytes
+  // and the count is bounded as above.
+  template <typename T>
+  bool list(std::vector<T>& v, uint32_t max) {
+    uint32_t n = 0;
+    if (!get(n)) return false;
+    if (n > max || n > left() / 4) return fail();
+    std::vector<T> out;
+    out.reserve(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      T item;
+      if (!T::fields(item, *this)) return fail();
+      out.push_back(std::move(item));
     }
     v = std::move(out);
     return true;

@@ -1,10 +1,11 @@
 // husk-agent: the guest's PID 1 (or a program /init execs). Usage:
 //   husk-agent [--listen vsock:PORT | --listen unix:PATH] [--no-cgroups]
 //              [--cgroup-root DIR] [--protect]
-// As PID 1 it mounts the kernel file systems, protects itself from the OOM
-// killer, takes its vsock port from `husk.agent_port=` on the kernel command
-// line (default 52), and never exits: a failure is logged and retried, and
-// Shutdown ends in reboot(RB_AUTOBOOT) (the guest runs with reboot=k).
+// As PID 1 it mounts the kernel file systems, brings up the loopback
+// interface, protects itself from the OOM killer, takes its vsock port from
+// `husk.agent_port=` on the kernel command line (default 52), and never
+// exits: a failure is logged and retried, and Shutdown ends in
+// reboot(RB_AUTOBOOT) (the guest runs with reboot=k).
 // Elsewhere (tests on the host) it serves until Shutdown or SIGTERM.
 #include <sys/prctl.h>
 #include <sys/reboot.h>
@@ -16,6 +17,7 @@
 #include <string>
 
 #include "guest-agent/src/log.h"
+#include "guest-agent/src/network.h"
 #include "guest-agent/src/pid1.h"
 #include "guest-agent/src/server.h"
 
@@ -79,6 +81,10 @@ int main(int argc, char** argv) {
   if (opts.pid1) {
     husk::guest::mount_filesystems();
     husk::guest::ensure_std_fds();
+    // Every guest has lo, network or not (a job without one has only lo).
+    if (const husk::guest::StepError e = husk::guest::bring_up_loopback(); e.err != 0) {
+      HUSK_LOG("loopback: %s", e.message().c_str());
+    }
     if (!listen_given) {
       const std::string port = husk::guest::cmdline_value("husk.agent_port");
       if (!port.empty() && !parse_port(port, opts.port)) HUSK_LOG("bad husk.agent_port=%s", port.c_str());

@@ -1,6 +1,7 @@
 // The agent's event loop and its host connection: framing, the Hello
 // handshake, dispatch of requests, and the small requests (clock, hostname,
-// shutdown). Jobs are in server_jobs.cpp, files in server_files.cpp.
+// reseed, network, shutdown). Jobs are in server_jobs.cpp, files in
+// server_files.cpp.
 #include "guest-agent/src/server.h"
 
 #include <linux/vm_sockets.h>
@@ -18,7 +19,9 @@
 #include <climits>
 #include <cstring>
 
+#include "guest-agent/protocol/network.h"
 #include "guest-agent/src/log.h"
+#include "guest-agent/src/network.h"
 #include "guest-agent/src/peer.h"
 #include "guest-agent/src/sys.h"
 
@@ -317,6 +320,23 @@ void Server::handle_frame(const proto::FrameView& frame) {
       if (auto err = reseed_kernel_rng(m.entropy); err != 0) {
         return send_error(frame.id, err, std::string("reseed: ") + std::strerror(err));
       }
+      return send(frame.id, proto::Ack{});
+    }
+    case proto::MsgType::kConfigureNetwork: {
+      HUSK_DECODE(ConfigureNetwork, m);
+      if (const std::string bad = proto::network_config_error(m); !bad.empty()) {
+        return send_error(frame.id, EINVAL, "ConfigureNetwork: " + bad);
+      }
+      // Outside a VM the interfaces and /etc are the machine's own.
+      if (!opts_.pid1) {
+        return send_error(frame.id, EPERM, "ConfigureNetwork: only the guest's PID 1 configures the network");
+      }
+      if (const StepError e = configure_network(m); e.err != 0) {
+        HUSK_LOG("ConfigureNetwork: %s", e.message().c_str());
+        return send_error(frame.id, e.err, "ConfigureNetwork: " + e.message());
+      }
+      HUSK_LOG("network: %s/%u via %s", proto::ipv4_text(m.address).c_str(), unsigned(m.prefix_len),
+               m.gateway != 0 ? proto::ipv4_text(m.gateway).c_str() : "(no default route)");
       return send(frame.id, proto::Ack{});
     }
     case proto::MsgType::kSetHostname: {

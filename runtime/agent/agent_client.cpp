@@ -1,5 +1,5 @@
 // AgentClient: connecting, the handshake and the small requests (clock,
-// hostname, files, stat, shutdown). exec() is in agent_exec.cpp.
+// reseed, hostname, network, files, stat, shutdown). exec() is in agent_exec.cpp.
 #include "runtime/agent/agent_client.h"
 
 #include <fcntl.h>
@@ -15,6 +15,8 @@
 #include <cstring>
 
 #include <fmt/format.h>
+
+#include "guest-agent/protocol/network.h"
 
 namespace husk::agent {
 
@@ -194,6 +196,22 @@ Result<void> AgentClient::set_hostname(const std::string& name) {
   const Budget b = budget();
   HUSK_TRY(send("SetHostname", id, proto::SetHostname{name}, b.deadline));
   return await_ack(id, b, "SetHostname");
+}
+
+Result<void> AgentClient::configure_network(const proto::ConfigureNetwork& config) {
+  if (const std::string bad = proto::network_config_error(config); !bad.empty()) {
+    return Unexpected(Error{EINVAL, "agent: ConfigureNetwork: " + bad});
+  }
+  if (agent_minor_ < 5) {
+    return Unexpected(Error{EPROTONOSUPPORT,
+                            fmt::format("agent: ConfigureNetwork: the guest agent speaks protocol {}.{}, networking "
+                                        "needs {}.5 (an older husk-agent in the guest image?)",
+                                        proto::kVersionMajor, agent_minor_, proto::kVersionMajor)});
+  }
+  const uint32_t id = next_id_++;
+  const Budget b = budget();
+  HUSK_TRY(send("ConfigureNetwork", id, config, b.deadline));
+  return await_ack(id, b, "ConfigureNetwork");
 }
 
 Result<void> AgentClient::signal_running(int signo) {

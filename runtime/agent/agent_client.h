@@ -129,6 +129,14 @@ class AgentClient {
   // agent's Reseed): VMs restored from one snapshot draw apart from here.
   [[nodiscard]] Result<void> reseed();
   [[nodiscard]] Result<void> set_hostname(const std::string& name);
+  // Configures the guest's network interface (the one with config.mac),
+  // its default route, /etc/resolv.conf and /etc/hosts (the agent's
+  // ConfigureNetwork, protocol 1.5). EINVAL, before anything is sent, for a
+  // request the agent would refuse (guest-agent/protocol/network.h);
+  // EPROTONOSUPPORT for an agent older than 1.5; the agent's errno and the
+  // step that failed otherwise ("SIOCADDRT default via 10.0.2.2 dev eth0:
+  // Network is unreachable").
+  [[nodiscard]] Result<void> configure_network(const proto::ConfigureNetwork& config);
   // Runs a job to its end. A job that could not start is a successful
   // result with started == false; errors are for the connection/protocol,
   // E2BIG for argv and env too large to send, and ETIMEDOUT when the agent

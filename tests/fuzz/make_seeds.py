@@ -468,7 +468,7 @@ def vsock_handshake():
 
 T = dict(Hello=1, SetClock=0x10, SetHostname=0x11, Shutdown=0x12, Exec=0x13, StdinData=0x14,
          StdinClose=0x15, Signal=0x16, WriteFile=0x17, ReadFile=0x18, Stat=0x19, ExecArgs=0x1A,
-         Credit=0x20, Ack=0x40, Error=0x41, Started=0x42, Output=0x43, Exited=0x44, ExecFailed=0x45,
+         Reseed=0x1B, ConfigureNetwork=0x1C, Credit=0x20, Ack=0x40, Error=0x41, Started=0x42, Output=0x43, Exited=0x44, ExecFailed=0x45,
          FileData=0x46, StatResult=0x47)
 
 
@@ -511,6 +511,16 @@ def exec_payload(argv, env=(), cwd="/", stdin_mode=0, stdin=b"", pty=False):
     w = W().lst(argv).lst(list(env)).blob(cwd).u32(0xFFFFFFFF).u32(0xFFFFFFFF).u8(stdin_mode)
     w.blob(stdin).u8(1 if pty else 0).u16(24).u16(80)
     return limits(w, wall=1000).b
+
+
+def configure_network(nameservers, hosts, mac=b"\x02husk\x01", address=0x0A00020F, prefix=24,
+                      gateway=0x0A000202, mtu=1500):
+    w = W()
+    w.b += mac
+    w.u32(address).u8(prefix).u32(gateway).u32(mtu).lst(nameservers).u32(len(hosts))
+    for addr, name in hosts:
+        w.blob(addr).blob(name)
+    return w.b
 
 
 def hello(rid):
@@ -645,6 +655,21 @@ def agent_frames_guest():
     guest_frame_record(p, "Hello", 1, W().u16(2).u16(0).u64(0).b)
     guest_frame_record(p, "Stat", 2, W().blob("/").u8(1).b)
     yield "wrong_major", p.bytes()
+
+    # ConfigureNetwork (protocol 1.5): a whole one, the same again, then
+    # lists at and past their bounds (8 nameservers, 32 host entries), a
+    # list count past the bytes, and a NUL in a name.
+    p = Prog()
+    guest_frame_record(p, "Hello", 1, W().u16(1).u16(5).u64(0).b)
+    guest_frame_record(p, "ConfigureNetwork", 2, configure_network(
+        ["10.0.2.3", "1.1.1.1"], [("10.0.2.2", "host.husk.internal"), ("10.0.2.15", "sandbox")]))
+    p.u8(1)
+    guest_frame_record(p, "ConfigureNetwork", 3, configure_network(["10.0.2.3"] * 8, [("10.0.2.2", "h")] * 32))
+    guest_frame_record(p, "ConfigureNetwork", 4, configure_network(["10.0.2.3"] * 9, []))
+    guest_frame_record(p, "ConfigureNetwork", 5, configure_network([], [("10.0.2.2", "h")] * 33))
+    guest_frame_record(p, "ConfigureNetwork", 6, configure_network([], []) [:-4] + struct.pack("<I", 1000))
+    guest_frame_record(p, "ConfigureNetwork", 7, configure_network([], [("10.0.2.2", "a\0b")]))
+    yield "configure_network", p.bytes()
 
 
 # --- job_toml (job_toml_fuzz.cpp: the file's text; paths relative to a

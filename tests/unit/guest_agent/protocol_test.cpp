@@ -28,9 +28,18 @@ AllMessages samples() {
   exec.cols = 132;
   exec.limits = {1500, 900, 64u << 20, 32, 1u << 20, 256, 4u << 20};
   Exited exited{-1, 9, 1234, 567, 8u << 20, 99999, ExitReason::kMemoryLimit, true, false, true};
+  ConfigureNetwork net;
+  net.mac = {0x02, 0x68, 0x75, 0x73, 0x6b, 0x01};
+  net.address = 0x0a00020f;
+  net.prefix_len = 24;
+  net.gateway = 0x0a000202;
+  net.mtu = 65520;
+  net.nameservers = {"10.0.2.3", "1.1.1.1"};
+  net.hosts = {{"10.0.2.2", "host.husk.internal"}, {"10.0.2.15", "sandbox"}};
   return {Hello{1, 2, kFeatureCgroups | kFeaturePty},
           SetClock{1700000000123456789ull},
           Reseed{std::string("\x00\x01\xfe\xff entropy", 13)},
+          net,
           SetHostname{"sandbox"},
           Shutdown{},
           exec,
