@@ -14,6 +14,8 @@ Subcommands (tests/bench/net/run runs them in this order):
              husk-tap    the same with backend="tap"
              qemu-passt  QEMU microvm, -netdev stream to a passt of its own
              qemu-tap    QEMU microvm, -netdev tap on a tap made here
+             husk-passt-egress, husk-tap-egress (only when asked for)
+                         husk in mode="egress", allow = the server's port
            Same kernel, initramfs, memory and vCPUs in every cell. In each
            guest: `net_probe all HOST PORT N SECONDS` (connect, rr, send,
            recv; tests/bench/net/net_probe.c), one boot per run. A cell that
@@ -40,6 +42,9 @@ import tempfile
 import time
 
 CELLS = ("husk-passt", "husk-tap", "qemu-passt", "qemu-tap")
+# Optional: husk in [network] mode = "egress" with the server's port as the
+# only allowed destination (the allow-list's cost against "open").
+EGRESS_CELLS = ("husk-passt-egress", "husk-tap-egress")
 TESTS = ("connect", "rr", "send", "recv")
 PROBE_RE = re.compile(r"NETPROBE (\{.*\})")
 IF_RE = re.compile(r"NETBENCH_IF mtu=(\d+)")
@@ -212,7 +217,7 @@ class Host:
 
 
 # ------------------------------------------------------------------ cells
-def husk_job(a, backend, path):
+def husk_job(a, backend, path, mode="open"):
     run = ("echo \"NETBENCH_IF mtu=$(cat /sys/class/net/eth0/mtu)\"; "
            "/bin/net_probe all host.husk.internal %d %d %d" % (a.port, a.n, a.seconds))
     with open(path, "w") as f:
@@ -220,26 +225,28 @@ def husk_job(a, backend, path):
                 "version = 1\n\n"
                 "[vm]\nmemory = \"%dMiB\"\nvcpus = %d\n\n"
                 "[[files]]\nsource = %s\ndestination = \"/bin/net_probe\"\nmode = \"0755\"\n\n"
-                "[network]\nmode = \"open\"\nbackend = \"%s\"\n\n"
+                "[network]\nmode = \"%s\"\nbackend = \"%s\"\n%s\n"
                 "[process]\nrun = %s\ntimeout = \"%ds\"\n"
-                % (a.memory, a.vcpus, json.dumps(os.path.abspath(a.probe)), backend, json.dumps(run), a.timeout))
+                % (a.memory, a.vcpus, json.dumps(os.path.abspath(a.probe)), mode, backend,
+                   "allow = [\"host.husk.internal:%d\"]\n" % a.port if mode == "egress" else "",
+                   json.dumps(run), a.timeout))
 
 
-def husk_support(a):
+def husk_support(a, mode):
     """'' when this husk takes a [network] job, else why not."""
     if not a.husk or not os.access(a.husk, os.X_OK):
         return "no husk binary (%s)" % a.husk
-    job = os.path.join(a.log_dir, "probe-validate.toml")
-    husk_job(a, "passt", job)
+    job = os.path.join(a.log_dir, "probe-validate-%s.toml" % mode)
+    husk_job(a, "passt", job, mode)
     rc, out = sh([a.husk, "validate", job], check=False)
     if rc != 0:
         return "this husk refuses a [network] job (issue 14 not in this build): %s" % " ".join(tail(out, 2))
     return ""
 
 
-def run_husk(a, backend, base):
+def run_husk(a, backend, base, mode):
     job = base + ".toml"
-    husk_job(a, backend, job)
+    husk_job(a, backend, job, mode)
     argv = [a.husk, "run", job, "--json", "--result", base + ".result.json",
             "--kernel", a.kernel, "--initrd", a.initrd] + a.husk_flags
     rc, timed_out, wall = run_limited(argv, a.timeout + 60, base + ".stdout", base + ".stderr")
@@ -324,18 +331,18 @@ def cmd_measure(a):
     skipped = {}
     if os.geteuid() != 0:
         for c in cells:
-            if c.endswith("-tap"):
+            if c.split("-")[1] == "tap":
                 skipped[c] = "not root: cannot make a tap"
-    if any(c.endswith("-passt") for c in cells) and not a.passt:
+    if not a.passt:
         for c in cells:
-            if c.endswith("-passt"):
+            if c.split("-")[1] == "passt":
                 skipped[c] = "passt not found (Debian package passt)"
-    if any(c.startswith("husk-") for c in cells):
-        why = husk_support(a)
-        if why:
-            for c in cells:
-                if c.startswith("husk-"):
-                    skipped.setdefault(c, why)
+    for mode in ("open", "egress"):
+        mine = [c for c in cells if c.startswith("husk-") and c.endswith("-egress") == (mode == "egress")]
+        why = husk_support(a, mode) if mine else ""
+        for c in mine:
+            if why:
+                skipped.setdefault(c, why)
     if any(c.startswith("qemu-") for c in cells):
         if not shutil.which(a.qemu):
             for c in cells:
@@ -360,20 +367,21 @@ def cmd_measure(a):
         data["host_notes"] = host.notes
         for note in host.notes:
             print("bench: " + note, flush=True)
-        if "qemu-passt" in active or "husk-passt" in active:
+        if any(c.split("-")[1] == "passt" for c in active):
             data["passt_version"] = sh([a.passt, "--version"], check=False)[1].splitlines()[:1]
         for i in range(a.runs):
             order = active[i % len(active):] + active[:i % len(active)] if active else []
             for cell in order:
-                vmm, backend = cell.split("-", 1)
+                vmm, backend = cell.split("-")[:2]
+                mode = "egress" if cell.endswith("-egress") else "open"
                 base = os.path.join(a.log_dir, "%s-%02d" % (cell, i + 1))
-                r = run_husk(a, backend, base) if vmm == "husk" else run_qemu(a, backend, base)
+                r = run_husk(a, backend, base, mode) if vmm == "husk" else run_qemu(a, backend, base)
                 r["run"] = i + 1
                 data["runs"][cell].append(r)
                 good = all(t in r for t in TESTS)
                 ok = ok and good
                 g = lambda t, k, fmt: (fmt % r[t][k]) if t in r and r[t].get(k) is not None else "-"
-                print("bench: run %d %-10s connect %s us (p90 %s), rr %s us, send %s MB/s, recv %s MB/s; "
+                print("bench: run %d %-17s connect %s us (p90 %s), rr %s us, send %s MB/s, recv %s MB/s; "
                       "%s s%s" % (i + 1, cell, g("connect", "median_us", "%.0f"), g("connect", "p90_us", "%.0f"),
                                   g("rr", "median_us", "%.0f"), g("send", "mb_s", "%.1f"),
                                   g("recv", "mb_s", "%.1f"), r.get("wall_s", "-"),
@@ -411,14 +419,16 @@ def cmd_report(a):
     cells = data.get("cells") or list(CELLS)
     summary = {c: summarize(data.get("runs", {}).get(c, [])) for c in cells if c not in data.get("skipped", {})}
     ratios = {}
-    for backend in ("passt", "tap"):
-        h, q = summary.get("husk-" + backend), summary.get("qemu-" + backend)
+    pairs = [("husk/qemu " + b, "husk-" + b, "qemu-" + b) for b in ("passt", "tap")]
+    pairs += [("husk egress/open " + b, "husk-%s-egress" % b, "husk-" + b) for b in ("passt", "tap")]
+    for name, x, y in pairs:
+        h, q = summary.get(x), summary.get(y)
         if not h or not q:
             continue
         rr = {}
         for k in ("connect_median_us", "connect_p90_us", "rr_median_us", "send_mb_s", "recv_mb_s"):
             rr[k] = round(h[k] / q[k], 2) if h.get(k) and q.get(k) else None
-        ratios["husk/qemu " + backend] = rr
+        ratios[name] = rr
     status = a.inner_status or ("" if data.get("complete") else "the measuring session did not finish")
     report = {
         "benchmark": "bench-net",
@@ -452,7 +462,7 @@ def cmd_report(a):
             ("round trip median (us)", "rr_median_us", "%.0f"), ("send guest->host (MB/s)", "send_mb_s", "%.1f"),
             ("recv host->guest (MB/s)", "recv_mb_s", "%.1f"))
     if cols:
-        print("%-26s" % "" + "".join("%13s" % c for c in cols))
+        print("%-26s" % "" + "".join("%13s" % c.replace("-egress", "-egr") for c in cols))
         for label, key, fmt in rows:
             print("%-26s" % label + "".join("%13s" % ((fmt % summary[c][key]) if summary[c].get(key) is not None
                                                      else "-") for c in cols))
