@@ -141,6 +141,15 @@ bench-run: build guest
 bench-warm: build guest
 	HUSK_BUILD=$(BUILD) tests/bench/warm
 
+# TCP from the guest to a server on the host, side by side in one session:
+# husk with its passt and tap backends against QEMU microvm with the same
+# backends (connect time median/p90, one-byte round trip, throughput both
+# ways; tests/bench/net/README.md); a cell this build cannot run is recorded
+# as skipped. BENCH_RUNS, BENCH_NET_*; writes build/bench/net.json.
+.PHONY: bench-net
+bench-net: build guest
+	HUSK_BUILD=$(BUILD) tests/bench/net/run
+
 # The e2e tier's reliability check (not part of `make test`): many 1- and
 # 2-vCPU boots and the heaviest e2e workloads in one test host, with a report
 # of every failure and the test host's kernel log (tests/testhost/README.md).
