@@ -8,13 +8,21 @@
 // 0.0.0.0:8082 (the host as a tap's guest sees it), and DNS on
 // 192.168.50.1:53. Set up once per test program, torn down at its exit.
 // Needs root (an interface, port 53), as the test host's runs are.
+// The test host runs its commands chrooted into this machine's root, and
+// the kernel refuses user namespaces to a chrooted process, in which passt
+// isolates itself: passt_wrapper() runs passt through husk-net-probe's
+// `unchroot` (tests/bench/net/net_probe.c), given to husk as HUSK_PASST.
+// On a machine that is not chrooted, the wrapper just runs passt.
 #pragma once
 
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <chrono>
+#include <fstream>
 #include <cstdio>
 #include <filesystem>
 #include <stdexcept>
@@ -44,6 +52,9 @@ class Lab {
   }
   Lab(const Lab&) = delete;
   Lab& operator=(const Lab&) = delete;
+
+  // HUSK_PASST=... for husk's environment.
+  [[nodiscard]] std::string passt_setting() const { return "HUSK_PASST=" + wrapper_; }
 
  private:
   Lab() {
@@ -76,8 +87,13 @@ class Lab {
     const ssize_t n = ::read(out[0], buf, sizeof(buf) - 1);
     ::close(out[0]);
     if (n <= 0 || std::string(buf).rfind("ready", 0) != 0) throw std::runtime_error("the lab server did not start");
+    wrapper_ = dir_.file("passt");
+    std::ofstream(wrapper_) << "#!/bin/sh\nexec '" << HUSK_NET_PROBE << "' unchroot passt \"$@\"\n";
+    ::chmod(wrapper_.c_str(), 0755);
   }
 
+  TempDir dir_;
+  std::string wrapper_;
   pid_t server_ = -1;
   bool made_interface_ = false;
 };

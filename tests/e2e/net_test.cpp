@@ -64,7 +64,7 @@ std::vector<std::string> husk_interfaces() {
 // passt (its gateway is the host's loopback) and on 8082 from a tap (the
 // tap's host address).
 std::string egress_job(const std::string& backend, int host_port) {
-  return fmt::format(R"([network]
+  return fmt::format(R"toml([network]
 mode = "egress"
 backend = "{0}"
 allow = ["mirror.lab:8080", "*.cdn.lab:8080", "host.husk.internal:{1}"]
@@ -100,7 +100,7 @@ continue_on_error = true
 name = "denied-name"
 run = "nslookup denied.lab"
 continue_on_error = true
-)",
+)toml",
                      backend, host_port);
 }
 
@@ -153,8 +153,8 @@ void check_egress(const HuskRun& run, const std::string& backend, int host_port)
 }  // namespace
 
 TEST_CASE("husk run: egress through passt (allowed, denied address, port and name; the host)", "[e2e][net]") {
-  husk::test::net::Lab::get();
   Sandbox sb;
+  sb.env.push_back(husk::test::net::Lab::get().passt_setting());
   const HuskRun run = husk_run(sb, write_job(sb, "egress-passt.toml", egress_job("passt", 8081)));
   INFO("husk stderr (tail): " << tail(run.proc.err));
   check_egress(run, "passt", 8081);
@@ -162,8 +162,8 @@ TEST_CASE("husk run: egress through passt (allowed, denied address, port and nam
 }
 
 TEST_CASE("husk run: egress through a tap, which is gone after the job", "[e2e][net]") {
-  husk::test::net::Lab::get();
   Sandbox sb;
+  sb.env.push_back(husk::test::net::Lab::get().passt_setting());
   const HuskRun run = husk_run(sb, write_job(sb, "egress-tap.toml", egress_job("tap", 8082)));
   INFO("husk stderr (tail): " << tail(run.proc.err));
   check_egress(run, "tap", 8082);
@@ -174,12 +174,12 @@ TEST_CASE("husk run: egress through a tap, which is gone after the job", "[e2e][
 }
 
 TEST_CASE("husk run: mode none has loopback only; open reaches what egress refuses", "[e2e][net]") {
-  husk::test::net::Lab::get();
   Sandbox sb;
-  const HuskRun none = husk_run(sb, write_job(sb, "none.toml", R"([[steps]]
+  sb.env.push_back(husk::test::net::Lab::get().passt_setting());
+  const HuskRun none = husk_run(sb, write_job(sb, "none.toml", R"toml([[steps]]
 name = "interfaces"
 run = "ls /sys/class/net; cat /sys/class/net/lo/flags"
-)"));
+)toml"));
   INFO("husk stderr (tail): " << tail(none.proc.err));
   REQUIRE(none.result.is_object());
   CHECK(str(none.result, "verdict") == "OK");
@@ -189,13 +189,13 @@ run = "ls /sys/class/net; cat /sys/class/net/lo/flags"
   CHECK(contains(out, "0x9"));  // IFF_UP | IFF_LOOPBACK: the agent brought lo up
   CHECK_FALSE(none.result.contains("network"));
 
-  const HuskRun open = husk_run(sb, write_job(sb, "open.toml", R"([network]
+  const HuskRun open = husk_run(sb, write_job(sb, "open.toml", R"toml([network]
 mode = "open"
 
 [[steps]]
 name = "denied-in-egress"
 run = "wget -q -T 20 -O - http://192.168.50.2:8080/hello"
-)"));
+)toml"));
   INFO("husk stderr (tail): " << tail(open.proc.err));
   REQUIRE(open.result.is_object());
   CHECK(str(open.result, "verdict") == "OK");
@@ -205,12 +205,12 @@ run = "wget -q -T 20 -O - http://192.168.50.2:8080/hello"
 }
 
 TEST_CASE("husk run: the bandwidth limit holds within 10%", "[e2e][net]") {
-  husk::test::net::Lab::get();
   Sandbox sb;
+  sb.env.push_back(husk::test::net::Lab::get().passt_setting());
   // 1 MiB at 256 KiB/s: about 4 s. The rate counts whole frames, so the
   // check is on the wire: the bytes that came in over the download's time.
   constexpr double kRate = 256 * 1024;
-  const HuskRun run = husk_run(sb, write_job(sb, "rate.toml", R"([network]
+  const HuskRun run = husk_run(sb, write_job(sb, "rate.toml", R"toml([network]
 mode = "egress"
 allow = ["192.168.50.1:8080"]
 bandwidth = "256KiB/s"
@@ -218,7 +218,7 @@ bandwidth = "256KiB/s"
 [[steps]]
 name = "download"
 run = "a=$(date +%s%N); wget -q -O /dev/null http://192.168.50.1:8080/bytes/1048576 || exit 1; b=$(date +%s%N); echo $(( (b - a) / 1000000 ))"
-)"));
+)toml"));
   INFO("husk stderr (tail): " << tail(run.proc.err));
   REQUIRE(run.result.is_object());
   INFO("result: " << brief(run.result));
@@ -233,13 +233,14 @@ run = "a=$(date +%s%N); wget -q -O /dev/null http://192.168.50.1:8080/bytes/1048
 }
 
 TEST_CASE("husk run: a guest flooding frames is held to its rate; another VM and the host go on", "[e2e][net]") {
-  husk::test::net::Lab::get();
   Sandbox flood_sb;
   Sandbox other_sb;
+  flood_sb.env.push_back(husk::test::net::Lab::get().passt_setting());
+  other_sb.env.push_back(husk::test::net::Lab::get().passt_setting());
   const std::string tool = HUSK_NET_FLOOD;
   constexpr int kPps = 2000;
   constexpr int kFloodSeconds = 12;
-  const std::string flood_job = write_job(flood_sb, "flood.toml", fmt::format(R"([network]
+  const std::string flood_job = write_job(flood_sb, "flood.toml", fmt::format(R"toml([network]
 mode = "egress"
 allow = ["192.168.50.1:8080"]
 packets_per_second = {0}
@@ -255,19 +256,19 @@ run = "net_flood udp 192.168.50.2 9 {2}"
 [[steps]]
 name = "raw"
 run = "net_flood raw eth0 {2}"
-)",
+)toml",
                                                                              kPps, tool, kFloodSeconds / 2));
   auto flood = std::async(std::launch::async, [&] { return husk_run(flood_sb, flood_job); });
   // The other VM boots while the first floods, then downloads.
   std::this_thread::sleep_for(std::chrono::seconds(3));
-  const HuskRun other = husk_run(other_sb, write_job(other_sb, "other.toml", R"([network]
+  const HuskRun other = husk_run(other_sb, write_job(other_sb, "other.toml", R"toml([network]
 mode = "egress"
 allow = ["192.168.50.1:8080"]
 
 [[steps]]
 name = "download"
 run = "wget -q -O - http://192.168.50.1:8080/bytes/1048576 | wc -c"
-)"));
+)toml"));
   // The host's own server answers meanwhile.
   const ProcessResult host = run_process({"curl", "-s", "-m", "10", "http://192.168.50.1:8080/hello"}, 20);
   const HuskRun flooded = flood.get();

@@ -66,6 +66,8 @@ struct Sandbox {
   TempDir dir;
   std::string tmp = dir.file("tmp");
   int runs = 0;
+  // More NAME=VALUE settings for husk's environment.
+  std::vector<std::string> env;
 
   Sandbox() { fs::create_directory(tmp); }
 
@@ -108,8 +110,10 @@ struct HuskRun {
 inline HuskRun husk_run(Sandbox& sb, const std::string& job, const std::vector<std::string>& extra = {},
                         const std::string& stdin_data = "", int signal_after_ms = -1, int signal = 0,
                         bool json_result = true) {
-  std::vector<std::string> argv{"env", "TMPDIR=" + sb.tmp, husk_bin(), "run", job, "--kernel",
-                                guest_file("vmlinux"), "--initrd", guest_file("initramfs.cpio.gz")};
+  std::vector<std::string> argv{"env", "TMPDIR=" + sb.tmp};
+  argv.insert(argv.end(), sb.env.begin(), sb.env.end());
+  argv.insert(argv.end(), {husk_bin(), "run", job, "--kernel", guest_file("vmlinux"), "--initrd",
+                           guest_file("initramfs.cpio.gz")});
   std::string result_path;
   if (json_result) {
     result_path = sb.dir.file("result-" + std::to_string(++sb.runs) + ".json");

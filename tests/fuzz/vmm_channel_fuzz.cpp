@@ -1,7 +1,8 @@
 // libFuzzer target for what husk reads from its VMM process's channel
 // (runtime/vmm/vmm_channel.h): the VMM process runs next to a hostile
 // guest, so a compromised one may send anything. Each input is one
-// datagram. Checked, besides no crash, leak or UB: a decoded message's
+// datagram (a kNetReport's text goes through net::decode_report too).
+// Checked, besides no crash, leak or UB: a decoded message's
 // detail and diagnostics are within the datagram; a message re-encoded
 // and decoded again is the same (round trip); a report line holds no
 // control characters.
@@ -12,6 +13,7 @@
 #include <cstdlib>
 #include <span>
 
+#include "runtime/net/net_report_codec.h"
 #include "runtime/vmm/vmm_channel.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -27,6 +29,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto* m = std::get_if<ChannelMessage>(&*decoded);
   if (m == nullptr) return 0;
   if (m->exit.detail.size() + m->exit.diagnostics.size() > size) std::abort();
+  if (m->kind == ChannelKind::kNetReport) {
+    // The network report in its detail: bounded whatever the VMM wrote.
+    if (auto report = husk::net::decode_report(m->exit.detail)) {
+      if (report->refused.size() > 256) std::abort();
+      for (const auto& r : report->refused) {
+        if (r.destination.size() > 256 || r.reason.size() > 256 || r.protocol.size() > 256) std::abort();
+      }
+    }
+  }
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, pair) != 0) return 0;
   if (send_message(pair[0], *m)) {

@@ -1,7 +1,6 @@
 #include "runtime/devices/virtio/net/net.h"
 
 #include <linux/virtio_ids.h>
-#include <linux/virtio_net.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
 
@@ -11,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "runtime/devices/virtio/chain_io.h"
+#include "runtime/devices/virtio/net/virtio_net_uapi.h"
 
 namespace husk::virtio {
 
@@ -63,13 +63,13 @@ Net::Net(std::unique_ptr<net::FrameLink> link, NetDeviceSpec spec, UniqueFd time
 uint32_t Net::device_id() const { return VIRTIO_ID_NET; }
 
 uint64_t Net::features() const {
-  return kCommonFeatures | bit(VIRTIO_NET_F_MAC) | bit(VIRTIO_NET_F_MTU) | bit(VIRTIO_NET_F_STATUS);
+  return kCommonFeatures | bit(kVirtioNetFMac) | bit(kVirtioNetFMtu) | bit(kVirtioNetFStatus);
 }
 
 void Net::read_config(uint64_t offset, std::span<uint8_t> data) const {
-  virtio_net_config config{};
+  VirtioNetConfig config{};
   std::memcpy(config.mac, spec_.mac.data(), sizeof(config.mac));
-  config.status = VIRTIO_NET_S_LINK_UP;
+  config.status = kVirtioNetSLinkUp;
   config.max_virtqueue_pairs = 1;
   config.mtu = spec_.mtu;
   read_config_bytes(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&config), sizeof(config)), offset,
@@ -187,7 +187,7 @@ Result<bool> Net::deliver(const DescriptorChain& chain, std::span<const uint8_t>
     ++state_.rx_too_big;
     return false;
   }
-  virtio_net_hdr_v1 header{};
+  VirtioNetHdrV1 header{};
   header.num_buffers = 1;
   // Safe: the writer checked above that header and frame fit the guest's
   // writable buffers; it writes only inside them.

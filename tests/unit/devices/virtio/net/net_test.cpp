@@ -10,7 +10,6 @@
 #include <arpa/inet.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ids.h>
-#include <linux/virtio_net.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -22,6 +21,7 @@
 #include <catch2/catch.hpp>
 
 #include "runtime/devices/virtio/mmio_transport.h"
+#include "runtime/devices/virtio/net/virtio_net_uapi.h"
 #include "runtime/devices/virtio/virtio_ring_uapi.h"
 #include "tests/support/loop_thread.h"
 #include "tests/support/virtq_driver.h"
@@ -86,29 +86,31 @@ std::vector<uint8_t> guest_frame(uint32_t dst, uint16_t port, uint8_t proto) {
 }
 
 struct Fixture {
-  explicit Fixture(net::FilterConfig filter, NetRateLimits rate = {}) {
+  explicit Fixture(net::FilterConfig config, NetRateLimits rate = {}) {
     REQUIRE(mem);
     int fds[2];
     REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
     peer.reset(fds[0]);
     auto link = net::make_stream_link(UniqueFd(fds[1]));
     REQUIRE(link);
-    filter.addressing.guest_mac = kGuestMac;
-    filter.addressing.guest_ip = net::IpAddress::v4(kGuestIp);
-    filter.addressing.gateway_ip = net::IpAddress::v4(0x0a000202);
-    filter.addressing.dns_ip = net::IpAddress::v4(0x0a000203);
+    config.addressing.guest_mac = kGuestMac;
+    config.addressing.guest_ip = net::IpAddress::v4(kGuestIp);
+    config.addressing.gateway_ip = net::IpAddress::v4(0x0a000202);
+    config.addressing.dns_ip = net::IpAddress::v4(0x0a000203);
     NetDeviceSpec spec;
     spec.mac = kGuestMac;
-    spec.filter = std::move(filter);
+    spec.filter = std::move(config);
     spec.rate = rate;
     auto created = Net::create(std::move(*link), spec);
     REQUIRE(created);
     dev = *created;
-    loop.emplace();
+    auto l = EventLoop::create();
+    REQUIRE(l);
+    loop.emplace(std::move(*l));
     transport = std::make_unique<MmioTransport>(dev, *mem, irq, &*loop);
     driver = std::make_unique<test::MmioDriver>(*transport);
     const test::VirtqDriver* queues[] = {&rx, &tx};
-    REQUIRE((driver->init(kFeatureVersion1 | (uint64_t{1} << VIRTIO_NET_F_MAC), queues) &
+    REQUIRE((driver->init(kFeatureVersion1 | (uint64_t{1} << kVirtioNetFMac), queues) &
              VIRTIO_CONFIG_S_DRIVER_OK) != 0);
   }
 
@@ -151,7 +153,6 @@ struct Fixture {
   Result<GuestMemory> mem = GuestMemory::create({{0, 1 << 20}});
   test::VirtqDriver rx{*mem, 16, 0x10000};
   test::VirtqDriver tx{*mem, 16, 0x18000};
-  net::FilterConfig filter;
   UniqueFd peer;
   std::shared_ptr<Net> dev;
   std::shared_ptr<NullLine> irq = std::make_shared<NullLine>();
@@ -195,7 +196,7 @@ TEST_CASE("net: config space, a sent frame reaches the backend whole, a received
     REQUIRE(f.rx.used_idx() == 1);
     const auto got = f.rx_frame(0);
     REQUIRE(got.size() == Net::kHeaderSize + reply.size());
-    virtio_net_hdr_v1 header{};
+    VirtioNetHdrV1 header{};
     std::memcpy(&header, got.data(), sizeof(header));
     CHECK(header.num_buffers == 1);
     CHECK(std::equal(reply.begin(), reply.end(), got.begin() + Net::kHeaderSize));
