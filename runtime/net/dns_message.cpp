@@ -14,6 +14,7 @@ constexpr uint16_t kFlagRd = 0x0100;
 constexpr uint16_t kFlagRa = 0x0080;
 constexpr uint16_t kRcodeNxdomain = 3;
 
+// Every caller checked that b holds at + 2 bytes.
 uint16_t be16(Bytes b, size_t at) { return static_cast<uint16_t>((b[at] << 8) | b[at + 1]); }
 
 char name_char(uint8_t c) {
@@ -88,6 +89,8 @@ bool read_record(Bytes m, size_t& pos, Record& r, bool& useful) {
   pos = rdata + rdlength;
   useful = false;
   if (klass != 1) return true;  // only IN records carry addresses
+  // Address bytes copied out of the answer: rdata + rdlength is inside the
+  // message (checked above) and rdlength is exactly the address's size.
   if (r.type == kDnsTypeA && rdlength == 4) {
     r.address = IpAddress::v4_bytes(m.subspan(rdata).first<4>());
     useful = true;

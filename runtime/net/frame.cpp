@@ -6,7 +6,7 @@ namespace husk::net {
 
 namespace {
 
-// Reads are from spans whose size the caller has checked first.
+// Reads two bytes of a frame; every caller checked that b holds at + 2 bytes.
 uint16_t be16(Bytes b, size_t at) { return static_cast<uint16_t>((b[at] << 8) | b[at + 1]); }
 
 void put16(std::vector<uint8_t>& out, size_t at, uint16_t v) {

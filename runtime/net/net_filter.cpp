@@ -39,6 +39,16 @@ bool is_icmp_error(uint8_t type) {
          type == kIcmpParameterProblem;
 }
 
+// RFC 1812 section 4.3.2.7: no ICMP error about a packet to a broadcast or
+// multicast address (nor to 0.0.0.0), which nobody would answer from.
+bool may_answer(const IpAddress& destination, const Addressing& a) {
+  const uint32_t d = destination.v4_host_order();
+  const uint32_t host_bits = a.prefix >= 32 ? 0 : (a.prefix == 0 ? 0xffffffffu : 0xffffffffu >> a.prefix);
+  const bool subnet_broadcast = host_bits != 0 && (d & ~host_bits) == (a.guest_ip.v4_host_order() & ~host_bits) &&
+                                (d & host_bits) == host_bits;
+  return d != 0 && d != 0xffffffffu && (d >> 28) != 0xe && !subnet_broadcast;
+}
+
 bool tcp_closing(Protocol protocol, const TransportView& t) {
   return protocol == Protocol::kTcp && (t.tcp_flags & (kTcpFin | kTcpRst)) != 0;
 }
@@ -182,14 +192,14 @@ Decision NetFilter::outbound_transport(const EthernetView& eth, const Ipv4View& 
   // a published service, or go to an address learned long ago and forgotten.
   const bool allowed = flows_.contains(key) || config_.mode == NetMode::kOpen ||
                        policy_allows(ip.destination, icmp ? std::nullopt : std::optional<uint16_t>(port));
-  if (!allowed) {
-    return refuse(Direction::kOut, name, destination, port, "not allowed",
-                  build_icmp_prohibited(eth, ip, ip.destination, config_.addressing.guest_ip));
-  }
+  const auto prohibited = [&] {
+    if (!may_answer(ip.destination, config_.addressing)) return std::vector<uint8_t>{};
+    return build_icmp_prohibited(eth, ip, ip.destination, config_.addressing.guest_ip);
+  };
+  if (!allowed) return refuse(Direction::kOut, name, destination, port, "not allowed", prohibited());
   if (over_cap(length)) return refuse(Direction::kOut, name, destination, port, "byte cap");
   if (flows_.record(key, tcp_closing(protocol, t)) == FlowTable::Record::kFull) {
-    return refuse(Direction::kOut, name, destination, port, "flow table full",
-                  build_icmp_prohibited(eth, ip, ip.destination, config_.addressing.guest_ip));
+    return refuse(Direction::kOut, name, destination, port, "flow table full", prohibited());
   }
   return pass(Direction::kOut, length);
 }
@@ -254,7 +264,8 @@ Decision NetFilter::inbound_ipv4(const EthernetView& eth, size_t length) {
     // An answer to a pending query: learn its addresses (the answer is from
     // the outside world, so parse_dns_answer checks every offset).
     const auto answer = parse_dns_answer(t->payload);
-    if (answer && !over_cap(length) && dns_.answer(port, *answer)) return pass(Direction::kIn, length);
+    if (answer && over_cap(length)) return refuse(Direction::kIn, "dns", source, port, "byte cap");
+    if (answer && dns_.answer(port, *answer)) return pass(Direction::kIn, length);
   }
   const FlowKey key = flow_key(*protocol, *t, ip->source, false);
   if (flows_.contains(key)) {

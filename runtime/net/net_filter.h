@@ -22,7 +22,8 @@
 //   others get an NXDOMAIN reply. DNS over TCP is not special: it needs a
 //   rule for dns_ip. Other outbound ICMP (errors from the guest) is refused.
 // - A refused TCP, UDP or ICMP echo packet gets an ICMP "administratively
-//   prohibited" reply, so connect() fails at once with EHOSTUNREACH.
+//   prohibited" reply, so connect() fails at once with EHOSTUNREACH
+//   (not for a broadcast, multicast or 0.0.0.0 destination).
 //   Refusals for malformed, spoofed, fragment, byte cap or mode kNone get
 //   no reply; nor does anything inbound.
 // - Inbound: replies to a tracked flow, new traffic to a published guest

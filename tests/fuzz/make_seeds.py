@@ -947,6 +947,147 @@ def job_toml():
         yield name, text.encode()
 
 
+# --- net_frame and dns_message (net_frame_fuzz.cpp, dns_message_fuzz.cpp) ---
+
+NET_GUEST_MAC = bytes([0x52, 0x54, 0x00, 0x12, 0x34, 0x56])
+NET_GATEWAY_MAC = bytes([0x52, 0x55, 0x0A, 0x00, 0x02, 0x02])
+NET_GUEST, NET_GATEWAY, NET_DNS = "10.0.2.15", "10.0.2.2", "10.0.2.3"
+
+
+def net_ip(text):
+    return bytes(int(x) for x in text.split("."))
+
+
+def net_checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def net_ipv4(src, dst, proto, l4, frag=0x4000):
+    h = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 0x1234, frag, 64, proto, 0,
+                              net_ip(src), net_ip(dst)))
+    struct.pack_into("!H", h, 10, net_checksum(bytes(h)))
+    return bytes(h) + l4
+
+
+def net_tcp(sport, dport, flags):
+    return struct.pack("!HHIIBBHHH", sport, dport, 1, 0, 5 << 4, flags, 64240, 0, 0)
+
+
+def net_udp(sport, dport, data):
+    return struct.pack("!HHHH", sport, dport, 8 + len(data), 0) + data
+
+
+def net_icmp(type_, code, ident, rest=b""):
+    m = bytearray(struct.pack("!BBHHH", type_, code, 0, ident, 1) + rest)
+    struct.pack_into("!H", m, 2, net_checksum(bytes(m)))
+    return bytes(m)
+
+
+def dns_name(name):
+    out = b""
+    for label in name.split(".") if name else []:
+        out += bytes([len(label)]) + label.encode()
+    return out + b"\0"
+
+
+def dns_query(ident, name, qtype=1):
+    return struct.pack("!HHHHHH", ident, 0x0100, 1, 0, 0, 0) + dns_name(name) + struct.pack("!HH", qtype, 1)
+
+
+def dns_answer(ident, name, records):
+    """records: (owner or None for a pointer to the question, type, data)."""
+    out = struct.pack("!HHHHHH", ident, 0x8180, 1, len(records), 0, 0) + dns_name(name) + struct.pack("!HH", 1, 1)
+    for owner, type_, data in records:
+        out += (struct.pack("!H", 0xC00C) if owner is None else dns_name(owner))
+        out += struct.pack("!HHIH", type_, 1, 60, len(data)) + data
+    return out
+
+
+def nf_record(p, inbound, body, eth=True):
+    """op bit 0: inbound; bit 1: the target adds the Ethernet header."""
+    p.u8((1 if inbound else 0) | (2 if eth else 0)).u16(len(body)).raw(body)
+
+
+def nf_out(p, dst, proto, l4, **kw):
+    nf_record(p, False, net_ipv4(NET_GUEST, dst, proto, l4, **kw))
+
+
+def nf_in(p, src, proto, l4, **kw):
+    nf_record(p, True, net_ipv4(src, NET_GUEST, proto, l4, **kw))
+
+
+def nf_arp(sender_mac, sender_ip, target_ip):
+    body = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + sender_mac + net_ip(sender_ip) + bytes(6) + net_ip(target_ip)
+    return b"\xff" * 6 + sender_mac + b"\x08\x06" + body
+
+
+def net_frame():
+    seeds = []
+    cname = dns_name("edge.cdn.example.net")
+    answer = dns_answer(7, "www.example.org", [(None, 5, cname), ("edge.cdn.example.net", 1, net_ip("203.0.113.10")),
+                                                ("edge.cdn.example.net", 28, bytes(15) + b"\x01")])
+    p = Prog().u8(1)  # egress
+    nf_record(p, False, nf_arp(NET_GUEST_MAC, NET_GUEST, NET_GATEWAY), eth=False)
+    nf_record(p, True, nf_arp(NET_GATEWAY_MAC, NET_GATEWAY, NET_GUEST), eth=False)
+    nf_out(p, NET_DNS, 17, net_udp(40001, 53, dns_query(7, "www.example.org")))
+    nf_in(p, NET_DNS, 17, net_udp(53, 40001, answer))
+    nf_out(p, "203.0.113.10", 6, net_tcp(40002, 443, 0x02))
+    nf_in(p, "203.0.113.10", 6, net_tcp(443, 40002, 0x12))
+    nf_out(p, "203.0.113.10", 6, net_tcp(40002, 443, 0x11))
+    nf_out(p, "203.0.113.11", 6, net_tcp(40003, 443, 0x02))
+    nf_out(p, NET_DNS, 17, net_udp(40004, 53, dns_query(8, "evil.example.net")))
+    nf_out(p, "192.0.2.5", 17, net_udp(40005, 80, b"hi"))
+    nf_out(p, "198.51.100.7", 1, net_icmp(8, 0, 9, b"ping"))
+    nf_in(p, "198.51.100.7", 1, net_icmp(0, 0, 9, b"ping"))
+    nf_out(p, NET_GATEWAY, 6, net_tcp(40006, 8080, 0x02))
+    nf_in(p, NET_GATEWAY, 6, net_tcp(51000, 80, 0x02))
+    nf_out(p, NET_GATEWAY, 6, net_tcp(80, 51000, 0x12))
+    nf_in(p, "203.0.113.99", 6, net_tcp(443, 40009, 0x02))
+    seeds.append(("egress_session", p.bytes()))
+
+    p = Prog().u8(2)  # open
+    nf_out(p, "203.0.113.9", 6, net_tcp(40010, 25, 0x02))
+    nf_in(p, "203.0.113.9", 6, net_tcp(25, 40010, 0x12))
+    nf_out(p, NET_DNS, 17, net_udp(40011, 53, dns_query(9, "anything.example")))
+    nf_in(p, NET_DNS, 17, net_udp(53, 40011, dns_answer(9, "anything.example", [(None, 1, net_ip("192.0.2.77"))])))
+    nf_out(p, "203.0.113.9", 47, b"\0" * 8)
+    nf_in(p, "192.0.2.254", 1, net_icmp(11, 0, 0, net_ipv4(NET_GUEST, "203.0.113.9", 6, net_tcp(40010, 25, 0x10))[:28]))
+    for port in range(40020, 40032):  # past the flow table's 8 entries
+        nf_out(p, "203.0.113.9", 6, net_tcp(port, 443, 0x02))
+    seeds.append(("open_session", p.bytes()))
+
+    p = Prog().u8(1)
+    nf_out(p, "192.0.2.5", 17, net_udp(1, 80, b""), frag=0x2000)  # fragment
+    nf_out(p, "192.0.2.5", 6, net_tcp(1, 80, 0x02)[:12])  # truncated TCP
+    nf_record(p, False, NET_GUEST_MAC + NET_GATEWAY_MAC + b"\x86\xdd" + b"\x60" + bytes(39), eth=False)  # IPv6
+    nf_record(p, False, NET_GUEST_MAC + NET_GATEWAY_MAC + b"\x81\x00" + bytes(46), eth=False)  # VLAN
+    nf_record(p, False, NET_GATEWAY_MAC + NET_GUEST_MAC + b"\x08\x00" + net_ipv4(NET_GUEST, "1.1.1.1", 6, net_tcp(1, 80, 2)),
+              eth=False)  # spoofed MAC
+    nf_out(p, NET_DNS, 17, net_udp(40001, 53, b"\x00\x01\x00"))  # malformed query
+    nf_record(p, False, bytes(5))
+    seeds.append(("malformed", p.bytes()))
+    return seeds
+
+
+def dns_message():
+    cname = dns_name("edge.cdn.example.net")
+    return [
+        ("query_a", dns_query(0x1234, "www.example.org")),
+        ("query_aaaa_mixed_case", dns_query(0x4321, "WWW.Example.ORG", 28)),
+        ("answer_cname_chain", dns_answer(7, "www.example.org",
+                                          [(None, 5, cname), ("edge.cdn.example.net", 5, b"\x02e1\xc0\x32"),
+                                           ("e1.cdn.example.net", 1, net_ip("203.0.113.10")),
+                                           ("e1.cdn.example.net", 28, bytes(15) + b"\x01")])),
+        ("answer_pointer_loop", dns_answer(7, "a.example", [(None, 1, net_ip("192.0.2.1"))])[:-14] + b"\xc0\x1b" + bytes(12)),
+        ("nxdomain", struct.pack("!HHHHHH", 9, 0x8183, 1, 0, 0, 0) + dns_name("evil.example.net") + struct.pack("!HH", 1, 1)),
+    ]
+
+
 TARGETS = {
     "descriptor_chain": descriptor_chain,
     "mmio_transport": mmio_transport,
@@ -956,6 +1097,8 @@ TARGETS = {
     "agent_frames_host": agent_frames_host,
     "agent_frames_guest": agent_frames_guest,
     "job_toml": job_toml,
+    "net_frame": net_frame,
+    "dns_message": dns_message,
 }
 
 

@@ -69,6 +69,17 @@ TEST_CASE("refused UDP and ICMP echo get the reply too; ICMP echo needs any rule
   CHECK(err.reply.empty());
 }
 
+TEST_CASE("no reply about broadcast or multicast destinations", "[net][egress]") {
+  NetFilter f(config(NetMode::kEgress));
+  for (const char* address : {"255.255.255.255", "10.0.2.255", "224.0.0.251", "239.1.2.3", "0.0.0.0"}) {
+    INFO(address);
+    const Decision d = f.outbound(out_udp(ip(address), 5353));
+    CHECK_FALSE(d.pass);
+    CHECK(d.reply.empty());
+  }
+  CHECK_FALSE(f.outbound(out_udp(ip("10.0.2.254"), 5353)).reply.empty());
+}
+
 TEST_CASE("the reply quotes IP options and short payloads as sent", "[net][egress]") {
   NetFilter f(config(NetMode::kEgress));
   Frame packet = ipv4(guest_ip(), ip("8.8.4.4"), kIpProtoUdp, udp(1, 2, {}));
