@@ -116,6 +116,10 @@ Result<std::vector<std::string>> build_args(const std::string& binary, const Pas
   if (!o.template_interface.empty()) {
     args.insert(args.end(), {"--interface", o.template_interface});
   }
+  for (const std::string& dns : o.dns_servers) {
+    HUSK_TRY(check_ipv4("DNS server", dns));
+    args.insert(args.end(), {"--dns", dns});
+  }
   if (!o.pcap_path.empty()) args.insert(args.end(), {"--pcap", o.pcap_path});
   return args;
 }

@@ -56,6 +56,9 @@ struct PasstOptions {
   std::string gateway = "10.0.2.2";
   // DNS queries (UDP port 53) to it go to the host's first resolv.conf resolver.
   std::string dns_forward = "10.0.2.3";
+  // Where those queries go (passt's -D, in order): empty = the host's
+  // resolv.conf resolvers.
+  std::vector<std::string> dns_servers;
   uint32_t mtu = 1500;  // offered by DHCP; 68 to 65520
   // Published ports; none = no inbound port at all (-t none -u none).
   std::vector<PasstForward> forwards;

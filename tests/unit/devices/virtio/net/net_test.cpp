@@ -250,8 +250,10 @@ TEST_CASE("net: packets_per_second holds the transmit queue and lets it go on wi
   const uint16_t first = f.tx.used_idx();
   CHECK(first >= 8);
   CHECK(first <= 9);
-  LoopThread loop(*f.loop);
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  {
+    LoopThread loop(*f.loop);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
   const uint16_t later = f.tx.used_idx();
   CHECK(later > first);        // the timer let more through
   CHECK(later <= first + 8);   // about 20/s: 6 in 0.3 s
