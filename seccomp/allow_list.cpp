@@ -209,9 +209,10 @@ AllowList main_list() {
       .allow(HUSK_SYSCALL(poll), "every wait on the agent and the VMM channel has a deadline (Deadline, poll_until)")
       .allow(HUSK_SYSCALL(clock_nanosleep), "sleep_for between agent connection attempts and while the VM shuts down")
       .allow(HUSK_SYSCALL(wait4), "waitpid of the VMM process")
-      .allow(HUSK_SYSCALL(kill),
-             "kills a VMM process that does not stop when asked; stops the VM's passt (SIGTERM, then SIGKILL: "
-             "runtime/net/passt.cpp)",
+      .allow(HUSK_SYSCALL(kill), "kills a VMM process that does not stop when asked; a passt that has no pidfd",
+             {arg_in(1, {HUSK_VALUE(SIGKILL), HUSK_VALUE(SIGTERM)})})
+      .allow(HUSK_SYSCALL(pidfd_send_signal),
+             "stops the VM's passt through its pidfd (SIGTERM, then SIGKILL: runtime/net/passt.cpp)",
              {arg_in(1, {HUSK_VALUE(SIGKILL), HUSK_VALUE(SIGTERM)})});
   return b.take();
 }
