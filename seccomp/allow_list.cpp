@@ -330,7 +330,8 @@ AllowList net_list() {
   b.allow(HUSK_SYSCALL(read), "frames from a tap; the passt stream; the rate limit's timer")
       .allow(HUSK_SYSCALL(write), "frames to a tap or the passt stream")
       .allow(HUSK_SYSCALL(recvfrom), "the passt stream (recv(2))")
-      .allow(HUSK_SYSCALL(sendto), "the passt stream (send(2) is sendto on x86_64)")
+      .allow(HUSK_SYSCALL(sendto), "the rest of a frame the passt stream took in part (send(2) is sendto on x86_64)")
+      .allow(HUSK_SYSCALL(sendmsg), "a frame to the passt stream: its length and the frame in one call")
       .allow(HUSK_SYSCALL(timerfd_settime), "arms the rate limit's timer (a guest over its rate waits)");
   return b.take();
 }

@@ -39,6 +39,7 @@
 #include "runtime/common/file.h"
 #include "runtime/common/private_dir.h"
 #include "runtime/job/watchdog.h"
+#include "runtime/net/frame_link.h"
 #include "seccomp/filter.h"
 #include "seccomp/violation.h"
 #include "tests/unit/seccomp/seccomp_child.h"
@@ -307,6 +308,46 @@ TEST_CASE("the vsock filter lets the host side's Unix sockets through", "[unit][
     if (::timerfd_settime(timer, 0, &off, nullptr) != 0) return 17;
     ::close(out);
     ::close(conn);
+    return 0;
+  });
+  INFO("the child's stderr: " << child.err);
+  CHECK(child.err == "");
+  CHECK(child.status == 0);
+}
+
+TEST_CASE("the net filter lets the backend links and the rate timer through", "[unit][seccomp]") {
+  REQUIRE(sc::prepare({sc::ThreadClass::kNet}));
+  const auto child = in_seccomp_child([] {
+    // What husk opened before the VM: passt's socket pair (the peer plays
+    // passt) and a timer; the stream link is the device's real one.
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return 1;
+    auto link = husk::net::make_stream_link(husk::UniqueFd(pair[1]));
+    const int timer = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    const int epoll = ::epoll_create1(EPOLL_CLOEXEC);
+    if (!link || timer < 0 || epoll < 0) return 2;
+    if (!enter_as(sc::ThreadClass::kNet, "husk-net0")) return 3;
+    const std::vector<uint8_t> frame(1514, 0x42);
+    auto sent = (*link)->send(frame);
+    if (!sent || *sent != husk::net::FrameLink::SendStatus::kSent) return 10;
+    if (!(*link)->flush()) return 11;
+    // The peer's frame back: length, then the frame.
+    const uint8_t back[] = {0, 0, 0, 14, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 8, 0};
+    if (::write(pair[0], back, sizeof(back)) != sizeof(back)) return 12;
+    auto got = (*link)->receive();
+    if (!got || !*got || (*got)->size() != 14) return 13;
+    itimerspec spec{};
+    spec.it_value.tv_nsec = 1'000'000;
+    if (::timerfd_settime(timer, 0, &spec, nullptr) != 0) return 14;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    if (::epoll_ctl(epoll, EPOLL_CTL_ADD, timer, &ev) != 0) return 15;
+    epoll_event fired{};
+    if (::epoll_wait(epoll, &fired, 1, 1000) != 1) return 16;
+    uint64_t expirations = 0;
+    if (::read(timer, &expirations, sizeof(expirations)) != sizeof(expirations)) return 17;
+    // The link outlives the thread (the VMM's control thread closes it).
+    (void)link->release();
     return 0;
   });
   INFO("the child's stderr: " << child.err);
