@@ -8,8 +8,9 @@
 // the VMM process (which holds the other end) is gone, a tap disappears
 // with its last fd.
 // Addressing: passt gives the guest 10.0.2.15/24, gateway 10.0.2.2 (the
-// host's loopback through passt: host.husk.internal) and resolver 10.0.2.3
-// (passt forwards it to the host's resolver). A tap gets a random /30 in
+// host's loopback through passt: host.husk.internal) and as resolver the
+// job's first `dns`, else the host's first non-loopback resolver, else
+// 10.0.2.3 (passt forwards it to the host's loopback resolver). A tap gets a random /30 in
 // 100.96.0.0/12: the host side .1 (host.husk.internal, the gateway), the
 // guest .2, and the host's first non-loopback resolver from
 // /etc/resolv.conf.

@@ -78,6 +78,13 @@ dns = ["192.168.50.1"]
 name = "interfaces"
 run = "ls /sys/class/net; ip -4 -o addr show dev eth0; ip route; cat /etc/resolv.conf /etc/hosts"
 
+# In the nested test host, passt loses the guest's first UDP datagrams for
+# about 10 s after it starts (TCP is not affected; the cause is not found,
+# docs/network.md): wait until the resolver answers.
+[[steps]]
+name = "resolver-up"
+run = "for i in $(seq 40); do nslookup mirror.lab > /dev/null 2>&1 && exit 0; sleep 1; done; exit 1"
+
 [[steps]]
 name = "allowed"
 run = "timeout 20 wget -q -O - http://mirror.lab:8080/hello"
@@ -118,6 +125,7 @@ void check_egress(const HuskRun& run, const std::string& backend, int host_port)
   CHECK(str(ifs, "verdict") == "OK");
   CHECK(contains(str(ifs, "stdout"), "eth0"));
   CHECK(contains(str(ifs, "stdout"), "host.husk.internal"));
+  CHECK(str(run_named(steps, "resolver-up"), "verdict") == "OK");
   for (const char* name : {"allowed", "cname"}) {
     const json& s = run_named(steps, name);
     CHECK(str(s, "verdict") == "OK");
@@ -302,4 +310,38 @@ run = "wget -q -O - http://192.168.50.1:8080/bytes/1048576 | wc -c"
   CHECK(udp.at("count").get<uint64_t>() > 100);
   check_nothing_left(flood_sb);
   check_nothing_left(other_sb);
+}
+
+TEST_CASE("husk run: a published port reaches the guest's server; an unpublished one does not", "[e2e][net]") {
+  Sandbox sb;
+  sb.env.push_back(husk::test::net::Lab::get().passt_setting());
+  // The guest serves on 8000 (published as the host's 18080) and on 8001
+  // (not published) for a while; the host connects to both meanwhile.
+  const std::string job = write_job(sb, "publish.toml", R"toml([network]
+mode = "egress"
+allow = ["192.168.50.1:8080"]
+publish = ["18080:8000"]
+
+[[steps]]
+name = "serve"
+run = "mkdir -p /www && echo served by the guest > /www/index.html && (httpd -f -p 8000 -h /www &) && (httpd -f -p 8001 -h /www &) && sleep 15"
+)toml");
+  auto run = std::async(std::launch::async, [&] { return husk_run(sb, job); });
+  ProcessResult published;
+  for (int i = 0; i < 60; ++i) {
+    published = run_process({"curl", "-s", "-m", "2", "http://127.0.0.1:18080/index.html"}, 10);
+    if (published.out == "served by the guest\n") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  // passt forwards only the published port: nothing listens on 18081.
+  const ProcessResult other = run_process({"curl", "-s", "-m", "2", "http://127.0.0.1:18081/index.html"}, 10);
+  const HuskRun done = run.get();
+  INFO("husk stderr (tail): " << tail(done.proc.err));
+  CHECK(published.out == "served by the guest\n");
+  CHECK(other.exit_code != 0);
+  CHECK(other.out.empty());
+  REQUIRE(done.result.is_object());
+  CHECK(str(done.result, "verdict") == "OK");
+  CHECK(done.result.at("network").at("bytes_in").get<uint64_t>() > 0);
+  check_nothing_left(sb);
 }

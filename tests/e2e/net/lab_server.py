@@ -24,6 +24,7 @@ import threading
 
 ZONE_A = {"mirror.lab": "192.168.50.1", "denied.lab": "192.168.50.2", "edge.other.lab": "192.168.50.1"}
 ZONE_CNAME = {"www.cdn.lab": "edge.other.lab"}
+LOG = False
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -94,6 +95,8 @@ def answer(query):
 def serve_dns(sock):
     while True:
         data, peer = sock.recvfrom(2048)
+        if LOG:
+            print("dns: query %s from %s:%d" % (data[:2].hex(), peer[0], peer[1]), file=sys.stderr, flush=True)
         try:
             sock.sendto(answer(data), peer)
         except Exception as e:  # a malformed query: no answer
@@ -104,7 +107,10 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--http", action="append", default=[])
     p.add_argument("--dns")
+    p.add_argument("--log", action="store_true", help="each DNS query on stderr")
     args = p.parse_args()
+    global LOG
+    LOG = args.log
     for spec in args.http:
         addr, port = spec.rsplit(":", 1)
         server = Server((addr, int(port)), Handler)
