@@ -4,6 +4,9 @@
 #include <net/if.h>
 #include <net/if_arp.h>
 #include <net/route.h>
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -111,8 +114,50 @@ StepError configure_interface(const proto::ConfigureNetwork& m) {
   return {};
 }
 
+// A gratuitous ARP (RFC 5227's announcement): the interface's first frame.
+// A statically configured guest sends nothing until it needs to, and passt
+// learns the guest's MAC and address only from its frames: a connection to
+// a published port would go to an unknown MAC (and be dropped by the
+// guest's stack) until then. A bridge's switches learn it the same way.
+StepError announce(const std::string& name, const std::array<uint8_t, 6>& mac, uint32_t addr) {
+  UniqueFd sock(::socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP)));
+  if (!sock) return {errno, "socket(AF_PACKET) for the ARP announcement"};
+  struct {
+    uint16_t htype, ptype;
+    uint8_t hlen, plen;
+    uint16_t op;
+    uint8_t sha[6], spa[4], tha[6], tpa[4];
+  } __attribute__((packed)) arp{};
+  arp.htype = htons(ARPHRD_ETHER);
+  arp.ptype = htons(ETH_P_IP);
+  arp.hlen = 6;
+  arp.plen = 4;
+  arp.op = htons(ARPOP_REQUEST);
+  const uint32_t net_addr = htonl(addr);
+  std::memcpy(arp.sha, mac.data(), 6);
+  std::memcpy(arp.spa, &net_addr, 4);
+  std::memcpy(arp.tpa, &net_addr, 4);
+  sockaddr_ll to{};
+  to.sll_family = AF_PACKET;
+  to.sll_protocol = htons(ETH_P_ARP);
+  to.sll_ifindex = static_cast<int>(::if_nametoindex(name.c_str()));
+  to.sll_halen = 6;
+  std::memset(to.sll_addr, 0xff, 6);
+  if (::sendto(sock.get(), &arp, sizeof(arp), 0, reinterpret_cast<const sockaddr*>(&to), sizeof(to)) < 0) {
+    return {errno, "the ARP announcement on " + name};
+  }
+  return {};
+}
+
 StepError configure_network(const proto::ConfigureNetwork& m) {
   if (StepError e = configure_interface(m); e.err != 0) return e;
+  std::string name;
+  {
+    UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!sock) return {errno, "socket(AF_INET)"};
+    if (StepError e = find_interface(sock.get(), m.mac, name); e.err != 0) return e;
+  }
+  if (StepError e = announce(name, m.mac, m.address); e.err != 0) return e;
   return write_resolver_files(kEtcDir, kNetworkFallbackDir, m);
 }
 

@@ -124,10 +124,10 @@ Result<std::unique_ptr<VmNetwork>> VmNetwork::start(const NetworkSpec& spec) {
     n->guest_.prefix = kPasstPrefix;
     n->guest_.gateway = kPasstGateway;
     // The guest asks the upstream resolver itself, through passt like any
-    // other UDP flow. This passt's own DNS forwarding (--dns-forward)
-    // answered nothing in the test host (its reply path rewrites the
-    // source of some answers), so it serves only a host whose resolvers are
-    // all on loopback (127.0.0.53), which the guest cannot reach directly.
+    // other UDP flow, so the filter sees the real resolver's address.
+    // passt's own DNS forwarding (--dns-forward, 10.0.2.3) serves only a
+    // host whose resolvers are all on loopback (127.0.0.53), which the
+    // guest cannot reach directly.
     dns = !spec.dns.empty() ? spec.dns.front() : host_resolver().value_or(kPasstDns);
   } else {
     uint32_t start = 0;
