@@ -16,6 +16,8 @@ Subcommands (tests/bench/net/run runs them in this order):
              qemu-tap    QEMU microvm, -netdev tap on a tap made here
              husk-passt-egress, husk-tap-egress (only when asked for)
                          husk in mode="egress", allow = the server's port
+             qemu-tap-nooffload (only when asked for)
+                         qemu-tap with vnet_hdr=off: no offloads, as husk
            Same kernel, initramfs, memory and vCPUs in every cell. In each
            guest: `net_probe all HOST PORT N SECONDS` (connect, rr, send,
            recv; tests/bench/net/net_probe.c), one boot per run. A cell that
@@ -45,9 +47,22 @@ CELLS = ("husk-passt", "husk-tap", "qemu-passt", "qemu-tap")
 # Optional: husk in [network] mode = "egress" with the server's port as the
 # only allowed destination (the allow-list's cost against "open").
 EGRESS_CELLS = ("husk-passt-egress", "husk-tap-egress")
+# Optional: QEMU's tap without the virtio-net header (vnet_hdr=off), so
+# without checksum and segmentation offloads, as husk's device (no offloads).
+NOOFFLOAD_CELLS = ("qemu-tap-nooffload",)
 TESTS = ("connect", "rr", "send", "recv")
 PROBE_RE = re.compile(r"NETPROBE (\{.*\})")
 IF_RE = re.compile(r"NETBENCH_IF mtu=(\d+)")
+TCP_RE = re.compile(r"NETBENCH_TCP ((?:\w+=-?\d+ ?)+)")
+# The guest's TCP counters after the probe (all four tests together):
+# segments in and out, its own retransmissions, and the old (duplicate)
+# segments it received, i.e. the backend's retransmissions (DelayedACKLost;
+# passt negotiates no SACK, so there are no D-SACKs to count).
+TCP_KEYS = ("InSegs", "OutSegs", "RetransSegs", "DelayedACKLost", "TCPDSACKOldSent", "TCPTimeouts",
+            "TCPOFOQueue", "TCPRcvQDrop", "EstabResets")
+GUEST_TCP_COUNTERS = ("awk '/^Tcp(Ext)?:/ { if (seen[$1]++) { for (i = 2; i <= NF; i++) printf \"%s=%s \", "
+                      "h[$1, i], $i } else for (i = 2; i <= NF; i++) h[$1, i] = $i } "
+                      "END { print \"\" }' /proc/net/snmp /proc/net/netstat")
 # The passt side, as husk's passt backend sets it up (issue 14): the guest is
 # 10.0.2.15/24, its gateway 10.0.2.2 is the host's loopback (passt maps it).
 PASST_GUEST, PASST_PREFIX, PASST_GW, PASST_DNS = "10.0.2.15", 24, "10.0.2.2", "10.0.2.3"
@@ -115,6 +130,10 @@ def parse_output(text):
     m = IF_RE.search(text)
     if m:
         res["mtu"] = int(m.group(1))
+    m = TCP_RE.search(text)
+    if m:
+        counters = dict(kv.split("=") for kv in m.group(1).split())
+        res["guest_tcp"] = {k: int(counters[k]) for k in TCP_KEYS if k in counters}
     return res
 
 
@@ -219,7 +238,8 @@ class Host:
 # ------------------------------------------------------------------ cells
 def husk_job(a, backend, path, mode="open"):
     run = ("echo \"NETBENCH_IF mtu=$(cat /sys/class/net/eth0/mtu)\"; "
-           "/bin/net_probe all host.husk.internal %d %d %d" % (a.port, a.n, a.seconds))
+           "/bin/net_probe all host.husk.internal %d %d %d; rc=$?; echo \"NETBENCH_TCP $(%s)\"; exit $rc"
+           % (a.port, a.n, a.seconds, GUEST_TCP_COUNTERS))
     with open(path, "w") as f:
         f.write("# written by tests/bench/net/net_bench.py for `make bench-net`\n"
                 "version = 1\n\n"
@@ -275,7 +295,7 @@ def guest_cmdline(a, addr, gw, host, mtu):
             "netbench.seconds=%d" % (addr, gw, mtu, host, a.port, a.n, a.seconds))
 
 
-def run_qemu(a, backend, base):
+def run_qemu(a, backend, base, offload=True):
     passt = None
     sockdir = None
     extra = {}
@@ -306,7 +326,8 @@ def run_qemu(a, backend, base):
             netdev = "stream,id=n0,server=off,addr.type=unix,addr.path=%s" % sock
             cmdline = guest_cmdline(a, "%s/%d" % (PASST_GUEST, PASST_PREFIX), PASST_GW, PASST_GW, a.passt_mtu)
         else:
-            netdev = "tap,id=n0,ifname=%s,script=no,downscript=no" % TAP_NAME
+            netdev = "tap,id=n0,ifname=%s,script=no,downscript=no%s" % (
+                TAP_NAME, "" if offload else ",vnet_hdr=off")
             cmdline = guest_cmdline(a, "%s/%d" % (TAP_GUEST, TAP_PREFIX), TAP_HOST, TAP_HOST, a.tap_mtu)
         argv = qemu_argv(a, cmdline, netdev)
         rc, timed_out, wall = run_limited(argv, a.timeout + 60, base + ".console")
@@ -366,7 +387,7 @@ def cmd_measure(a):
                                "hostname": socket.gethostname()}}
     ok = True
     try:
-        host.setup(want_tap="qemu-tap" in active)
+        host.setup(want_tap=any(c.startswith("qemu-tap") for c in active))
         host.start_server()
         data["host_notes"] = host.notes
         for note in host.notes:
@@ -379,7 +400,8 @@ def cmd_measure(a):
                 vmm, backend = cell.split("-")[:2]
                 mode = "egress" if cell.endswith("-egress") else "open"
                 base = os.path.join(a.log_dir, "%s-%02d" % (cell, i + 1))
-                r = run_husk(a, backend, base, mode) if vmm == "husk" else run_qemu(a, backend, base)
+                r = (run_husk(a, backend, base, mode) if vmm == "husk"
+                     else run_qemu(a, backend, base, offload=not cell.endswith("-nooffload")))
                 r["run"] = i + 1
                 data["runs"][cell].append(r)
                 good = all(t in r for t in TESTS)
@@ -415,6 +437,8 @@ def summarize(runs):
     s["connect_failures"] = sum(r["connect"].get("failures", 0) for r in good)
     s["mtu"] = sorted({r.get("mtu") for r in good if r.get("mtu")})
     s["mss"] = sorted({r["send"].get("mss") for r in good if r["send"].get("mss")})
+    for k in ("InSegs", "RetransSegs", "DelayedACKLost", "TCPOFOQueue"):
+        s["guest_tcp_" + k] = median((r.get("guest_tcp") or {}).get(k) for r in good)
     return s
 
 
@@ -424,6 +448,7 @@ def cmd_report(a):
     summary = {c: summarize(data.get("runs", {}).get(c, [])) for c in cells if c not in data.get("skipped", {})}
     ratios = {}
     pairs = [("husk/qemu " + b, "husk-" + b, "qemu-" + b) for b in ("passt", "tap")]
+    pairs += [("husk/qemu tap, QEMU without offloads", "husk-tap", "qemu-tap-nooffload")]
     pairs += [("husk egress/open " + b, "husk-%s-egress" % b, "husk-" + b) for b in ("passt", "tap")]
     for name, x, y in pairs:
         h, q = summary.get(x), summary.get(y)
@@ -456,6 +481,7 @@ def cmd_report(a):
     write_json(a.out, report)
 
     cols = [c for c in cells if c in summary]
+    w = "%" + str(max([13] + [len(c) for c in cols]) + 2) + "s"
     print()
     print("== bench-net: %s ==" % a.where)
     st = report["settings"] or {}
@@ -466,14 +492,21 @@ def cmd_report(a):
             ("round trip median (us)", "rr_median_us", "%.0f"), ("send guest->host (MB/s)", "send_mb_s", "%.1f"),
             ("recv host->guest (MB/s)", "recv_mb_s", "%.1f"))
     if cols:
-        print("%-26s" % "" + "".join("%13s" % c.replace("-egress", "-egr") for c in cols))
+        print("%-26s" % "" + "".join(w % c for c in cols))
         for label, key, fmt in rows:
-            print("%-26s" % label + "".join("%13s" % ((fmt % summary[c][key]) if summary[c].get(key) is not None
+            print("%-26s" % label + "".join(w % ((fmt % summary[c][key]) if summary[c].get(key) is not None
                                                      else "-") for c in cols))
-        print("%-26s" % "guest MTU / MSS" + "".join("%13s" % ("%s/%s" % (
+        print("%-26s" % "guest MTU / MSS" + "".join(w % ("%s/%s" % (
             ",".join(map(str, summary[c]["mtu"])) or "-", ",".join(map(str, summary[c]["mss"])) or "-"))
             for c in cols))
-        print("%-26s" % "runs ok" + "".join("%13s" % ("%d/%d" % (summary[c]["ok"], summary[c]["runs"])) for c in cols))
+        if any(summary[c].get("guest_tcp_InSegs") is not None for c in cols):
+            for label, key in (("guest TCP segments in", "guest_tcp_InSegs"),
+                               ("guest retransmissions", "guest_tcp_RetransSegs"),
+                               ("duplicate segments in", "guest_tcp_DelayedACKLost"),
+                               ("out-of-order segments in", "guest_tcp_TCPOFOQueue")):
+                print("%-26s" % label + "".join(w % ("%.0f" % summary[c][key] if summary[c].get(key) is not None
+                                                          else "-") for c in cols))
+        print("%-26s" % "runs ok" + "".join(w % ("%d/%d" % (summary[c]["ok"], summary[c]["runs"])) for c in cols))
     for name, rr in ratios.items():
         print("%s: " % name + ", ".join("%s %s" % (k, v if v is not None else "-") for k, v in rr.items()))
     for c, why in report["skipped"].items():
