@@ -230,7 +230,8 @@ run = "a=$(cut -d' ' -f1 /proc/uptime); wget -q -O /dev/null http://192.168.50.1
   const double ms = std::stod(str(run_named(run.result.at("steps"), "download"), "stdout"));
   const double bytes_in = run.result.at("network").at("bytes_in").get<double>();
   const double rate = bytes_in / (ms / 1000);
-  INFO("download: " << ms << " ms, " << bytes_in << " bytes in, " << rate << " B/s against " << kRate);
+  WARN("bandwidth 256KiB/s: 1 MiB downloaded in " << ms << " ms, " << bytes_in << " bytes on the wire, "
+                                                   << rate / kRate * 100 << "% of the limit");
   CHECK(bytes_in > 1048576);
   CHECK(rate <= kRate * 1.10);
   CHECK(rate >= kRate * 0.90);
@@ -293,7 +294,9 @@ run = "wget -q -O - http://192.168.50.1:8080/bytes/1048576 | wc -c"
   const double flood_s =
       (run_named(steps, "raw").at("end_ms").get<double>() - run_named(steps, "udp").at("start_ms").get<double>()) /
       1000;
-  INFO("frames from the guest: " << frames << " in " << flood_s << " s, limit " << kPps << "/s");
+  WARN("flood: " << frames << " frames from the guest in " << flood_s << " s (limit " << kPps << "/s), "
+                  << n.at("dropped_out").get<uint64_t>() << " refused; the other VM's 1 MiB download: "
+                  << run_named(other.result.at("steps"), "download").at("wall_ms").get<double>() << " ms");
   CHECK(frames > kPps * 2);                         // it did flood
   CHECK(frames <= kPps * (flood_s + 1) * 1.10);     // and was held to its rate
   const json udp = refusal(flooded.result, "192.168.50.2", "udp");
@@ -336,4 +339,66 @@ run = "mkdir -p /www && echo served by the guest > /www/index.html && (httpd -f 
   CHECK(str(done.result, "verdict") == "OK");
   CHECK(done.result.at("network").at("bytes_in").get<uint64_t>() > 0);
   check_nothing_left(sb);
+}
+
+TEST_CASE("husk run: max_bytes cuts a job's traffic and the result says so", "[e2e][net]") {
+  Sandbox sb;
+  sb.env.push_back(husk::test::net::Lab::get().passt_setting());
+  const HuskRun run = husk_run(sb, write_job(sb, "cap.toml", R"toml([network]
+mode = "egress"
+allow = ["192.168.50.1:8080"]
+max_bytes = "64KiB"
+
+[[steps]]
+name = "small"
+run = "timeout 20 wget -q -O - http://192.168.50.1:8080/hello"
+
+[[steps]]
+name = "big"
+run = "timeout 8 wget -q -O /dev/null http://192.168.50.1:8080/bytes/1048576"
+continue_on_error = true
+)toml"));
+  INFO("husk stderr (tail): " << tail(run.proc.err));
+  REQUIRE(run.result.is_object());
+  INFO("result: " << brief(run.result));
+  CHECK(str(run_named(run.result.at("steps"), "small"), "verdict") == "OK");
+  CHECK(str(run_named(run.result.at("steps"), "big"), "verdict") != "OK");
+  const json& n = run.result.at("network");
+  CHECK(n.at("cap_reached") == true);
+  CHECK(n.at("bytes_in").get<uint64_t>() + n.at("bytes_out").get<uint64_t>() <= 64 * 1024);
+  check_nothing_left(sb);
+}
+
+TEST_CASE("husk run: husk killed with SIGKILL leaves no passt and no tap behind", "[e2e][net]") {
+  for (const char* backend : {"passt", "tap"}) {
+    INFO("backend " << backend);
+    Sandbox sb;
+    sb.env.push_back(husk::test::net::Lab::get().passt_setting());
+    const std::string job = write_job(sb, std::string("kill-") + backend + ".toml",
+                                      fmt::format(R"toml([network]
+mode = "open"
+backend = "{}"
+
+[[steps]]
+name = "wait"
+run = "sleep 60"
+)toml",
+                                                  backend));
+    // Killed once the job runs (the VM boots in a few seconds).
+    const HuskRun run = husk_run(sb, job, {}, "", 12000, SIGKILL);
+    CHECK(run.proc.signal == SIGKILL);
+    // The VMM process dies with husk (its parent-death signal); passt
+    // exits when its socket's other end is gone; the kernel removes a tap
+    // with its last fd.
+    std::vector<std::string> left;
+    for (int i = 0; i < 100; ++i) {
+      left = processes_of(sb);
+      const std::vector<std::string> taps = husk_interfaces();
+      left.insert(left.end(), taps.begin(), taps.end());
+      if (left.empty()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    CAPTURE(left);
+    CHECK(left.empty());
+  }
 }
