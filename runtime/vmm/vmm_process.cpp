@@ -175,7 +175,8 @@ void on_channel(Machine& machine) {
   if (auto report = m.net_report()) {
     ChannelMessage net;
     net.kind = ChannelKind::kNetReport;
-    net.exit.detail = net::encode_report(*report, kMaxChannelMessage / 2);
+    // Within what send_message keeps of a detail (half the room after its header).
+    net.exit.detail = net::encode_report(*report, (kMaxChannelMessage - 1024) / 2);
     (void)send_message(kChannelFd, net);
   }
   ChannelMessage done;
