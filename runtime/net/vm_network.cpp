@@ -18,7 +18,13 @@ namespace husk::net {
 
 namespace {
 
-constexpr uint32_t kMtu = 1500;
+// A tap is an Ethernet link like any other (1500, as a bridge expects).
+// Through passt the link is a socket: its largest MTU, 65520, means a
+// sixtieth of the frames (and of the guest's exits) for a bulk transfer;
+// the guest driver then posts page-chained receive buffers (virtio-net's
+// big packets), and the filter still sees whole frames.
+constexpr uint32_t kTapMtu = 1500;
+constexpr uint32_t kPasstMtu = 65520;
 
 // Passt's fixed addressing (vm_network.h).
 constexpr const char* kPasstGuest = "10.0.2.15";
@@ -102,7 +108,7 @@ Result<std::unique_ptr<VmNetwork>> VmNetwork::start(const NetworkSpec& spec) {
   std::unique_ptr<VmNetwork> n(new VmNetwork());
   n->spec_ = spec;
   n->guest_.mac = random_mac();
-  n->guest_.mtu = kMtu;
+  n->guest_.mtu = spec.backend == BackendKind::kPasst ? kPasstMtu : kTapMtu;
   std::string dns;
   if (spec.backend == BackendKind::kPasst) {
     PasstOptions options;
@@ -110,7 +116,7 @@ Result<std::unique_ptr<VmNetwork>> VmNetwork::start(const NetworkSpec& spec) {
     options.prefix = kPasstPrefix;
     options.gateway = kPasstGateway;
     options.dns_forward = kPasstDns;
-    options.mtu = kMtu;
+    options.mtu = kPasstMtu;
     options.dns_servers = spec.dns;
     for (const Publish& p : spec.publish) {
       options.forwards.push_back(PasstForward{p.host_port, p.guest_port, p.protocol == Protocol::kUdp});
@@ -144,7 +150,7 @@ Result<std::unique_ptr<VmNetwork>> VmNetwork::start(const NetworkSpec& spec) {
     TapOptions options;
     options.host_address = ipv4_text(base + 1);
     options.prefix = kTapPrefix;
-    options.mtu = kMtu;
+    options.mtu = kTapMtu;
     HUSK_TRY_ASSIGN(TapDevice tap, TapDevice::create(options));
     HUSK_TRY_ASSIGN(n->link_, tap.duplicate());
     n->description_ = fmt::format("tap {} ({}/{})", tap.name(), options.host_address, kTapPrefix);

@@ -211,7 +211,8 @@ run = "timeout 20 wget -q -O - http://192.168.50.2:8080/hello"
 TEST_CASE("husk run: the bandwidth limit holds within 10%", "[e2e][net]") {
   Sandbox sb;
   sb.env.push_back(husk::test::net::Lab::get().passt_setting());
-  // 1 MiB at 256 KiB/s: about 4 s. The rate counts whole frames, so the
+  // 2 MiB at 256 KiB/s: about 8 s (through passt a frame is up to 64 KiB:
+  // enough of them that one frame more or less is within 4%). The rate counts whole frames, so the
   // check is on the wire: the bytes that came in over the download's time.
   constexpr double kRate = 256 * 1024;
   const HuskRun run = husk_run(sb, write_job(sb, "rate.toml", R"toml([network]
@@ -221,7 +222,7 @@ bandwidth = "256KiB/s"
 
 [[steps]]
 name = "download"
-run = "a=$(cut -d' ' -f1 /proc/uptime); wget -q -O /dev/null http://192.168.50.1:8080/bytes/1048576 || exit 1; b=$(cut -d' ' -f1 /proc/uptime); echo $a $b | awk '{ printf \"%d\\n\", ($2 - $1) * 1000 }'"
+run = "a=$(cut -d' ' -f1 /proc/uptime); wget -q -O /dev/null http://192.168.50.1:8080/bytes/2097152 || exit 1; b=$(cut -d' ' -f1 /proc/uptime); echo $a $b | awk '{ printf \"%d\\n\", ($2 - $1) * 1000 }'"
 )toml"));
   INFO("husk stderr (tail): " << tail(run.proc.err));
   REQUIRE(run.result.is_object());
@@ -230,9 +231,9 @@ run = "a=$(cut -d' ' -f1 /proc/uptime); wget -q -O /dev/null http://192.168.50.1
   const double ms = std::stod(str(run_named(run.result.at("steps"), "download"), "stdout"));
   const double bytes_in = run.result.at("network").at("bytes_in").get<double>();
   const double rate = bytes_in / (ms / 1000);
-  WARN("bandwidth 256KiB/s: 1 MiB downloaded in " << ms << " ms, " << bytes_in << " bytes on the wire, "
+  WARN("bandwidth 256KiB/s: 2 MiB downloaded in " << ms << " ms, " << bytes_in << " bytes on the wire, "
                                                    << rate / kRate * 100 << "% of the limit");
-  CHECK(bytes_in > 1048576);
+  CHECK(bytes_in > 2097152);
   CHECK(rate <= kRate * 1.10);
   CHECK(rate >= kRate * 0.90);
 }
@@ -243,7 +244,9 @@ TEST_CASE("husk run: a guest flooding frames is held to its rate; another VM and
   flood_sb.env.push_back(husk::test::net::Lab::get().passt_setting());
   other_sb.env.push_back(husk::test::net::Lab::get().passt_setting());
   const std::string tool = HUSK_NET_FLOOD;
-  constexpr int kPps = 2000;
+  // Below what the flooding guest manages in the test host (about 1100
+  // frames/s), so that the limit is what holds it.
+  constexpr int kPps = 500;
   constexpr int kFloodSeconds = 12;
   const std::string flood_job = write_job(flood_sb, "flood.toml", fmt::format(R"toml([network]
 mode = "egress"
@@ -297,8 +300,8 @@ run = "wget -q -O - http://192.168.50.1:8080/bytes/1048576 | wc -c"
   WARN("flood: " << frames << " frames from the guest in " << flood_s << " s (limit " << kPps << "/s), "
                   << n.at("dropped_out").get<uint64_t>() << " refused; the other VM's 1 MiB download: "
                   << run_named(other.result.at("steps"), "download").at("wall_ms").get<double>() << " ms");
-  CHECK(frames > kPps * 2);                         // it did flood
-  CHECK(frames <= kPps * (flood_s + 1) * 1.10);     // and was held to its rate
+  CHECK(frames >= kPps * flood_s * 0.8);          // it flooded up to the limit
+  CHECK(frames <= kPps * (flood_s + 1) * 1.10);    // and was held to it
   const json udp = refusal(flooded.result, "192.168.50.2", "udp");
   REQUIRE(udp.is_object());
   CHECK(udp.at("port") == 9);
