@@ -19,8 +19,8 @@ namespace husk::net {
 namespace {
 
 // A tap is an Ethernet link like any other (1500, as a bridge expects).
-// Through passt the link is a socket: its largest MTU, 65520, means a
-// sixtieth of the frames (and of the guest's exits) for a bulk transfer;
+// Through passt the link is a socket: its largest MTU, 65520, means about a
+// fortieth of the frames (and of the guest's exits) for a bulk transfer;
 // the guest driver then posts page-chained receive buffers (virtio-net's
 // big packets), and the filter still sees whole frames.
 constexpr uint32_t kTapMtu = 1500;
