@@ -548,7 +548,7 @@ def main():
     m.add_argument("--vcpus", type=int, default=1)
     # husk's passt MTU (runtime/net/passt.h: 1500); passt's own maximum,
     # 65520, is several times faster through passt (README.md).
-    m.add_argument("--passt-mtu", type=int, default=1500)
+    m.add_argument("--passt-mtu", type=int, default=65520)
     m.add_argument("--tap-mtu", type=int, default=0)
     m.add_argument("--timeout", type=int, default=300)
     m.add_argument("--log-dir", required=True)
