@@ -30,6 +30,8 @@ namespace husk::net {
 
 namespace {
 
+constexpr int kSocketBuffer = 4 << 20;
+
 constexpr int kPasstSocketFd = 3;  // `-F 3`
 constexpr const char* kLogName = "passt.log";
 constexpr const char* kPackageHint = "passt is in the Debian package `passt`; or set $HUSK_PASST";
@@ -258,6 +260,19 @@ Result<Passt> Passt::start(const PasstOptions& options) {
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return fail_errno("socketpair for passt");
   passt.socket_ = UniqueFd(pair[0]);
   UniqueFd theirs(pair[1]);
+  // Room for a burst of 64 KiB frames both ways. A Unix stream socket
+  // holds about 200 KiB by default: three such frames. passt drops what
+  // does not fit (TCP then retransmits, and a guest that reads in bursts
+  // saw mostly duplicates). Root may go past wmem_max (the FORCE options);
+  // otherwise the kernel caps the size, which still works.
+  for (int fd : {pair[0], pair[1]}) {
+    for (int opt : {SO_SNDBUFFORCE, SO_RCVBUFFORCE}) {
+      if (::setsockopt(fd, SOL_SOCKET, opt, &kSocketBuffer, sizeof(kSocketBuffer)) != 0) {
+        const int plain = opt == SO_SNDBUFFORCE ? SO_SNDBUF : SO_RCVBUF;
+        (void)::setsockopt(fd, SOL_SOCKET, plain, &kSocketBuffer, sizeof(kSocketBuffer));
+      }
+    }
+  }
 
   HUSK_TRY_ASSIGN(passt.pid_, spawn(args, log.get(), theirs.get()));
   // passt has its copies; husk keeps neither (holding passt's end would
