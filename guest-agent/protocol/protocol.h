@@ -19,7 +19,7 @@
 //     it early (too large: E2BIG); nothing else is answered before the Exec.
 //   Job-scoped frames carry the Exec's id and are never acknowledged; ones
 //   for a job that has already ended are dropped (a benign race with exit):
-//     H->A StdinData, StdinClose, Signal, Credit{stdout|stderr}
+//     H->A StdinData, StdinClose, Signal, Resize, Credit{stdout|stderr}
 //     A->H Credit{stdin}
 // Flow control: the agent sends Output for a stream only within the credit
 // the host granted for it (Credit adds bytes) and reads the job's pipe no
@@ -43,8 +43,8 @@ namespace husk::agent::proto {
 inline constexpr uint16_t kVersionMajor = 1;
 // Minor 1: Limits::open_files and file_size. Minor 2: ExecArgs.
 // Minor 3: Limits::kill_signal and kill_grace_ms. Minor 4: Reseed.
-// Minor 5: ConfigureNetwork.
-inline constexpr uint16_t kVersionMinor = 5;
+// Minor 5: ConfigureNetwork. Minor 6: Resize.
+inline constexpr uint16_t kVersionMinor = 6;
 inline constexpr uint32_t kDefaultVsockPort = 52;
 
 // Hello::features bits (what the agent can do on this boot).
@@ -71,6 +71,7 @@ enum class MsgType : uint16_t {
   kExecArgs = 0x1a,
   kReseed = 0x1b,
   kConfigureNetwork = 0x1c,
+  kResize = 0x1d,
   // both ways (stdout/stderr credit from the host, stdin credit from the agent)
   kCredit = 0x20,
   // agent -> host
@@ -275,6 +276,17 @@ struct Signal {  // to the job's whole process group
   static bool fields(S& s, V& v) { return v.i32(s.signo); }
 };
 
+// The job's terminal size (an Exec with pty): the agent sets it on the
+// job's pseudo-terminal, whose kernel sends SIGWINCH to its foreground
+// process group. Ignored for a job without one. Protocol 1.6.
+struct Resize {
+  HUSK_MSG(Resize);
+  uint16_t rows = 0;
+  uint16_t cols = 0;
+  template <typename S, typename V>
+  static bool fields(S& s, V& v) { return v.u16(s.rows) && v.u16(s.cols); }
+};
+
 struct Credit {
   HUSK_MSG(Credit);
   Stream stream = Stream::kStdout;
@@ -448,7 +460,7 @@ struct StatResult {
 
 // Every message, for code (and tests) that must cover all of them.
 using AllMessages = std::tuple<Hello, SetClock, Reseed, ConfigureNetwork, SetHostname, Shutdown, Exec, ExecArgs,
-                               StdinData, StdinClose, Signal, Credit, WriteFile, ReadFile, Stat, Ack,
+                               StdinData, StdinClose, Signal, Resize, Credit, WriteFile, ReadFile, Stat, Ack,
                                Error, Started, Output, Exited, ExecFailed, FileData, StatResult>;
 
 inline bool is_known_type(uint16_t type) {
