@@ -219,6 +219,17 @@ Result<void> AgentClient::signal_running(int signo) {
   return send("Signal", running_id_, proto::Signal{signo}, budget().deadline);
 }
 
+Result<void> AgentClient::resize_running(uint16_t rows, uint16_t cols) {
+  if (running_id_ == 0) return fail("agent: no job is running");
+  if (agent_minor_ < 6) {
+    return Unexpected(Error{EPROTONOSUPPORT,
+                            fmt::format("agent: Resize: the guest agent speaks protocol {}.{}, a terminal resize "
+                                        "needs {}.6 (an older husk-agent in the guest image?)",
+                                        proto::kVersionMajor, agent_minor_, proto::kVersionMajor)});
+  }
+  return send("Resize", running_id_, proto::Resize{rows, cols}, budget().deadline);
+}
+
 Result<void> AgentClient::write_file(const std::string& path, std::string_view data, uint32_t mode,
                                      bool mkdirs, uint32_t uid, uint32_t gid) {
   const uint32_t id = next_id_++;

@@ -9,6 +9,13 @@
 // the job instead of growing a buffer. Everything the agent sends is
 // untrusted input and is checked (frame bounds, credit, offsets).
 //
+// An interactive exec (husk-oci's keeper) needs no thread either: exec()
+// polls the agent, the job's live stdin (ExecRequest::stdin_fd, read only
+// within the agent's stdin credit, so stdin is not polled while there is
+// none) and the caller's ExecCallbacks::event_fd in one poll(2), and
+// takes only the agent bytes that are there, so a guest that drips a
+// frame delays neither stdin nor the caller's events.
+//
 // Every call has a host-side deadline for the whole call, so a guest that
 // does not answer, stalls or drips bytes cannot hold the host: a request
 // must be answered within call_timeout() (file transfers get more time in
@@ -27,6 +34,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,9 +54,18 @@ struct ExecRequest {
   uint32_t gid = proto::kKeepId;
   // kData: stdin_data is the whole stdin (sent in the Exec frame when it
   // fits, else streamed). kStream: stdin_data is streamed under the agent's
-  // credit, then closed.
+  // credit, then what comes from stdin_fd, then closed.
   proto::StdinMode stdin_mode = proto::StdinMode::kNone;
   std::string stdin_data;
+  // kStream only (EINVAL otherwise): the job's live stdin, -1 none. Read
+  // only when poll(2) says it is readable and only as far as the agent's
+  // credit goes (at most proto::kMaxChunk a read), so a blocking pipe or
+  // terminal is fine; one read per wake-up, so what a terminal's line
+  // discipline hands over goes as it comes. End of file (read gives 0, or
+  // EIO: a pseudo-terminal whose other side has closed) closes the job's
+  // stdin once (on a job's pty, that is ^D); any other read error fails
+  // exec(). Not closed by exec(); the caller's to close after it returns.
+  int stdin_fd = -1;
   bool pty = false;
   uint16_t rows = 24;
   uint16_t cols = 80;
@@ -59,6 +76,15 @@ struct ExecCallbacks {
   std::function<void(uint32_t pid)> on_started;
   std::function<void(std::string_view)> on_stdout;
   std::function<void(std::string_view)> on_stderr;
+  // The caller's events during the run, -1 none: whenever event_fd polls
+  // readable (or hung up), on_event runs on the calling thread, between
+  // frames. It must consume what made event_fd readable (read the
+  // signalfd, accept the connection), or it runs again at once: a busy
+  // loop. An epoll fd watches many. on_event may call signal_running() and
+  // resize_running(); not exec() or the other requests, which would mix
+  // their answers with the job's frames.
+  int event_fd = -1;
+  std::function<void()> on_event;
 };
 
 struct ExecResult {
@@ -145,6 +171,11 @@ class AgentClient {
   [[nodiscard]] Result<ExecResult> exec(const ExecRequest& req, const ExecCallbacks& cb = {});
   // Signals the job exec() is running (from a callback), its process group.
   [[nodiscard]] Result<void> signal_running(int signo);
+  // Sets the terminal size of the job exec() is running (from a callback;
+  // the agent's Resize, protocol 1.6): its pty's foreground process group
+  // gets SIGWINCH. A job without a pty ignores it. EPROTONOSUPPORT for an
+  // agent older than 1.6.
+  [[nodiscard]] Result<void> resize_running(uint16_t rows, uint16_t cols);
   // Uploads `data` atomically (temporary file + rename) with `mode`.
   [[nodiscard]] Result<void> write_file(const std::string& path, std::string_view data,
                                         uint32_t mode = 0644, bool mkdirs = false,
@@ -187,8 +218,12 @@ class AgentClient {
   Result<proto::FrameView> await(uint32_t id, const Budget& b, const std::string& what);
   // Waits for Ack (or Error) for `id`.
   Result<void> await_ack(uint32_t id, const Budget& b, const char* what);
-  Result<void> stream_stdin(uint32_t id, std::string_view data, size_t& sent, uint64_t& credit,
-                            bool& closed);
+  // exec()'s stdin and its wait for the next event (agent_exec.cpp).
+  struct StdinState;
+  Result<void> stream_stdin(uint32_t id, StdinState& in);
+  Result<void> pump_stdin(uint32_t id, StdinState& in);
+  Result<std::optional<proto::FrameView>> next_exec_event(uint32_t id, StdinState& in, const ExecCallbacks& cb,
+                                                          const Budget& b, const std::string& what);
 
   FrameStream stream_;
   uint32_t next_id_ = 1;

@@ -1,6 +1,11 @@
 // AgentClient::exec: one job from Exec to Exited, with credit-based flow
-// control both ways (guest-agent/protocol/protocol.h explains the scheme).
+// control both ways (guest-agent/protocol/protocol.h explains the scheme),
+// and the wait that also serves the job's live stdin and the caller's events.
+#include <poll.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <optional>
@@ -80,25 +85,107 @@ Result<std::vector<uint8_t>> exec_frames(uint32_t id, proto::Exec msg, uint16_t 
 
 }  // namespace
 
-Result<void> AgentClient::stream_stdin(uint32_t id, std::string_view data, size_t& sent,
-                                       uint64_t& credit, bool& closed) {
-  while (sent < data.size() && credit > 0) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>({data.size() - sent, credit, proto::kMaxChunk}));
-    HUSK_TRY(send("exec: StdinData", id, proto::StdinData{std::string(data.substr(sent, n))}, budget(n).deadline));
-    sent += n;
-    credit -= n;
+// The job's stdin as exec() sends it: first `data`, then (with `fd`) what
+// is read from fd, all within `credit`, the bytes the agent may still take.
+struct AgentClient::StdinState {
+  std::string_view data;
+  size_t sent = 0;       // of data
+  int fd = -1;           // ExecRequest::stdin_fd
+  uint64_t credit = 0;
+  bool closed = true;    // StdinClose sent (or no stream at all)
+  std::string buf;       // what one read of fd takes, kept across reads
+};
+
+Result<void> AgentClient::stream_stdin(uint32_t id, StdinState& in) {
+  while (in.sent < in.data.size() && in.credit > 0) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>({in.data.size() - in.sent, in.credit, proto::kMaxChunk}));
+    HUSK_TRY(send("exec: StdinData", id, proto::StdinData{std::string(in.data.substr(in.sent, n))},
+                  budget(n).deadline));
+    in.sent += n;
+    in.credit -= n;
   }
-  if (sent == data.size()) {
+  if (in.sent == in.data.size() && in.fd < 0) {
     HUSK_TRY(send("exec: StdinClose", id, proto::StdinClose{}, budget().deadline));
-    closed = true;
+    in.closed = true;
   }
   return {};
+}
+
+Result<void> AgentClient::pump_stdin(uint32_t id, StdinState& in) {
+  // Called when poll(2) found fd readable, with credit left: this read
+  // does not block (unless another reader took the bytes first).
+  const size_t want = static_cast<size_t>(std::min<uint64_t>(in.credit, proto::kMaxChunk));
+  if (in.buf.size() < want) in.buf.resize(want);
+  const ssize_t n = ::read(in.fd, in.buf.data(), want);
+  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return {};
+  // EIO: a pseudo-terminal whose other side has closed; its end of file.
+  if (n == 0 || (n < 0 && errno == EIO)) {
+    HUSK_TRY(send("exec: StdinClose", id, proto::StdinClose{}, budget().deadline));
+    in.closed = true;
+    return {};
+  }
+  if (n < 0) return fail_errno("agent: exec: read stdin_fd");
+  // 0 < n <= want <= in.credit.
+  const size_t got = static_cast<size_t>(n);
+  HUSK_TRY(send("exec: StdinData", id, proto::StdinData{in.buf.substr(0, got)}, budget(got).deadline));
+  in.credit -= got;
+  return {};
+}
+
+Result<std::optional<proto::FrameView>> AgentClient::next_exec_event(uint32_t id, StdinState& in,
+                                                                     const ExecCallbacks& cb, const Budget& b,
+                                                                     const std::string& what) {
+  // Frames already received go first: poll(2) cannot see them.
+  if (!stream_.buffered()) {
+    std::array<pollfd, 3> fds{};
+    size_t n = 0;
+    fds[n++] = pollfd{stream_.fd(), POLLIN, 0};
+    // Stdin only while the agent would take some of it (and after `data`):
+    // a stdin without credit is left unread, not polled in a loop.
+    const bool want_stdin = in.fd >= 0 && !in.closed && in.credit > 0 && in.sent == in.data.size();
+    const size_t stdin_i = want_stdin ? n++ : 0;
+    if (want_stdin) fds[stdin_i] = pollfd{in.fd, POLLIN, 0};
+    const size_t event_i = cb.event_fd >= 0 ? n++ : 0;
+    if (event_i != 0) fds[event_i] = pollfd{cb.event_fd, POLLIN, 0};
+    // The deadline of the next event; a frame that has begun ends sooner.
+    const Deadline wait = b.deadline.earlier(stream_.partial_deadline());
+    const int rc = ::poll(fds.data(), n, wait.poll_ms());
+    if (rc < 0 && errno == EINTR) return std::nullopt;  // the caller waits again
+    if (rc < 0) return fail_errno("agent: exec: poll");
+    for (size_t i = 1; i < n; ++i) {
+      if (fds[i].revents & POLLNVAL) {
+        return about("exec", Error{EBADF, fmt::format("agent: {} {} is not an open descriptor",
+                                                      i == stdin_i ? "stdin_fd" : "event_fd", fds[i].fd)});
+      }
+    }
+    // Hang-up and error count as readable: the read (or on_event) sees them.
+    if (want_stdin && fds[stdin_i].revents != 0) HUSK_TRY(pump_stdin(id, in));
+    if (event_i != 0 && fds[event_i].revents != 0 && cb.on_event) cb.on_event();
+    if (rc > 0 && fds[0].revents == 0) return std::nullopt;
+    // The agent's fd is readable (or hung up), or the wait is over.
+  }
+  // Only what has come: a guest that drips a frame holds no other event.
+  auto frame = stream_.next(Deadline::after_ms(0));
+  if (!frame) return about(what, frame.error());
+  if (*frame && (*frame)->id == id) return **frame;
+  // Nothing whole yet, or another id (the tail of a request abandoned
+  // after an error, skipped): the deadline still runs.
+  if (b.deadline.expired()) {
+    const std::string why = fmt::format("agent: {}: no answer within {} ms (the guest agent does not respond)",
+                                        what, b.length.count());
+    stream_.mark_broken(why);
+    return Unexpected(Error{ETIMEDOUT, why});
+  }
+  return std::nullopt;
 }
 
 Result<ExecResult> AgentClient::exec(const ExecRequest& req, const ExecCallbacks& cb) {
   const uint32_t id = next_id_++;
   proto::Exec msg{req.argv, req.env,  req.cwd,  req.uid,  req.gid,   req.stdin_mode,
                   {},       req.pty,  req.rows, req.cols, req.limits};
+  if (req.stdin_fd >= 0 && req.stdin_mode != proto::StdinMode::kStream) {
+    return Unexpected(Error{EINVAL, "agent: exec: stdin_fd needs stdin_mode kStream"});
+  }
   std::string_view streamed;
   if (req.stdin_mode == proto::StdinMode::kData && req.stdin_data.size() <= kInlineStdinMax) {
     msg.stdin_data = req.stdin_data;
@@ -106,7 +193,10 @@ Result<ExecResult> AgentClient::exec(const ExecRequest& req, const ExecCallbacks
     msg.stdin_mode = proto::StdinMode::kStream;
     streamed = req.stdin_data;
   }
-  bool stdin_closed = msg.stdin_mode != proto::StdinMode::kStream;
+  StdinState in;
+  in.data = streamed;
+  in.fd = req.stdin_fd;
+  in.closed = msg.stdin_mode != proto::StdinMode::kStream;
   HUSK_TRY_ASSIGN(const std::vector<uint8_t> start, exec_frames(id, std::move(msg), agent_minor_));
   // The run's deadlines, from the moment its request goes out: Started (or
   // ExecFailed) within the call's budget, Exited by the wall limit plus the
@@ -128,28 +218,26 @@ Result<ExecResult> AgentClient::exec(const ExecRequest& req, const ExecCallbacks
   running_id_ = id;
   ScopeGuard clear_running([this] { running_id_ = 0; });
 
-  // The next frame of this run by whichever deadline applies; the message
-  // of a timeout names the one that passed.
+  // The next frame of this run comes by whichever deadline applies; the
+  // message of a timeout names the one that passed.
+  const std::string started_what = "exec: Started";
   const std::string end_what = fmt::format("exec: the run's end (wall limit {} ms + kill grace + {} ms)",
                                            req.limits.wall_ms, kExitGrace.count());
+  const std::string run_what = "exec";
   const Budget no_end{Deadline::never(), std::chrono::milliseconds::max()};
-  const auto next_event = [&](bool started) -> Result<proto::FrameView> {
-    if (!started && (!end_budget || started_budget.deadline.time() <= end_budget->deadline.time())) {
-      return await(id, started_budget, "exec: Started");
-    }
-    return end_budget ? await(id, *end_budget, end_what) : await(id, no_end, "exec");
-  };
   ExecResult result;
   uint64_t credit[2] = {window_, window_};  // stdout, stderr: what the agent may still send
   uint64_t consumed[2] = {0, 0};            // delivered but not yet re-granted
-  uint64_t stdin_credit = 0;
-  size_t stdin_sent = 0;
 
   for (;;) {
-    if (result.started && !stdin_closed) {
-      HUSK_TRY(stream_stdin(id, streamed, stdin_sent, stdin_credit, stdin_closed));
-    }
-    HUSK_TRY_ASSIGN(const proto::FrameView frame, next_event(result.started));
+    if (result.started && !in.closed) HUSK_TRY(stream_stdin(id, in));
+    const bool to_start =
+        !result.started && (!end_budget || started_budget.deadline.time() <= end_budget->deadline.time());
+    const Budget& b = to_start ? started_budget : end_budget ? *end_budget : no_end;
+    const std::string& what = to_start ? started_what : end_budget ? end_what : run_what;
+    HUSK_TRY_ASSIGN(const std::optional<proto::FrameView> event, next_exec_event(id, in, cb, b, what));
+    if (!event) continue;  // stdin or the caller's event was served, or nothing whole came yet
+    const proto::FrameView& frame = *event;
     switch (static_cast<proto::MsgType>(frame.type)) {  // a known type: peek_frame checked
       case proto::MsgType::kStarted: {
         HUSK_TRY_ASSIGN(const proto::Started started, decode_as<proto::Started>(frame));
@@ -162,7 +250,7 @@ Result<ExecResult> AgentClient::exec(const ExecRequest& req, const ExecCallbacks
       case proto::MsgType::kCredit: {
         HUSK_TRY_ASSIGN(const proto::Credit c, decode_as<proto::Credit>(frame));
         if (c.stream != proto::Stream::kStdin) return protocol_error("credit for an output stream");
-        stdin_credit = std::min<uint64_t>(stdin_credit + c.bytes, uint64_t{1} << 40);
+        in.credit = std::min<uint64_t>(in.credit + c.bytes, uint64_t{1} << 40);
         break;
       }
       case proto::MsgType::kOutput: {

@@ -86,6 +86,12 @@ Result<bool> FrameStream::fill(Deadline deadline) {
   return true;
 }
 
+bool FrameStream::buffered() const {
+  if (broken_) return true;  // next() fails at once
+  proto::FrameView frame;
+  return proto::peek_frame(std::span(in_.data() + begin_, end_ - begin_), frame) != proto::Status::kNeedMore;
+}
+
 Result<std::optional<proto::FrameView>> FrameStream::next(Deadline deadline) {
   if (broken_) return unusable();
   // The frame handed out last time is no longer in use: when nothing

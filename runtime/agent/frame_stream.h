@@ -85,6 +85,17 @@ class FrameStream {
     return next(Deadline::after_ms(timeout_ms));
   }
 
+  // True when next() answers without reading: a whole frame is buffered
+  // (or a bad one, which next() reports). A caller that polls other
+  // descriptors beside fd() takes these first, since poll(2) cannot see them.
+  [[nodiscard]] bool buffered() const;
+  // By when the frame now being received must be complete (its first byte
+  // plus frame_timeout()); never while no partial frame is buffered. A
+  // caller's own poll of fd() ends by this, then next() reports the timeout.
+  [[nodiscard]] Deadline partial_deadline() const {
+    return partial_since_ ? Deadline::at(*partial_since_ + frame_timeout_) : Deadline::never();
+  }
+
  private:
   Result<bool> fill(Deadline deadline);
   Unexpected unusable() const;
