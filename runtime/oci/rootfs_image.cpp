@@ -64,12 +64,24 @@ Result<void> ensure_dir(const std::string& dir) {
   return {};
 }
 
+std::string image_path(const std::string& dir, const std::string& hex) {
+  return fmt::format("{}/{}{}", dir, hex, kImageSuffix);
+}
+
+std::string lock_path(const std::string& dir, const std::string& hex) {
+  return fmt::format("{}/{}{}", dir, hex, kLockSuffix);
+}
+
+// Called with the lock held, so a later locker notices (lock_digest) and
+// takes a fresh one.
+void drop_lock_file(const std::string& dir, const std::string& hex) { ::unlink(lock_path(dir, hex).c_str()); }
+
 // The flock on `<dir>/<hex>.lock`. Eviction removes the lock file while it
 // holds it, so a locker checks that the file it locked is still the one at
 // the path, and tries again if not. With `wait` false, a held lock gives
 // an empty fd.
 Result<UniqueFd> lock_digest(const std::string& dir, const std::string& hex, bool wait) {
-  const std::string path = fmt::format("{}/{}{}", dir, hex, kLockSuffix);
+  const std::string path = lock_path(dir, hex);
   for (;;) {
     UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
     if (!fd) return fail_errno("open the lock " + path);
@@ -317,7 +329,10 @@ void evict(const ImageCacheOptions& cache, const std::string& keep_hex) {
   // a builder is at work now, it goes.
   for (const std::string& hex : temporaries) {
     auto lock = lock_digest(cache.dir, hex, false);
-    if (lock && lock->valid()) sweep_temporaries(cache.dir, hex);
+    if (!lock || !lock->valid()) continue;
+    sweep_temporaries(cache.dir, hex);
+    struct stat st{};
+    if (::lstat(image_path(cache.dir, hex).c_str(), &st) < 0) drop_lock_file(cache.dir, hex);
   }
   if (total <= cache.max_bytes) return;
   std::sort(images.begin(), images.end(), [](const Entry& a, const Entry& b) {
@@ -339,8 +354,7 @@ void evict(const ImageCacheOptions& cache, const std::string& keep_hex) {
       spdlog::warn("evict {}: {}", image.path, strerror(errno));
       continue;
     }
-    // Under the lock, so a later locker notices and takes a fresh one.
-    ::unlink(fmt::format("{}/{}{}", cache.dir, image.hex, kLockSuffix).c_str());
+    drop_lock_file(cache.dir, image.hex);
     spdlog::debug("evicted {} ({} bytes)", image.path, image.bytes);
     total -= std::min(total, image.bytes);
   }
@@ -374,7 +388,7 @@ Result<RootfsImage> rootfs_image(const std::string& folder, const ImageCacheOpti
   image.hash_time = since(hash_start);
   image.digest = "sha256:" + tree.hex;
   HUSK_TRY(ensure_dir(cache.dir));
-  image.path = fmt::format("{}/{}{}", cache.dir, tree.hex, kImageSuffix);
+  image.path = image_path(cache.dir, tree.hex);
   {
     HUSK_TRY_ASSIGN(UniqueFd lock, lock_digest(cache.dir, tree.hex, true));
     struct stat st{};
@@ -385,7 +399,11 @@ Result<RootfsImage> rootfs_image(const std::string& folder, const ImageCacheOpti
       }
     } else {
       const auto build_start = Clock::now();
-      HUSK_TRY(build(folder, tree, cache.dir, image.path));
+      if (auto made = build(folder, tree, cache.dir, image.path); !made) {
+        // No image, so no lock file wanted; removed while held, as evict does.
+        drop_lock_file(cache.dir, tree.hex);
+        return Unexpected(made.error());
+      }
       image.build_time = since(build_start);
       image.built = true;
     }

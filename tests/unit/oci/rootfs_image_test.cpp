@@ -379,6 +379,34 @@ TEST_CASE("rootfs_image: mkfs's failure is an error with what it said", "[oci][r
   const std::vector<std::string> files = cache_files(options.dir);
   CHECK(count_containing(files, ".ext4") == 0);
   CHECK(count_containing(files, ".tmp-") == 0);
+  CHECK(count_containing(files, ".lock") == 0);
+}
+
+TEST_CASE("rootfs_image sweeps the temporary files of killed builders", "[oci][rootfs-image]") {
+  test::TempDir dir;
+  const fs::path root = dir.path() / "root";
+  make_tree(root);
+  fs::create_directories(dir.path() / "other");
+  write_file(dir.path() / "other/f", "other");
+  ImageCacheOptions options{dir.file("images")};
+  const std::string hex = digest_of(root).substr(7);
+  const std::string other_hex = digest_of(dir.path() / "other").substr(7);
+  fs::create_directories(options.dir);
+  write_file(options.dir + "/" + hex + ".tmp-99999", "half an image");
+  write_file(options.dir + "/" + other_hex + ".tmp-99998", "half another");
+
+  // Its own digest's, when it builds.
+  auto image = rootfs_image(root.string(), options);
+  REQUIRE(image);
+  CHECK(image->built);
+  CHECK_FALSE(fs::exists(options.dir + "/" + hex + ".tmp-99999"));
+  CHECK(fs::exists(options.dir + "/" + other_hex + ".tmp-99998"));
+  // Any other's, when it evicts (and the lock file it took is not left).
+  options.max_bytes = uint64_t{1} << 40;
+  REQUIRE(rootfs_image(root.string(), options));
+  CHECK_FALSE(fs::exists(options.dir + "/" + other_hex + ".tmp-99998"));
+  CHECK_FALSE(fs::exists(options.dir + "/" + other_hex + ".lock"));
+  CHECK(cache_files(options.dir) == std::vector<std::string>{hex + ".ext4", hex + ".lock"});
 }
 
 // A busybox root file system: one binary and a symlink per applet.
