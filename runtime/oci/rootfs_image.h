@@ -75,7 +75,10 @@ struct RootfsImage {
 // (the LRU clock). Then, with max_bytes set, the least recently used images
 // are removed until the cache's allocated size is within max_bytes, skipping
 // the one returned, recent ones (keep_recent), ones held open by any process
-// (a write lease cannot be had on them) and ones whose lock is held.
+// (a write lease cannot be had on them; where leases are off, only
+// keep_recent protects them, and an unlinked image stays readable through
+// the descriptors already open on it) and ones whose lock is held.
+// Sizes are allocated bytes (the images are sparse).
 // Errors: a missing folder, a missing mkfs.ext4 ("install the Debian package
 // e2fsprogs"), or mkfs's failure with what it said.
 [[nodiscard]] Result<RootfsImage> rootfs_image(const std::string& folder, const ImageCacheOptions& cache);
