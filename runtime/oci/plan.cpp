@@ -178,6 +178,11 @@ Result<void> plan_shape(const Spec& spec, const PlanDefaults& defaults, Containe
       warn(notes, fmt::format("annotation {}: unknown to husk, ignored", key));
     }
   }
+  if (plan.memory_mib > kMaxVmMemoryMib) {
+    return fail(fmt::format("linux.resources.memory.limit {}: a {} MiB VM is past husk's bound of {} MiB (set {})",
+                            size_text(plan.process.limits.memory_bytes), plan.memory_mib, kMaxVmMemoryMib,
+                            kMemoryAnnotation));
+  }
   return {};
 }
 
@@ -352,9 +357,19 @@ void plan_isolation(const Spec& spec, ContainerPlan& plan) {
   }
 }
 
-}  // namespace
+// Notes and errors quote the caller's strings (mount destinations, paths,
+// annotation keys): each is made one printable line before it is returned.
+// A note may be long (a folder's path, a list of mounts), so it is not cut.
+void make_printable(std::vector<Note>& notes, size_t from) {
+  for (size_t i = from; i < notes.size(); ++i) notes[i].text = printable(notes[i].text, SIZE_MAX);
+}
 
-Result<agent::ExecRequest> plan_exec(const Process& process, std::vector<Note>& notes) {
+Unexpected printable_error(Error e) {
+  e.message = printable(e.message, SIZE_MAX);
+  return Unexpected(std::move(e));
+}
+
+Result<agent::ExecRequest> map_process(const Process& process, std::vector<Note>& notes) {
   if (process.args.empty()) return fail("process.args: empty: nothing to run");
   agent::ExecRequest req;
   req.argv = process.args;
@@ -370,10 +385,10 @@ Result<agent::ExecRequest> plan_exec(const Process& process, std::vector<Note>& 
   return req;
 }
 
-Result<ContainerPlan> plan_container(const Spec& spec, const PlanDefaults& defaults) {
+Result<ContainerPlan> plan_spec(const Spec& spec, const PlanDefaults& defaults) {
   if (!spec.process) return fail("process: missing: create needs a process to run");
   ContainerPlan plan;
-  HUSK_TRY_ASSIGN(plan.process, plan_exec(*spec.process, plan.notes));
+  HUSK_TRY_ASSIGN(plan.process, map_process(*spec.process, plan.notes));
 
   if (spec.root_path.empty() || spec.root_path.front() != '/') {
     return fail(fmt::format("root.path '{}': not absolute (load_bundle resolves it)", spec.root_path));
@@ -394,6 +409,23 @@ Result<ContainerPlan> plan_container(const Spec& spec, const PlanDefaults& defau
   HUSK_TRY(plan_shape(spec, defaults, plan));
   HUSK_TRY(plan_mounts(spec, defaults, plan));
   plan_isolation(spec, plan);
+  return plan;
+}
+
+}  // namespace
+
+Result<agent::ExecRequest> plan_exec(const Process& process, std::vector<Note>& notes) {
+  const size_t first = notes.size();
+  auto req = map_process(process, notes);
+  if (!req) return printable_error(req.error());
+  make_printable(notes, first);
+  return req;
+}
+
+Result<ContainerPlan> plan_container(const Spec& spec, const PlanDefaults& defaults) {
+  auto plan = plan_spec(spec, defaults);
+  if (!plan) return printable_error(plan.error());
+  make_printable(plan->notes, 0);
   return plan;
 }
 

@@ -16,7 +16,8 @@
 //   note each (the VM is the boundary). No process or empty args: an error.
 // - resources: memory.limit -> limits.memory_bytes (the guest cgroup), and
 //   the VM gets the limit rounded up to MiB + guest_overhead_mib, at least
-//   kMinVmMemoryMib; no limit: defaults.memory_mib. cpu.quota/period ->
+//   kMinVmMemoryMib, and an error past kMaxVmMemoryMib unless the
+//   annotation below sizes the VM; no limit: defaults.memory_mib. cpu.quota/period ->
 //   vcpus = ceil(quota / period) (period 0 or unset: the kernel's 100 ms),
 //   clamped to [1, host_cpus], with an info note (the fraction itself is
 //   not enforced); no quota: defaults.vcpus. pids.limit > 0 -> limits.pids.

@@ -22,22 +22,6 @@ Unexpected field_error(const std::string& path, std::string_view what) {
   return fail(fmt::format("{}: {}", path, what));
 }
 
-// A value or key as it may appear in a message: control characters
-// escaped, so a value cannot split an error over lines or forge another,
-// and long values cut.
-std::string printable(std::string_view s) {
-  std::string out;
-  for (const char c : s.substr(0, 200)) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
-    } else {
-      out += c;
-    }
-  }
-  if (s.size() > 200) out += "...";
-  return out;
-}
-
 std::string key_path(const std::string& parent, std::string_view key) {
   return parent.empty() ? printable(key) : fmt::format("{}.{}", parent, printable(key));
 }
@@ -394,6 +378,19 @@ Result<json> parse_json(std::string_view text) {
 }
 
 }  // namespace
+
+std::string printable(std::string_view s, size_t max) {
+  std::string out;
+  for (const char c : s.substr(0, max)) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+    } else {
+      out += c;
+    }
+  }
+  if (s.size() > max) out += "...";
+  return out;
+}
 
 Result<Spec> parse_spec(std::string_view text) {
   HUSK_TRY_ASSIGN(const json j, parse_json(text));

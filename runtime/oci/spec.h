@@ -103,6 +103,12 @@ struct Spec {
   std::vector<std::string> linux_other;  // linux.* fields present and not mapped: "seccomp", "maskedPaths", ...
 };
 
+// `s` as it may stand in a message or a log line: control characters
+// escaped ("\x0a"), at most `max` bytes of it, then "...". The spec's
+// strings are the caller's, and a newline in one must not split an error
+// or forge a log line.
+[[nodiscard]] std::string printable(std::string_view s, size_t max = 200);
+
 // The biggest config.json load_bundle reads. Real ones are a few KiB to a
 // few hundred (a seccomp profile is the bulk).
 inline constexpr uint64_t kMaxConfigBytes = 16u << 20;

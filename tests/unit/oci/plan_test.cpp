@@ -182,6 +182,16 @@ TEST_CASE("memory.limit sets the guest cgroup and sizes the VM", "[oci]") {
   REQUIRE(plan.has_value());
   CHECK(plan->memory_mib == 128);
   CHECK(plan->process.limits.memory_bytes == 4u << 20);
+
+  // Past 1 TiB only with the annotation that sizes the VM.
+  j["linux"]["resources"] = {{"memory", {{"limit", 2ll << 40}}}};
+  CHECK(plan_error(b.spec(j)) == "linux.resources.memory.limit 2097152 MiB: a 2097216 MiB VM is past husk's bound of "
+                                 "1048576 MiB (set io.husk.vm.memory_mib)");
+  j["annotations"] = {{"io.husk.vm.memory_mib", "4096"}};
+  plan = plan_container(b.spec(j), PlanDefaults{});
+  REQUIRE(plan.has_value());
+  CHECK(plan->memory_mib == 4096);
+  CHECK(plan->process.limits.memory_bytes == 2ull << 40);
 }
 
 TEST_CASE("cpu quota and period give the vCPU count, within the host's CPUs", "[oci]") {
@@ -336,6 +346,22 @@ TEST_CASE("mount types husk cannot honour are errors; tmpfs elsewhere a warning"
   REQUIRE(plan.has_value());
   CHECK(texts(plan->notes, true).at(1) ==
         "mount /tmp: tmpfs not mounted: the folder is part of the writable root (its writes go to guest RAM either way)");
+}
+
+TEST_CASE("notes and errors quote the spec's strings as one printable line", "[oci]") {
+  Bundle b;
+  json j = ctr();
+  j["mounts"] = {{{"destination", "/run\nwarning: forged"}, {"type", "tmpfs"}}};
+  j["linux"]["cgroupsPath"] = "/a\x1b[2Jb";
+  auto plan = plan_container(b.spec(j), PlanDefaults{});
+  REQUIRE(plan.has_value());
+  CHECK(texts(plan->notes, true).at(1) ==
+        "mount /run\\x0awarning: forged: tmpfs not mounted: the folder is part of the writable root (its writes go to "
+        "guest RAM either way)");
+  CHECK(texts(plan->notes, false).back() == "linux.cgroupsPath /a\\x1b[2Jb: the limits apply inside the VM");
+  j["mounts"] = {{{"destination", "/data\n"}, {"type", "nfs"}}};
+  CHECK(plan_error(b.spec(j)) ==
+        "mount /data\\x0a: type nfs is not supported: husk copies only bind mounts into the VM");
 }
 
 TEST_CASE("the plan refuses what create cannot run", "[oci]") {
