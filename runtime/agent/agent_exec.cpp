@@ -145,7 +145,8 @@ Result<std::optional<proto::FrameView>> AgentClient::next_exec_event(uint32_t id
     const bool want_stdin = in.fd >= 0 && !in.closed && in.credit > 0 && in.sent == in.data.size();
     const size_t stdin_i = want_stdin ? n++ : 0;
     if (want_stdin) fds[stdin_i] = pollfd{in.fd, POLLIN, 0};
-    const size_t event_i = cb.event_fd >= 0 ? n++ : 0;
+    // Without on_event nothing would consume what wakes event_fd: not polled.
+    const size_t event_i = cb.event_fd >= 0 && cb.on_event ? n++ : 0;
     if (event_i != 0) fds[event_i] = pollfd{cb.event_fd, POLLIN, 0};
     // The deadline of the next event; a frame that has begun ends sooner.
     const Deadline wait = b.deadline.earlier(stream_.partial_deadline());
@@ -160,7 +161,7 @@ Result<std::optional<proto::FrameView>> AgentClient::next_exec_event(uint32_t id
     }
     // Hang-up and error count as readable: the read (or on_event) sees them.
     if (want_stdin && fds[stdin_i].revents != 0) HUSK_TRY(pump_stdin(id, in));
-    if (event_i != 0 && fds[event_i].revents != 0 && cb.on_event) cb.on_event();
+    if (event_i != 0 && fds[event_i].revents != 0) cb.on_event();
     if (rc > 0 && fds[0].revents == 0) return std::nullopt;
     // The agent's fd is readable (or hung up), or the wait is over.
   }

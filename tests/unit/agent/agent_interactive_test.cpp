@@ -224,6 +224,21 @@ TEST_CASE("agent interactive: stdin_fd needs stdin_mode kStream", "[unit][agent]
   CHECK(client.usable());
 }
 
+TEST_CASE("agent interactive: an event_fd that is not open fails the run, naming it", "[unit][agent]") {
+  FakeAgentPeer peer([](FakeAgentPeer& pr) { pr.ignore_all(); });
+  AgentClient client = peer.client(1000ms);
+  ExecCallbacks cb;
+  cb.event_fd = 999'999;  // poll(2) reports POLLNVAL for it
+  cb.on_event = [] {};
+  const auto start = Clock::now();
+  auto r = client.exec(command({"true"}), cb);
+  REQUIRE_FALSE(r);
+  INFO(r.error().message);
+  CHECK(r.error().code == EBADF);
+  CHECK(has(r.error().message, "event_fd 999999"));
+  CHECK(since(start) < 0.9);  // at once, not at the Started deadline
+}
+
 TEST_CASE("agent interactive: event_fd wakes on_event, which signals the job", "[unit][agent]") {
   AgentProcess agent;
   AgentClient client = agent.client();
