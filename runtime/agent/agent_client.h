@@ -76,11 +76,13 @@ struct ExecCallbacks {
   std::function<void(uint32_t pid)> on_started;
   std::function<void(std::string_view)> on_stdout;
   std::function<void(std::string_view)> on_stderr;
-  // The caller's events during the run, -1 none: whenever event_fd polls
-  // readable (or hung up), on_event runs on the calling thread, between
-  // frames. It must consume what made event_fd readable (read the
+  // The caller's events during the run, -1 none (or no on_event): whenever
+  // event_fd polls readable (or hung up), on_event runs on the calling
+  // thread, between frames, from the Exec's sending on (maybe before
+  // Started). It must consume what made event_fd readable (read the
   // signalfd, accept the connection), or it runs again at once: a busy
-  // loop. An epoll fd watches many. on_event may call signal_running() and
+  // loop; and return promptly, since the run's deadlines keep running. An
+  // epoll fd watches many. on_event may call signal_running() and
   // resize_running(); not exec() or the other requests, which would mix
   // their answers with the job's frames.
   int event_fd = -1;
