@@ -296,9 +296,10 @@ Result<void> plan_mounts(const Spec& spec, const PlanDefaults& defaults, Contain
       continue;
     }
     if (bind) {
-      if (under(dest, "/proc") || under(dest, "/sys") || under(dest, "/dev")) {
-        return fail(fmt::format("mount {}: binds into /proc, /sys and /dev are not supported: the guest's are its own",
-                                dest));
+      // The guest's /proc and /sys are the kernel's own; /dev takes files
+      // (Kubernetes binds /dev/termination-log), device nodes are refused below.
+      if (under(dest, "/proc") || under(dest, "/sys")) {
+        return fail(fmt::format("mount {}: binds into /proc and /sys are not supported: the guest's are its own", dest));
       }
       HUSK_TRY_ASSIGN(FileCopy copy, plan_bind(m, dest, defaults));
       const bool ro = std::find(m.options.begin(), m.options.end(), "ro") != m.options.end();

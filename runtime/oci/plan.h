@@ -36,7 +36,8 @@
 //   tmpfs elsewhere: a warning (the folder stays part of the root, whose
 //   writes go to guest RAM anyway). Everything else is an error naming the
 //   destination and why: a bind of a larger folder or file, of a missing
-//   source or of a special file, a bind into /proc, /sys or /dev, any other
+//   source or of a special file (a device node too), a bind into /proc or
+//   /sys, any other
 //   type (nfs, overlay, ...), a relative destination.
 // - namespaces: one with a path is not joined: a warning (for network: the
 //   VM has loopback only); user with ID mappings: a warning; the rest one

@@ -317,13 +317,26 @@ TEST_CASE("bind mounts: files and small folders are copied, the rest refused wit
     CHECK(plan_error(b.spec(j)) == "mount /data: bind source " + sock.string() +
                                        " is a socket: only files and folders can be copied into the VM");
   }
-  SECTION("a relative source, or a bind into /dev") {
+  SECTION("a relative source, a device node, a bind into /proc") {
     j["mounts"][0]["source"] = "data";
     CHECK(plan_error(b.spec(j)) == "mount /data: bind source 'data' is not an absolute path");
     j["mounts"][0]["source"] = "/dev/null";
     j["mounts"][0]["destination"] = "/dev/null";
     CHECK(plan_error(b.spec(j)) ==
-          "mount /dev/null: binds into /proc, /sys and /dev are not supported: the guest's are its own");
+          "mount /dev/null: bind source /dev/null is a character device: only files and folders can be copied into the VM");
+    j["mounts"][0]["source"] = data.string();
+    j["mounts"][0]["destination"] = "/proc/driver";
+    CHECK(plan_error(b.spec(j)) ==
+          "mount /proc/driver: binds into /proc and /sys are not supported: the guest's are its own");
+  }
+  SECTION("a file into /dev, as Kubernetes binds its termination log") {
+    j["mounts"][0]["source"] = (data / "a").string();
+    j["mounts"][0]["destination"] = "/dev/termination-log";
+    auto plan2 = plan_container(b.spec(j), PlanDefaults{});
+    REQUIRE(plan2.has_value());
+    REQUIRE(plan2->copies.size() == 1);
+    CHECK(plan2->copies[0].destination == "/dev/termination-log");
+    CHECK(plan2->copies[0].bytes == 1000);
   }
 }
 
