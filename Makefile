@@ -15,7 +15,8 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
   libspdlog-dev libfmt-dev nlohmann-json3-dev nettle-dev python3-jsonschema \
   qemu-system-x86 busybox-static linux-source-6.1 flex bison libelf-dev bc \
   cpio xz-utils zstd kmod e2fsprogs python3 clang libclang-rt-14-dev \
-  debootstrap fakeroot libcpp-httplib-dev curl passt iproute2
+  debootstrap fakeroot libcpp-httplib-dev curl passt iproute2 \
+  containerd runc podman conmon
 DEPS_STAMP := $(BUILD)/.deps-$(shell echo $(DEB_PACKAGES) | md5sum | cut -c1-12)
 
 .PHONY: all deps build guest test test-unit test-kvm test-e2e test-asan demo \
@@ -149,6 +150,20 @@ bench-warm: build guest
 .PHONY: bench-net
 bench-net: build guest
 	HUSK_BUILD=$(BUILD) tests/bench/net/run
+
+# `ctr run --rm` of a trivial container with runc, runsc (gVisor) and husk-oci
+# side by side in one containerd in one test host: wall time median/min/max and
+# the runtime's resident memory (tests/bench/oci/README.md). runsc is only for
+# this benchmark, so it is installed here, not by `make deps`.
+# BENCH_RUNS (10), BENCH_OCI_RUNTIMES, BENCH_OCI_RUNSC_FLAGS; writes
+# build/bench/oci.json.
+BENCH_OCI_PACKAGES := runsc
+.PHONY: bench-oci
+bench-oci: build guest
+	@if ! command -v runsc >/dev/null; then \
+	  if [ "$$(id -u)" -ne 0 ]; then SUDO=sudo; fi; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends $(BENCH_OCI_PACKAGES); fi
+	HUSK_BUILD=$(BUILD) tests/bench/oci/run
 
 # The e2e tier's reliability check (not part of `make test`): many 1- and
 # 2-vCPU boots and the heaviest e2e workloads in one test host, with a report
