@@ -99,7 +99,8 @@ struct Created {
 
 Result<Created> create_container(const Globals& g, const CreateFlags& f, bool start_at_once) {
   HUSK_TRY(oci::check_id(f.id));
-  const std::string bundle = std::filesystem::absolute(f.bundle).lexically_normal().string();
+  std::string bundle = std::filesystem::absolute(f.bundle).lexically_normal().string();
+  if (bundle.size() > 1 && bundle.back() == '/') bundle.pop_back();
   HUSK_TRY_ASSIGN(const oci::Spec spec, oci::load_bundle(bundle));
   oci::PlanDefaults defaults;
   defaults.host_cpus = static_cast<uint32_t>(std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN)));
@@ -161,6 +162,7 @@ Result<Created> create_container(const Globals& g, const CreateFlags& f, bool st
   if (pid == 0) {
     report_read.reset();
     ::setsid();
+    close_inherited_fds();
     oci::KeeperOptions k;
     if (console) {
       // The keeper's controlling terminal: a resize of the caller's master

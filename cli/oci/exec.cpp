@@ -148,6 +148,7 @@ int run_exec(const Globals& g, const ExecFlags& f) {
   if (pid == 0) {
     ready_read.reset();
     ::setsid();
+    close_inherited_fds();
     if (console) {
       ::ioctl(console->slave.get(), TIOCSCTTY, 0);
       for (int fd = 0; fd <= 2; ++fd) ::dup2(console->slave.get(), fd);

@@ -57,7 +57,7 @@ bool wait_gone(const oci::ContainerState& s, std::chrono::milliseconds wait) {
 }
 
 int kill(const Globals& g, const std::string& id, const std::string& signal_text, bool all) {
-  auto signo = parse_signal(signal_text);
+  auto signo = oci::parse_signal(signal_text);
   if (!signo) return failed(signo.error());
   oci::StateStore store(g.root);
   auto s = store.load(id);
@@ -124,26 +124,6 @@ int list(const Globals& g, const std::string& format, bool quiet) {
 }
 
 }  // namespace
-
-Result<int> parse_signal(const std::string& text) {
-  if (!text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    const long n = text.size() <= 3 ? std::stol(text) : 0;
-    if (n >= 1 && n <= 64) return static_cast<int>(n);
-  } else {
-    std::string name = text;
-    for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    if (name.rfind("SIG", 0) == 0) name = name.substr(3);
-    for (int s = 1; s < 32; ++s) {
-      const char* abbrev = ::sigabbrev_np(s);
-      if (abbrev != nullptr && name == abbrev) return s;
-    }
-    if (name.rfind("RTMIN+", 0) == 0 || name == "RTMIN") {
-      const int offset = name.size() > 6 ? std::atoi(name.c_str() + 6) : 0;
-      if (SIGRTMIN + offset <= SIGRTMAX) return SIGRTMIN + offset;
-    }
-  }
-  return Unexpected(Error{EINVAL, "unknown signal '" + text + "'"});
-}
 
 Result<void> write_pid_file(const std::string& path, int pid) {
   const std::string tmp = path + ".husk-tmp";

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <vector>
 #include <cstdio>
 #include <mutex>
 
@@ -89,6 +91,17 @@ void on_parsed(CLI::App* cmd, const Globals& g, int& exit_code, std::function<in
     setup_logging(g);
     exit_code = body();
   });
+}
+
+void close_inherited_fds() {
+  std::vector<int> inherited;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    const int fd = std::atoi(entry.path().filename().c_str());
+    if (fd > 2 && (::fcntl(fd, F_GETFD) & FD_CLOEXEC) == 0) inherited.push_back(fd);
+  }
+  // Closed after the listing: the listing's own descriptor is close-on-exec.
+  for (int fd : inherited) ::close(fd);
 }
 
 int failed(const Error& e) { return failed(e.message); }

@@ -31,9 +31,6 @@ inline constexpr int kFailed = 1;
 int failed(const Error& e);
 int failed(const std::string& message);
 
-// A signal by number ("15") or name ("TERM", "SIGTERM"). EINVAL otherwise.
-[[nodiscard]] Result<int> parse_signal(const std::string& text);
-
 // Where a new container's pid goes (runc writes it atomically).
 [[nodiscard]] Result<void> write_pid_file(const std::string& path, int pid);
 
@@ -44,6 +41,12 @@ void add_info_commands(CLI::App& app, const Globals& g, int& exit_code);      //
 
 // Runs `body` as `cmd`'s callback, logging set up first; its value is the exit code.
 void on_parsed(CLI::App* cmd, const Globals& g, int& exit_code, std::function<int()> body);
+
+// In a forked keeper or attacher: closes the descriptors the caller passed
+// on purpose (inherited without close-on-exec: containerd's shim hands its
+// runtime a socket and a pipe) besides stdio, as runc's init closes them;
+// husk-oci's own descriptors are all close-on-exec.
+void close_inherited_fds();
 
 // Sets up logging as the global options say (the --log file, JSON lines
 // in runc's format with --log-format json).

@@ -7,6 +7,11 @@
 
 #include <cerrno>
 #include <charconv>
+#include <signal.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -57,6 +62,26 @@ Result<ControlRequest> parse_control(std::string_view message) {
 
 std::string format_control(const ControlRequest& request) {
   return request.kind == ControlRequest::Kind::kStart ? "start" : fmt::format("kill {}", request.signo);
+}
+
+Result<int> parse_signal(const std::string& text) {
+  if (!text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    const long n = text.size() <= 3 ? std::stol(text) : 0;
+    if (n >= 1 && n <= 64) return static_cast<int>(n);
+  } else {
+    std::string name = text;
+    for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (name.rfind("SIG", 0) == 0) name = name.substr(3);
+    for (int s = 1; s < 32; ++s) {
+      const char* abbrev = ::sigabbrev_np(s);
+      if (abbrev != nullptr && name == abbrev) return s;
+    }
+    if (name.rfind("RTMIN+", 0) == 0 || name == "RTMIN") {
+      const int offset = name.size() > 6 ? std::atoi(name.c_str() + 6) : 0;
+      if (SIGRTMIN + offset <= SIGRTMAX) return SIGRTMIN + offset;
+    }
+  }
+  return Unexpected(Error{EINVAL, "unknown signal '" + text + "'"});
 }
 
 Result<UnixAddress> unix_address(const std::string& path) {

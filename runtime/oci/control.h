@@ -27,6 +27,10 @@ struct ControlRequest {
 [[nodiscard]] Result<ControlRequest> parse_control(std::string_view message);
 [[nodiscard]] std::string format_control(const ControlRequest& request);
 
+// A signal by number ("15") or name ("TERM", "SIGTERM", "RTMIN+2"),
+// as `kill` takes it. EINVAL otherwise.
+[[nodiscard]] Result<int> parse_signal(const std::string& text);
+
 // A socket path may be longer than sun_path's 108 bytes (containerd's state
 // folders with 64-character ids come close): such a path is reached through
 // its folder opened O_PATH, as /proc/self/fd/N/NAME. `dir` keeps that
