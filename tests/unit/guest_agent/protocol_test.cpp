@@ -47,6 +47,7 @@ AllMessages samples() {
           StdinData{std::string("\x00\xff\n", 3)},
           StdinClose{},
           Signal{15},
+          Resize{50, 132},
           Credit{Stream::kStderr, 262144},
           WriteFile{"/work/in.txt", 0640, 1000, 1000, 262144, true, true, "chunk"},
           ReadFile{"/work/out.txt", 1u << 20},
