@@ -78,7 +78,9 @@ class ExecArgsCollector {
 
   // Adds one part of request `id`. A refused request keeps only its id, so
   // its later parts and its Exec are dropped without a second answer.
-  Outcome add(uint32_t id, ExecArgs&& part) {
+  // `others`: bytes other collectors hold (the agent has one per host
+  // connection), which count against the same bound.
+  Outcome add(uint32_t id, ExecArgs&& part, uint64_t others = 0) {
     auto it = pending_.find(id);
     if (it == pending_.end()) {
       if (pending_.size() == kMaxPendingExecs) return Outcome::kTooMany;
@@ -89,7 +91,7 @@ class ExecArgsCollector {
     const uint64_t bytes = exec_arg_bytes(part.argv, part.env);
     // Over all requests being collected: a host cannot hold more than the
     // bound by spreading it over several ids.
-    if (total_ + bytes > kMaxExecArgBytes) return refuse(p, Outcome::kTooLarge);
+    if (others + total_ + bytes > kMaxExecArgBytes) return refuse(p, Outcome::kTooLarge);
     total_ += bytes;
     p.bytes += bytes;
     append(p.argv, part.argv);

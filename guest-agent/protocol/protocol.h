@@ -2,7 +2,9 @@
 // Both the guest agent and the host runtime (runtime/agent/) include this one
 // header, so the two sides cannot drift apart. Framing is in wire.h.
 //
-// Conversation (host = H, agent = A):
+// Conversation (host = H, agent = A), on each of up to 16 connections the
+// agent serves at once (a 17th is closed): ids are the connection's own, and
+// a job hears only the connection that started it and dies with it.
 //   H->A Hello, A->H Hello. Majors must match; the agent answers a different
 //        major with Error{EPROTONOSUPPORT} and closes. Nothing else is served
 //        before the handshake.

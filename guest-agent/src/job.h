@@ -21,7 +21,8 @@ namespace husk::guest {
 
 struct Job {
   uint64_t serial = 0;  // agent-wide, names the cgroup and the epoll keys
-  uint32_t id = 0;      // the Exec's request id on the current connection
+  uint64_t conn = 0;    // the serial of the connection that started it
+  uint32_t id = 0;      // the Exec's request id on that connection
   bool orphan = false;  // its connection is gone: output discarded
   agent::proto::Limits limits;
   agent::proto::StdinMode stdin_mode = agent::proto::StdinMode::kNone;

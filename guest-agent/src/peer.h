@@ -2,8 +2,10 @@
 // untrusted code as root; with a vsock loopback transport in its kernel
 // (CONFIG_VSOCKETS_LOOPBACK, in husk's guest kernel and in distribution
 // kernels) a job could connect to the agent's port itself, as CID 1
-// (VMADDR_CID_LOCAL) or as the guest's own CID, and since a new connection
-// replaces the old one, take the host's place (and kill the host's jobs).
+// (VMADDR_CID_LOCAL) or as the guest's own CID, and, since the agent serves
+// several connections at once, run programs as the agent does (root, in no
+// job's cgroup, outside its limits), write any file, or take every
+// connection slot so the host's next exec is refused.
 // So the agent looks at every peer's address after accept(2) and closes,
 // before reading a byte, any whose CID is not VMADDR_CID_HOST (2). The
 // guest's kernel fills that address: CID 2 only for a connection that came

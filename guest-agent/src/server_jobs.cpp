@@ -1,9 +1,13 @@
 // Jobs in the agent's loop: starting them, pumping stdin and output under
 // credit, reaping, limits (wall deadline, CPU time, output cap) and the
-// final Exited event.
+// final Exited event. A job belongs to the connection that started it
+// (Job::conn): only that connection's frames reach it (find_job), its
+// output and events go only there, and only that connection's send queue
+// holds its pipes back.
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -59,36 +63,44 @@ std::string too_large_text() {
 }
 }  // namespace
 
-Job* Server::find_job(uint32_t id) {
+// Request ids are per connection: another connection's job with the same
+// id is not this one.
+Job* Server::find_job(const Connection& c, uint32_t id) {
   for (auto& [serial, job] : jobs_) {
-    if (!job->orphan && job->id == id) return job.get();
+    if (!job->orphan && job->conn == c.serial && job->id == id) return job.get();
   }
   return nullptr;
 }
 
-void Server::on_exec_args(uint32_t id, proto::ExecArgs part) {
-  if (find_job(id) != nullptr) return send_error(id, EEXIST, "request id names a running job");
-  switch (exec_args_.add(id, std::move(part))) {
+void Server::on_exec_args(Connection& c, uint32_t id, proto::ExecArgs part) {
+  if (find_job(c, id) != nullptr) return send_error(c, id, EEXIST, "request id names a running job");
+  // kMaxExecArgBytes bounds what the agent holds, not what one connection
+  // does: the others' collected bytes count too.
+  uint64_t others = 0;
+  for (const auto& [serial, other] : conns_) {
+    if (serial != c.serial) others += other.exec_args.bytes();
+  }
+  switch (c.exec_args.add(id, std::move(part), others)) {
     case proto::ExecArgsCollector::Outcome::kOk:
     case proto::ExecArgsCollector::Outcome::kRefused: return;
-    case proto::ExecArgsCollector::Outcome::kTooLarge: return send_error(id, E2BIG, too_large_text());
+    case proto::ExecArgsCollector::Outcome::kTooLarge: return send_error(c, id, E2BIG, too_large_text());
     case proto::ExecArgsCollector::Outcome::kTooMany:
-      send_error(id, EBUSY, "ExecArgs: more than " + std::to_string(proto::kMaxPendingExecs) +
-                                " requests in parts at once");
-      close_after_flush_ = true;
+      send_error(c, id, EBUSY, "ExecArgs: more than " + std::to_string(proto::kMaxPendingExecs) +
+                                   " requests in parts at once");
+      c.close_after_flush = true;
       return;
   }
 }
 
-void Server::on_exec(uint32_t id, proto::Exec req) {
-  if (find_job(id) != nullptr) return send_error(id, EEXIST, "request id names a running job");
-  switch (exec_args_.finish(id, req)) {
+void Server::on_exec(Connection& c, uint32_t id, proto::Exec req) {
+  if (find_job(c, id) != nullptr) return send_error(c, id, EEXIST, "request id names a running job");
+  switch (c.exec_args.finish(id, req)) {
     case proto::ExecArgsCollector::Outcome::kOk: break;
     case proto::ExecArgsCollector::Outcome::kRefused: return;  // answered at the refusal
     case proto::ExecArgsCollector::Outcome::kTooLarge:
-    case proto::ExecArgsCollector::Outcome::kTooMany: return send_error(id, E2BIG, too_large_text());
+    case proto::ExecArgsCollector::Outcome::kTooMany: return send_error(c, id, E2BIG, too_large_text());
   }
-  auto failed = [&](proto::ExecStage stage, int err) { send(id, proto::ExecFailed{stage, err}); };
+  auto failed = [&](proto::ExecStage stage, int err) { send(c, id, proto::ExecFailed{stage, err}); };
   if (req.argv.empty() || req.argv[0].empty()) return failed(proto::ExecStage::kRequest, EINVAL);
   if (!opts_.cgroups && (req.limits.memory_bytes != 0 || req.limits.pids != 0)) {
     return failed(proto::ExecStage::kCgroup, EOPNOTSUPP);  // would silently not be enforced
@@ -96,6 +108,7 @@ void Server::on_exec(uint32_t id, proto::Exec req) {
   auto job = std::make_unique<Job>();
   job->serial = next_serial_++;
   job->id = id;
+  job->conn = c.serial;
   job->limits = req.limits;
   job->stdin_mode = req.stdin_mode;
   job->pty = req.pty;
@@ -115,13 +128,13 @@ void Server::on_exec(uint32_t id, proto::Exec req) {
     job->deadline_ns = job->start_ns + int64_t(std::min(req.limits.wall_ms, kMaxWallMs)) * 1000000;
   }
   if (opts_.cgroups && req.limits.cpu_ms != 0) job->next_cpu_poll_ns = job->start_ns + kCpuPollNs;
-  send(id, proto::Started{static_cast<uint32_t>(job->pid)});
+  send(c, id, proto::Started{static_cast<uint32_t>(job->pid)});
   if (req.stdin_mode == proto::StdinMode::kData) {
     job->stdin_buf = std::move(req.stdin_data);
     job->stdin_close_requested = true;
   } else if (req.stdin_mode == proto::StdinMode::kStream) {
     job->stdin_credit_outstanding = kStdinWindow;
-    send(id, proto::Credit{proto::Stream::kStdin, uint32_t{kStdinWindow}});
+    send(c, id, proto::Credit{proto::Stream::kStdin, uint32_t{kStdinWindow}});
   }
   Job& ref = *job;
   jobs_.emplace(ref.serial, std::move(job));
@@ -129,16 +142,16 @@ void Server::on_exec(uint32_t id, proto::Exec req) {
   update_interest(ref);
 }
 
-void Server::on_credit(uint32_t id, const proto::Credit& c) {
-  Job* job = find_job(id);
-  if (job == nullptr || c.stream == proto::Stream::kStdin) return;
-  uint64_t& credit = c.stream == proto::Stream::kStdout ? job->credit_out : job->credit_err;
-  credit = std::min(credit + c.bytes, kMaxCredit);
+void Server::on_credit(Connection& c, uint32_t id, const proto::Credit& m) {
+  Job* job = find_job(c, id);
+  if (job == nullptr || m.stream == proto::Stream::kStdin) return;
+  uint64_t& credit = m.stream == proto::Stream::kStdout ? job->credit_out : job->credit_err;
+  credit = std::min(credit + m.bytes, kMaxCredit);
   update_interest(*job);
 }
 
-void Server::on_stdin(uint32_t id, std::string data, bool close) {
-  Job* job = find_job(id);
+void Server::on_stdin(Connection& c, uint32_t id, std::string data, bool close) {
+  Job* job = find_job(c, id);
   if (job == nullptr || job->stdin_mode != proto::StdinMode::kStream) return;
   if (close) {
     job->stdin_close_requested = true;
@@ -162,10 +175,24 @@ void Server::on_stdin(uint32_t id, std::string data, bool close) {
   write_stdin(*job);
 }
 
-void Server::on_signal(uint32_t id, int signo) {
-  Job* job = find_job(id);
+void Server::on_signal(Connection& c, uint32_t id, int signo) {
+  Job* job = find_job(c, id);
   if (job == nullptr || signo <= 0 || signo > SIGRTMAX || job->leader_done) return;
   ::kill(-job->pid, signo);  // the job's process group (it called setsid)
+}
+
+void Server::on_resize(Connection& c, uint32_t id, const proto::Resize& m) {
+  Job* job = find_job(c, id);
+  if (job == nullptr || !job->pty || job->leader_done) return;
+  // job.out is the PTY master until its end was read; job.in is a dup of
+  // it (stdin streamed). Neither left: the terminal is going away anyway.
+  const int master = job->out ? job->out.get() : job->in.get();
+  if (master < 0) return;
+  // Any size is the host's to choose (0x0 too, as a terminal may report);
+  // the kernel sends SIGWINCH to the terminal's foreground process group
+  // when it changes.
+  const winsize ws{m.rows, m.cols, 0, 0};
+  if (::ioctl(master, TIOCSWINSZ, &ws) != 0) HUSK_LOG("job %u: TIOCSWINSZ: %s", id, std::strerror(errno));
 }
 
 void Server::on_job_event(uint64_t serial, Kind kind, uint32_t events) {
@@ -186,14 +213,20 @@ void Server::read_output(Job& job, proto::Stream stream, bool coalesce) {
   uint64_t& credit = is_out ? job.credit_out : job.credit_err;
   int64_t& last_read = is_out ? job.out_read_ns : job.err_read_ns;
   int64_t& hold = is_out ? job.out_hold_ns : job.err_hold_ns;
-  if (output_buf_.empty()) output_buf_.resize(kOutputFrame);
-  const std::span<uint8_t, proto::kOutputHeaderSize> header(output_buf_.data(), proto::kOutputHeaderSize);
-  uint8_t* const data = output_buf_.data() + proto::kOutputHeaderSize;
+  if (read_buf_.size() < proto::kMaxChunk) read_buf_.resize(proto::kMaxChunk);
   for (size_t round = 0; fd && round < kOutputRound;) {
+    // Looked up each time: sending a frame may have dropped the
+    // connection (and orphaned the job, which then discards).
+    Connection* const c = job.discarding ? nullptr : conn_of(job);
     // Something waits to be sent: the bytes stay in the pipe until the
     // queue is empty (flush_out re-arms the pipes then).
-    if (!job.discarding && queued() != 0) break;
-    const size_t budget = job.discarding ? kOutputData
+    if (!job.discarding && (c == nullptr || c->queued() != 0)) break;
+    // Discarded output goes to scratch, never to the connection's Output
+    // buffer, which may hold a frame still being sent.
+    if (c != nullptr && c->output_buf.empty()) c->output_buf.resize(kOutputFrame);
+    uint8_t* const data = c != nullptr ? c->output_buf.data() + proto::kOutputHeaderSize
+                                       : reinterpret_cast<uint8_t*>(read_buf_.data());
+    const size_t budget = job.discarding ? read_buf_.size()
                                          : static_cast<size_t>(std::min<uint64_t>(credit, kOutputData));
     if (budget == 0) break;
     const int64_t now = monotonic_ns();
@@ -226,9 +259,10 @@ void Server::read_output(Job& job, proto::Stream stream, bool coalesce) {
     }
     if (keep != 0) {
       // keep <= n <= budget <= kOutputData: header and data fill at most
-      // output_buf_ (kOutputFrame), within a frame.
+      // output_buf (kOutputFrame), within a frame. c is set: not discarding.
+      const std::span<uint8_t, proto::kOutputHeaderSize> header(c->output_buf.data(), proto::kOutputHeaderSize);
       if (proto::put_output_header(header, job.id, stream, keep) == proto::Status::kOk) {
-        send_output_frame(proto::kOutputHeaderSize + keep);
+        send_output_frame(*c, proto::kOutputHeaderSize + keep);
       }
       credit -= keep;  // keep <= n <= budget <= credit
       job.output_total += keep;
@@ -257,7 +291,9 @@ void Server::write_stdin(Job& job) {
     job.stdin_written_ungranted = 0;
     job.stdin_credit_outstanding += grant;
     // grant <= kStdinWindow: only granted bytes are ever written.
-    send(job.id, proto::Credit{proto::Stream::kStdin, static_cast<uint32_t>(grant)});
+    if (Connection* c = conn_of(job)) {
+      send(*c, job.id, proto::Credit{proto::Stream::kStdin, static_cast<uint32_t>(grant)});
+    }
   }
   if (job.stdin_buf.empty() && job.stdin_close_requested) close_stdin(job, true);
   update_interest(job);
@@ -282,7 +318,9 @@ void Server::set_registered(Job& job, Kind kind, bool want) {
 }
 
 void Server::update_interest(Job& job) {
-  const bool sendable = queued() == 0;
+  // Only the job's own connection holds it back: another's full queue does not.
+  const Connection* c = conn_of(job);
+  const bool sendable = c != nullptr && c->queued() == 0;
   set_registered(job, kJobOut, job.discarding || (sendable && job.credit_out > 0 && job.out_hold_ns == 0));
   set_registered(job, kJobErr, job.discarding || (sendable && job.credit_err > 0 && job.err_hold_ns == 0));
   set_registered(job, kJobIn, !job.stdin_buf.empty());
@@ -418,13 +456,14 @@ void Server::maybe_finish(Job& job) {
   ex.stdout_truncated = job.stdout_truncated;
   ex.stderr_truncated = job.stderr_truncated;
   ex.wall_us = uint64_t(job.end_ns - job.start_ns) / 1000;
-  if (!job.orphan) send(job.id, ex);
+  if (Connection* c = conn_of(job)) send(*c, job.id, ex);
   if (!job.cgroup.remove()) dead_cgroups_.push_back(std::move(job.cgroup));
   jobs_.erase(job.serial);
 }
 
-void Server::orphan_jobs() {
+void Server::orphan_jobs(const Connection& c) {
   for (auto& [serial, job] : jobs_) {
+    if (job->conn != c.serial) continue;
     job->orphan = true;
     job->discarding = true;
     kill_tree(*job);

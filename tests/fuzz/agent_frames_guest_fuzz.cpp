@@ -6,14 +6,19 @@
 // The agent's Server cannot run in a fuzzer: every well-formed request acts
 // on the machine (SetClock sets the clock, Exec runs programs, WriteFile
 // writes files). So this target drives the protocol headers the Server is
-// built from exactly as its receive path does (server.cpp on_conn_event and
-// handle_frame, server_jobs.cpp on_exec_args and on_exec): bytes arrive in
-// pieces into one buffer of two maximal frames, frames are located with
-// peek_frame, decoded per type, the Hello gate is kept, and ExecArgs parts
-// and Execs go through one ExecArgsCollector per connection.
+// built from exactly as its receive path does (server_conn.cpp
+// on_conn_event, server.cpp handle_frame, server_jobs.cpp on_exec_args and
+// on_exec), for one connection: bytes arrive in pieces into the
+// connection's receive buffer (guest-agent/src/connection.h, the agent's
+// own: 64 KiB that grows to two maximal frames when a frame needs it),
+// frames are located with peek_frame, decoded per type, the Hello gate is
+// kept, and ExecArgs parts and Execs go through the connection's
+// ExecArgsCollector. Job-scoped frames (Signal, Resize, ...) for any id are
+// decoded and change nothing here.
 //
 // Checked, besides no crash, leak or hang: the codec checks on every frame
-// (agent_codec.h); the collector never holds more than kMaxExecArgBytes or
+// (agent_codec.h); the receive buffer always has room for the next read;
+// the collector never holds more than kMaxExecArgBytes or
 // kMaxPendingExecs; an Exec it completes is within kMaxExecArgBytes; the
 // host's split_exec_args of any decoded Exec, fed back through a collector,
 // gives back exactly that Exec's argv and env.
@@ -25,6 +30,7 @@
 #include <set>
 
 #include "guest-agent/protocol/exec_args.h"
+#include "guest-agent/src/connection.h"
 #include "tests/fuzz/agent_codec.h"
 
 namespace {
@@ -38,43 +44,38 @@ constexpr size_t kMaxRecords = 64;
 // bound what one run feeds the agent.
 constexpr size_t kMaxFedBytes = 12u << 20;
 
-// The agent's receive buffer: allocated once, as the Server does per
-// process (its size is what bounds a frame in flight).
-std::vector<uint8_t>& receive_buffer() {
-  static std::vector<uint8_t>* in = new std::vector<uint8_t>(2 * kMaxFrame);
-  return *in;
-}
-
 class AgentModel {
  public:
   // One read(2)'s worth of bytes from the host.
   void receive(std::span<const uint8_t> chunk) {
-    std::vector<uint8_t>& in = receive_buffer();
+    std::vector<uint8_t>& in = conn_.in;
+    size_t& in_len = conn_.in_len;
     while (!chunk.empty() && !closed_) {
-      // The Server reads at most the room it has; after compaction that is
-      // over kMaxFrame, so a frame peek_frame accepts always fits.
-      const size_t n = std::min(chunk.size(), in.size() - in_len_);
+      // The Server reads at most the room it has: the buffer grows when an
+      // unfinished frame needs it, so a frame peek_frame accepts always fits.
+      const size_t n = std::min(chunk.size(), conn_.receive_room());
       FUZZ_CHECK(n > 0);
-      std::memcpy(in.data() + in_len_, chunk.data(), n);
-      in_len_ += n;
+      FUZZ_CHECK(in_len + n <= in.size());
+      std::memcpy(in.data() + in_len, chunk.data(), n);
+      in_len += n;
       chunk = chunk.subspan(n);
       size_t off = 0;
       while (!closed_) {
         proto::FrameView frame;
-        const proto::Status s = proto::peek_frame(std::span(in.data() + off, in_len_ - off), frame);
+        const proto::Status s = proto::peek_frame(std::span(in.data() + off, in_len - off), frame);
         if (s == proto::Status::kNeedMore) break;
         if (s == proto::Status::kTooLarge || s == proto::Status::kMalformed) {
           closed_ = true;  // an Error, then the connection is dropped
           break;
         }
-        FUZZ_CHECK(frame.size <= in_len_ - off);
+        FUZZ_CHECK(frame.size <= in_len - off);
         if (s == proto::Status::kOk) handle_frame(frame);
         off += frame.size;
       }
-      std::memmove(in.data(), in.data() + off, in_len_ - off);
-      in_len_ -= off;
+      std::memmove(in.data(), in.data() + off, in_len - off);
+      in_len -= off;
       // An unfinished frame is always shorter than a whole one.
-      FUZZ_CHECK(closed_ || in_len_ < kMaxFrame);
+      FUZZ_CHECK(closed_ || in_len < kMaxFrame);
     }
   }
 
@@ -121,6 +122,12 @@ class AgentModel {
         }
         break;
       }
+      case proto::MsgType::kResize: {
+        // Any size (0 x 0 too) is passed to TIOCSWINSZ as it is.
+        proto::Resize r;
+        FUZZ_CHECK(proto::decode(frame, r) == proto::Status::kOk);
+        break;
+      }
       case proto::MsgType::kSignal:
       case proto::MsgType::kStdinClose:
         // Ends nothing here; a Signal with any number is the job's business.
@@ -155,7 +162,7 @@ class AgentModel {
     FUZZ_CHECK(collector.pending() == 0 && collector.bytes() == 0);
   }
 
-  size_t in_len_ = 0;
+  husk::guest::Connection conn_;  // its receive buffer and in_len
   bool hello_done_ = false;
   bool closed_ = false;
   proto::ExecArgsCollector collector_;
@@ -177,7 +184,6 @@ std::vector<uint8_t> make_frame(uint16_t type, uint32_t id, std::span<const uint
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   quiet_logs();
-  (void)receive_buffer();
   return 0;
 }
 
