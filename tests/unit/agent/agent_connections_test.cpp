@@ -266,6 +266,27 @@ TEST_CASE("agent: closing a connection kills its job; another connection's job r
   CHECK(c.jobs[2].out == "new\n");
 }
 
+TEST_CASE("agent: a connection whose host does not read holds back only its own jobs", "[unit][agent]") {
+  AgentProcess agent;
+  auto a = std::make_unique<HostConn>(agent);
+  HostConn b(agent);
+  // A's job has 64 MiB of credit and far more output; A's host never reads,
+  // so the socket fills and the agent's queue for A backs up.
+  proto::Exec flood = sh("exec cat /dev/zero");
+  a->exec(2, flood);
+  a->send(2, proto::Credit{proto::Stream::kStdout, 63u << 20});
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // B's jobs are served meanwhile, output and all.
+  for (uint32_t id = 2; id < 5; ++id) {
+    b.exec(id, sh("for i in 1 2 3; do echo b$i; done; head -c 300000 /dev/zero | tr '\\0' x"));
+    REQUIRE(b.wait_exited(id, 10000));
+    CHECK(b.jobs[id].exited->exit_code == 0);
+    CHECK(b.jobs[id].out == "b1\nb2\nb3\n" + std::string(300000, 'x'));
+  }
+  CHECK_FALSE(a->jobs[2].exited.has_value());
+  a.reset();
+}
+
 TEST_CASE("agent: 16 connections are served at once and a 17th is refused, logged sparingly", "[unit][agent]") {
   STATIC_REQUIRE(guest::kMaxConnections == 16);
   AgentProcess agent;
