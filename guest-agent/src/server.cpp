@@ -22,7 +22,6 @@
 #include "guest-agent/protocol/network.h"
 #include "guest-agent/src/log.h"
 #include "guest-agent/src/network.h"
-#include "guest-agent/src/peer.h"
 #include "guest-agent/src/sys.h"
 
 namespace husk::guest {
