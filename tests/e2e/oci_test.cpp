@@ -64,8 +64,8 @@ void check_ctr_clean(const Containerd& lab) {
   CHECK(containers.exit_code == 0);
   CHECK(trimmed(containers.out).empty());
   std::vector<std::string> state;
-  if (fs::exists(Containerd::runtime_root())) {
-    for (const auto& e : fs::directory_iterator(Containerd::runtime_root())) state.push_back(e.path().string());
+  if (fs::exists(Containerd::shim_root())) {
+    for (const auto& e : fs::directory_iterator(Containerd::shim_root())) state.push_back(e.path().string());
   }
   CAPTURE(state);
   CHECK(state.empty());

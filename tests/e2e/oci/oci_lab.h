@@ -112,7 +112,8 @@ inline std::vector<Proc> processes() {
 // the runtime wrapper, its log and husk-oci's settings.
 class LabBase {
  public:
-  LabBase() {
+  // `default_root`: the runtime's --root for calls that give none (below).
+  explicit LabBase(bool default_root = false) {
     const std::string runtime = runtime_path();
     if (::access(runtime.c_str(), X_OK) != 0) {
       throw std::runtime_error("no OCI runtime at " + runtime + " (build the husk-oci target, or set HUSK_OCI_RUNTIME)");
@@ -130,8 +131,17 @@ class LabBase {
       << "export HUSK_KERNEL='" << guest_file("vmlinux") << "' HUSK_INITRD='" << guest_file("initramfs.cpio.gz")
       << "'\nexport HUSK_OCI_CACHE='" << (build_dir() / "oci" / "husk-oci-cache").string() << "'\n"
       << "{ date +%T.%N | tr -d '\\n'; for a in \"$@\"; do printf \" '%s'\" \"$a\"; done; echo; } >>'" << calls_
-      << "' 2>/dev/null\n"
-      << "exec '" << runtime << "' \"$@\"\n";
+      << "' 2>/dev/null\n";
+    // Podman gives the runtime no --root, and passes its --runtime-flag
+    // options on some calls only (not on the `delete --force` of its
+    // cleanup after a container exits), so a root can only be chosen here:
+    // the lab's stands in for the runtime's default, and can be checked.
+    if (default_root) {
+      fs::create_directories(runtime_root());
+      w << "case \" $* \" in *\" --root \"*|*\" --root=\"*) ;; *) set -- --root '" << runtime_root()
+        << "' \"$@\" ;; esac\n";
+    }
+    w << "exec '" << runtime << "' \"$@\"\n";
     w.close();
     ::chmod(wrapper_.c_str(), 0755);
   }
@@ -139,6 +149,7 @@ class LabBase {
   LabBase& operator=(const LabBase&) = delete;
 
   [[nodiscard]] const std::string& wrapper() const { return wrapper_; }
+  [[nodiscard]] std::string runtime_root() const { return dir_.file("runtime-root"); }
   [[nodiscard]] std::string dir() const { return dir_.path().string(); }
   // The runtime's command lines so far (for failure messages).
   [[nodiscard]] std::string calls() const {
@@ -218,7 +229,7 @@ class Containerd : public LabBase {
   [[nodiscard]] int pid() const { return daemon_; }
   // The runtime's --root for the shim's containers (the shim passes
   // /run/containerd/runc/NAMESPACE whatever containerd's --state is).
-  [[nodiscard]] static fs::path runtime_root() { return "/run/containerd/runc/default"; }
+  [[nodiscard]] static fs::path shim_root() { return "/run/containerd/runc/default"; }
 
  private:
   Containerd() {
@@ -262,8 +273,7 @@ class Containerd : public LabBase {
 // Podman with its store, run root and temporary files in the lab's folder:
 // the vfs storage driver (no overlay module, no fuse), cgroupfs (no
 // systemd), file events (no journald), no network, and the image loaded.
-// The runtime's --root comes through --runtime-flag, so its state can be
-// checked: Podman passes no --root of its own.
+// The runtime's --root for Podman's calls is the lab's (LabBase).
 class Podman : public LabBase {
  public:
   static Podman& get() {
@@ -296,19 +306,15 @@ class Podman : public LabBase {
                                   "--events-backend",
                                   "file",
                                   "--runtime",
-                                  wrapper_,
-                                  "--runtime-flag",
-                                  "root=" + runtime_root()};
+                                  wrapper_};
     argv.insert(argv.end(), args.begin(), args.end());
     return run_process(argv, timeout_s, stdin_data);
   }
 
-  [[nodiscard]] std::string runtime_root() const { return dir_.file("runtime-root"); }
 
  private:
-  Podman() {
+  Podman() : LabBase(true) {
     fs::create_directories(dir_.file("tmp"));
-    fs::create_directories(runtime_root());
     const ProcessResult load = podman({"load", "-q", "-i", image_archive()});
     if (load.exit_code != 0) throw std::runtime_error("podman load failed: " + load.err);
   }
