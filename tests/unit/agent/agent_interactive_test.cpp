@@ -317,7 +317,11 @@ TEST_CASE("agent interactive: a pty job with live stdin; its end of file is ^D",
   AgentClient client = agent.client();
   Pipe p = make_pipe();
   Writer writer(std::move(p.write), {"hello\n", "world\n"}, 200ms);
-  ExecRequest req = live({"cat"}, p.read.get());
+  // cat under sh: cat closes its terminal before it exits, and the agent
+  // closes the pty's master once it reads EIO, which hangs up the session
+  // (SIGHUP) while a leader that closed its fds is still exiting. sh, the
+  // leader here, holds the terminal until it exits.
+  ExecRequest req = live({"sh", "-c", "cat; echo done"}, p.read.get());
   req.pty = true;
   Captured cap;
   auto r = client.exec(req, cap.callbacks());
@@ -328,6 +332,7 @@ TEST_CASE("agent interactive: a pty job with live stdin; its end of file is ^D",
   CHECK(r->exit.signal == 0);
   CHECK(has(cap.out, "hello"));
   CHECK(has(cap.out, "world"));
+  CHECK(has(cap.out, "done"));
 }
 
 TEST_CASE("agent interactive: stdin from a host pseudo-terminal ends with its hang-up (EIO)", "[unit][agent]") {
