@@ -175,7 +175,9 @@ bool spawn_job(Job& job, const proto::Exec& req, const SpawnOptions& opts, Spawn
       job.in.reset(::fcntl(master.get(), F_DUPFD_CLOEXEC, 0));
       if (!job.in) return fail(proto::ExecStage::kPty, errno);
     }
-    job.out = std::move(master);
+    job.out.reset(::fcntl(master.get(), F_DUPFD_CLOEXEC, 0));
+    if (!job.out) return fail(proto::ExecStage::kPty, errno);
+    job.tty = std::move(master);
   } else {
     if (!make_pipe(job.out, child_out) || !make_pipe(job.err, child_err)) {
       return fail(proto::ExecStage::kPipe, errno);

@@ -30,9 +30,15 @@ struct Job {
   Cgroup cgroup;
 
   pid_t pid = -1;
-  UniqueFd out;  // stdout read end, or the PTY master
+  UniqueFd out;  // stdout read end, or a dup of the PTY master
   UniqueFd err;  // stderr read end (none with a PTY)
   UniqueFd in;   // stdin write end, or a dup of the PTY master
+  // The PTY master itself, never polled, held until the leader is reaped.
+  // Closing the master's last fd hangs up the terminal: SIGHUP for the
+  // session's leader. A job that closes its terminal before it exits (cat
+  // at end of file) makes `out` read EIO while it is still exiting; `out`
+  // is closed then, and this keeps the terminal up until the leader is gone.
+  UniqueFd tty;
   bool out_registered = false;
   bool err_registered = false;
   bool in_registered = false;

@@ -184,9 +184,8 @@ void Server::on_signal(Connection& c, uint32_t id, int signo) {
 void Server::on_resize(Connection& c, uint32_t id, const proto::Resize& m) {
   Job* job = find_job(c, id);
   if (job == nullptr || !job->pty || job->leader_done) return;
-  // job.out is the PTY master until its end was read; job.in is a dup of
-  // it (stdin streamed). Neither left: the terminal is going away anyway.
-  const int master = job->out ? job->out.get() : job->in.get();
+  // job.tty is the PTY master until the leader is reaped (leader_done).
+  const int master = job->tty.get();
   if (master < 0) return;
   // Any size is the host's to choose (0x0 too, as a terminal may report);
   // the kernel sends SIGWINCH to the terminal's foreground process group
@@ -240,7 +239,10 @@ void Server::read_output(Job& job, proto::Stream stream, bool coalesce) {
     const ssize_t n = ::read(fd.get(), data, budget);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
     if (n <= 0) {
-      close_output(job, stream);  // EOF, or EIO from a hung-up PTY
+      // EOF, or EIO from a PTY whose slave is closed. A PTY's master stays
+      // open in job.tty: this closes only its dup, and unpolls it, since a
+      // hung-up master polls ready for good.
+      close_output(job, stream);
       break;
     }
     last_read = now;
@@ -328,8 +330,9 @@ void Server::update_interest(Job& job) {
 
 void Server::close_output(Job& job, proto::Stream stream) {
   const Kind kind = stream == proto::Stream::kStdout ? kJobOut : kJobErr;
-  // Deregister before closing: with a PTY, job.in shares the open file, so
-  // closing this fd alone would leave a stale registration behind.
+  // Deregister before closing: with a PTY, job.in and job.tty share the
+  // open file, so closing this fd alone would leave a stale registration
+  // behind.
   set_registered(job, kind, false);
   (kind == kJobOut ? job.out : job.err).reset();
 }
@@ -369,6 +372,9 @@ void Server::reap_children() {
     job->usage = usage;
     job->end_ns = monotonic_ns();
     job->linger_ns = job->end_ns + kLingerNs;
+    // The leader is gone: the terminal may hang up now (job.out, a dup,
+    // still drains what the rest of the tree wrote).
+    job->tty.reset();
     close_stdin(*job, false);
     maybe_finish(*job);
   }
