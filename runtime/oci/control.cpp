@@ -76,9 +76,16 @@ Result<int> parse_signal(const std::string& text) {
       const char* abbrev = ::sigabbrev_np(s);
       if (abbrev != nullptr && name == abbrev) return s;
     }
-    if (name.rfind("RTMIN+", 0) == 0 || name == "RTMIN") {
-      const int offset = name.size() > 6 ? std::atoi(name.c_str() + 6) : 0;
-      if (SIGRTMIN + offset <= SIGRTMAX) return SIGRTMIN + offset;
+    if (name == "RTMIN") return SIGRTMIN;
+    if (name.rfind("RTMIN+", 0) == 0) {
+      // Digits only: atoi would take "RTMIN+x" as RTMIN and "RTMIN+-5" as
+      // a standard signal below it.
+      const std::string_view num = std::string_view(name).substr(6);
+      int offset = -1;
+      const auto [end, ec] = std::from_chars(num.data(), num.data() + num.size(), offset);
+      if (ec == std::errc() && end == num.data() + num.size() && offset >= 0 && offset <= SIGRTMAX - SIGRTMIN) {
+        return SIGRTMIN + offset;
+      }
     }
   }
   return Unexpected(Error{EINVAL, "unknown signal '" + text + "'"});
