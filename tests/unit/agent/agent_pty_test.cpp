@@ -73,7 +73,7 @@ TEST_CASE("agent pty: a leader that closed its terminal runs on; its end comes w
   // once, then lives on for a while and exits 5. Closing the master at the
   // EIO hung up the terminal: SIGHUP for the leader, every time. Holding it
   // must not spin the agent's loop either (a hung-up master polls ready for
-  // good): the agent is this test's parent's child, the job's parent.
+  // good): its CPU time is read through the job's parent, the agent.
   pid_t agent_pid = 0;
   long ticks_before = 0;
   ExecCallbacks cb;
