@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -17,6 +18,7 @@
 #include "cli/oci/oci_cli.h"
 #include "runtime/common/deadline.h"
 #include "runtime/common/file.h"
+#include "runtime/common/scope_guard.h"
 #include "runtime/oci/attach.h"
 #include "runtime/oci/console.h"
 #include "runtime/oci/keeper.h"
@@ -136,6 +138,18 @@ int run_exec(const Globals& g, const ExecFlags& f) {
     io.terminal = true;
   }
   if (!f.detach) {
+    // On husk-oci's own terminal, raw while the process runs: the guest's
+    // terminal does the echo and the line editing.
+    termios saved{};
+    const bool raw = io.terminal && !console && ::tcgetattr(STDIN_FILENO, &saved) == 0;
+    if (raw) {
+      termios t = saved;
+      ::cfmakeraw(&t);
+      ::tcsetattr(STDIN_FILENO, TCSANOW, &t);
+    }
+    ScopeGuard restore([&] {
+      if (raw) ::tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+    });
     const oci::KeeperEnd end = attach(state->vsock_path, std::move(*req), io, -1);
     return end.signal != 0 ? 128 + end.signal : end.status;
   }

@@ -3,10 +3,41 @@
 // as a husk microVM (docs/oci.md, docs/kubernetes.md).
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "cli/oci/oci_cli.h"
 #include "cli/version.h"
+
+namespace {
+
+// runc's `exec ID COMMAND ARGS...` stops taking options at the id, as its
+// flag parser does: `exec c1 sh -c x` runs `sh -c x`. CLI11 would read the
+// `-c` as exec's own --cap, so a "--" goes in after the id.
+std::vector<std::string> separate_exec_command(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  const std::set<std::string> global_values = {"--root", "--log", "--log-format", "--criu", "--rootless"};
+  const std::set<std::string> exec_values = {"-p", "--process", "--pid-file", "--console-socket", "--cwd", "-e",
+                                             "--env", "-u", "--user", "-g", "--additional-gids", "--process-label",
+                                             "--apparmor", "-c", "--cap", "--preserve-fds"};
+  size_t i = 0;
+  for (; i < args.size() && args[i] != "exec"; ++i) {
+    if (global_values.count(args[i]) != 0) ++i;
+  }
+  for (++i; i < args.size(); ++i) {
+    if (args[i] == "--") return args;
+    if (args[i].empty() || args[i][0] != '-') {
+      args.insert(args.begin() + static_cast<std::ptrdiff_t>(i) + 1, "--");
+      return args;
+    }
+    if (exec_values.count(args[i]) != 0) ++i;
+  }
+  return args;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using husk::oci_cli::Globals;
@@ -32,7 +63,9 @@ int main(int argc, char** argv) {
   husk::oci_cli::add_exec_command(app, g, exit_code);
   husk::oci_cli::add_info_commands(app, g, exit_code);
   try {
-    app.parse(argc, argv);
+    std::vector<std::string> args = separate_exec_command(argc, argv);
+    std::reverse(args.begin(), args.end());  // CLI11 takes them last first
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : husk::oci_cli::kFailed;
   }
