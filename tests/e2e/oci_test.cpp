@@ -8,6 +8,7 @@
 // HUSK_OCI_RUNTIME or the husk-oci beside husk.
 #include <signal.h>
 
+#include <cstdlib>
 #include <future>
 #include <string>
 #include <vector>
@@ -108,10 +109,17 @@ TEST_CASE("oci ctr: output and exit status reach ctr", "[e2e][oci]") {
   CHECK(hello.exit_code == 0);
   CHECK(hello.out == "hello\n");
 
-  const ProcessResult seven = lab.ctr(lab.run_args("exit7", {"--rm"}, {"sh", "-c", "echo to-stderr >&2; exit 7"}));
+  const ProcessResult seven =
+      lab.ctr(lab.run_args("exit7", {"--rm"}, {"sh", "-c", "echo to-stderr >&2; uname -rv; exit 7"}));
   INFO("ctr stderr: " << seven.err);
   CHECK(seven.exit_code == 7);
   CHECK(has(seven.err, "to-stderr"));
+  // husk-oci's container runs on the guest's kernel, not this machine's.
+  if (std::getenv("HUSK_OCI_RUNTIME") == nullptr) {
+    const ProcessResult here = run_process({"uname", "-rv"});
+    CHECK(trimmed(seven.out) != trimmed(here.out));
+    CHECK_FALSE(trimmed(seven.out).empty());
+  }
 
   check_ctr_clean(lab);
 }
