@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -23,8 +22,7 @@
 #include <fmt/format.h>
 
 #include "runtime/common/deadline.h"
-
-extern char** environ;
+#include "runtime/common/spawn.h"
 
 namespace husk::net {
 
@@ -185,62 +183,21 @@ int reap(pid_t pid) {
   return status;
 }
 
-struct SpawnResources {
-  posix_spawn_file_actions_t actions{};
-  posix_spawnattr_t attr{};
-  bool actions_ready = false;
-  bool attr_ready = false;
-  ~SpawnResources() {
-    if (actions_ready) ::posix_spawn_file_actions_destroy(&actions);
-    if (attr_ready) ::posix_spawnattr_destroy(&attr);
-  }
-};
-
 // posix_spawn with fd 0 = /dev/null, 1 and 2 = log, 3 = passt's socket and
 // nothing else open; default signal dispositions, an empty signal mask (the
 // caller's threads may block signals for a signalfd), its own process group.
 Result<pid_t> spawn(const std::vector<std::string>& args, int log_fd, int socket_fd) {
-  // Above the target numbers, so no dup2 overwrites a source still needed.
-  UniqueFd log_high(::fcntl(log_fd, F_DUPFD_CLOEXEC, 10));
-  UniqueFd socket_high(::fcntl(socket_fd, F_DUPFD_CLOEXEC, 10));
-  if (!log_high || !socket_high) return fail_errno("dup for passt");
-
-  SpawnResources r;
-  int rc = ::posix_spawn_file_actions_init(&r.actions);
-  if (rc != 0) return fail_errno("posix_spawn_file_actions_init", rc);
-  r.actions_ready = true;
-  rc = ::posix_spawnattr_init(&r.attr);
-  if (rc != 0) return fail_errno("posix_spawnattr_init", rc);
-  r.attr_ready = true;
-
-  if ((rc = ::posix_spawn_file_actions_addopen(&r.actions, 0, "/dev/null", O_RDONLY, 0)) != 0 ||
-      (rc = ::posix_spawn_file_actions_adddup2(&r.actions, log_high.get(), 1)) != 0 ||
-      (rc = ::posix_spawn_file_actions_adddup2(&r.actions, log_high.get(), 2)) != 0 ||
-      (rc = ::posix_spawn_file_actions_adddup2(&r.actions, socket_high.get(), kPasstSocketFd)) != 0 ||
-      (rc = ::posix_spawn_file_actions_addclosefrom_np(&r.actions, kPasstSocketFd + 1)) != 0) {
-    return fail_errno("posix_spawn file actions", rc);
+  SpawnOptions options;
+  options.output_fd = log_fd;
+  options.extra_fds = {FdMapping{.source = socket_fd, .target = kPasstSocketFd}};
+  options.new_process_group = true;
+  Result<pid_t> pid = spawn_process(args, options);
+  if (!pid) {
+    Error error = std::move(pid.error());
+    error.message += fmt::format(" ({})", kPackageHint);
+    return Unexpected(std::move(error));
   }
-  sigset_t none;
-  sigemptyset(&none);
-  sigset_t defaults;
-  sigemptyset(&defaults);
-  for (int sig = 1; sig < NSIG; ++sig) {
-    if (sig != SIGKILL && sig != SIGSTOP) sigaddset(&defaults, sig);
-  }
-  if ((rc = ::posix_spawnattr_setsigmask(&r.attr, &none)) != 0 ||
-      (rc = ::posix_spawnattr_setsigdefault(&r.attr, &defaults)) != 0 ||
-      (rc = ::posix_spawnattr_setpgroup(&r.attr, 0)) != 0 ||
-      (rc = ::posix_spawnattr_setflags(&r.attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                                    POSIX_SPAWN_SETPGROUP)) != 0) {
-    return fail_errno("posix_spawn attributes", rc);
-  }
-  std::vector<char*> argv;
-  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  rc = ::posix_spawn(&pid, args[0].c_str(), &r.actions, &r.attr, argv.data(), environ);
-  if (rc != 0) return fail_errno(fmt::format("spawn {} ({})", args[0], kPackageHint), rc);
-  return pid;
+  return *pid;
 }
 
 }  // namespace

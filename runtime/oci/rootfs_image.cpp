@@ -4,8 +4,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pwd.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -24,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include "runtime/common/scope_guard.h"
+#include "runtime/common/spawn.h"
 #include "runtime/common/unique_fd.h"
 #include "runtime/oci/tree_digest.h"
 
@@ -117,17 +116,6 @@ Result<std::string> find_mkfs() {
   return fail("mkfs.ext4 not found: install the Debian package e2fsprogs");
 }
 
-struct SpawnResources {
-  posix_spawn_file_actions_t actions{};
-  posix_spawnattr_t attr{};
-  bool actions_ready = false;
-  bool attr_ready = false;
-  ~SpawnResources() {
-    if (actions_ready) ::posix_spawn_file_actions_destroy(&actions);
-    if (attr_ready) ::posix_spawnattr_destroy(&attr);
-  }
-};
-
 struct ProcessOutput {
   int status = 0;
   std::string output;  // stdout and stderr, the first kMaxMkfsOutput bytes
@@ -141,37 +129,7 @@ Result<ProcessOutput> run(const std::vector<std::string>& argv) {
   UniqueFd read_end(fds[0]);
   UniqueFd write_end(fds[1]);
 
-  SpawnResources r;
-  int rc = ::posix_spawn_file_actions_init(&r.actions);
-  if (rc != 0) return fail_errno("posix_spawn_file_actions_init", rc);
-  r.actions_ready = true;
-  rc = ::posix_spawnattr_init(&r.attr);
-  if (rc != 0) return fail_errno("posix_spawnattr_init", rc);
-  r.attr_ready = true;
-  if ((rc = ::posix_spawn_file_actions_addopen(&r.actions, 0, "/dev/null", O_RDONLY, 0)) != 0 ||
-      (rc = ::posix_spawn_file_actions_adddup2(&r.actions, write_end.get(), 1)) != 0 ||
-      (rc = ::posix_spawn_file_actions_adddup2(&r.actions, write_end.get(), 2)) != 0 ||
-      (rc = ::posix_spawn_file_actions_addclosefrom_np(&r.actions, 3)) != 0) {
-    return fail_errno("posix_spawn file actions", rc);
-  }
-  sigset_t none;
-  sigemptyset(&none);
-  sigset_t defaults;
-  sigemptyset(&defaults);
-  for (int sig = 1; sig < NSIG; ++sig) {
-    if (sig != SIGKILL && sig != SIGSTOP) sigaddset(&defaults, sig);
-  }
-  if ((rc = ::posix_spawnattr_setsigmask(&r.attr, &none)) != 0 ||
-      (rc = ::posix_spawnattr_setsigdefault(&r.attr, &defaults)) != 0 ||
-      (rc = ::posix_spawnattr_setflags(&r.attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) != 0) {
-    return fail_errno("posix_spawn attributes", rc);
-  }
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = -1;
-  rc = ::posix_spawn(&pid, argv[0].c_str(), &r.actions, &r.attr, args.data(), environ);
-  if (rc != 0) return fail_errno("run " + argv[0], rc);
+  HUSK_TRY_ASSIGN(const pid_t pid, spawn_process(argv, SpawnOptions{.output_fd = write_end.get()}));
   write_end.reset();
 
   ProcessOutput out;
