@@ -14,6 +14,7 @@
 //     WriteFile chunk... (same id, last set) -> Ack after the last | Error
 //     ReadFile                               -> FileData... (last set) | Error
 //     Stat                                   -> StatResult | Error
+//     BootInfo                               -> BootReport | Error
 //     Exec -> Started, Output..., Exited | ExecFailed | Error
 //     An Exec whose argv and env do not fit one frame: ExecArgs parts
 //     (same id) first, then the Exec; the agent puts the parts' items, in
@@ -45,8 +46,8 @@ namespace husk::agent::proto {
 inline constexpr uint16_t kVersionMajor = 1;
 // Minor 1: Limits::open_files and file_size. Minor 2: ExecArgs.
 // Minor 3: Limits::kill_signal and kill_grace_ms. Minor 4: Reseed.
-// Minor 5: ConfigureNetwork. Minor 6: Resize.
-inline constexpr uint16_t kVersionMinor = 6;
+// Minor 5: ConfigureNetwork. Minor 6: Resize. Minor 7: BootInfo.
+inline constexpr uint16_t kVersionMinor = 7;
 inline constexpr uint32_t kDefaultVsockPort = 52;
 
 // Hello::features bits (what the agent can do on this boot).
@@ -74,6 +75,7 @@ enum class MsgType : uint16_t {
   kReseed = 0x1b,
   kConfigureNetwork = 0x1c,
   kResize = 0x1d,
+  kBootInfo = 0x1e,
   // both ways (stdout/stderr credit from the host, stdin credit from the agent)
   kCredit = 0x20,
   // agent -> host
@@ -85,6 +87,7 @@ enum class MsgType : uint16_t {
   kExecFailed = 0x45,
   kFileData = 0x46,
   kStatResult = 0x47,
+  kBootReport = 0x48,
 };
 
 enum class Stream : uint8_t { kStdin, kStdout, kStderr, kCount };
@@ -458,12 +461,40 @@ struct StatResult {
   }
 };
 
+// The guest's boot, as its own clock saw it: the host's timeline splits
+// the time from kernel entry to agent ready with these.
+struct BootInfo {
+  HUSK_MSG(BootInfo);
+  template <typename S, typename V>
+  static bool fields(S&, V&) { return true; }
+};
+
+// One moment of the boot: a name (guest-agent/src/boot_marks.cpp lists
+// them) and the guest's CLOCK_BOOTTIME then, in microseconds (the kernel's
+// printk clock for the kernel's own moments).
+struct BootMark {
+  std::string name;
+  uint64_t at_us = 0;
+  bool operator==(const BootMark&) const = default;
+  template <typename S, typename V>
+  static bool fields(S& s, V& v) { return v.cstr(s.name) && v.u64(s.at_us); }
+};
+inline constexpr uint32_t kMaxBootMarks = 32;
+
+struct BootReport {
+  HUSK_MSG(BootReport);
+  std::vector<BootMark> marks;  // in the order they happened
+  template <typename S, typename V>
+  static bool fields(S& s, V& v) { return v.list(s.marks, kMaxBootMarks); }
+};
+
 #undef HUSK_MSG
 
 // Every message, for code (and tests) that must cover all of them.
 using AllMessages = std::tuple<Hello, SetClock, Reseed, ConfigureNetwork, SetHostname, Shutdown, Exec, ExecArgs,
                                StdinData, StdinClose, Signal, Resize, Credit, WriteFile, ReadFile, Stat, Ack,
-                               Error, Started, Output, Exited, ExecFailed, FileData, StatResult>;
+                               Error, Started, Output, Exited, ExecFailed, FileData, StatResult, BootInfo,
+                               BootReport>;
 
 inline bool is_known_type(uint16_t type) {
   return std::apply([type](auto... m) { return ((uint16_t(decltype(m)::kType) == type) || ...); },

@@ -198,7 +198,7 @@ class Reader {
   }
 
   // A list of structs read by their field lists. Only structs that start
-  // with a string are listed (HostEntry), so each takes at least 4 bytes
+  // with a string are listed (HostEntry, BootMark), so each takes at least 4 bytes
   // and the count is bounded as above.
   template <typename T>
   bool list(std::vector<T>& v, uint32_t max) {

@@ -20,6 +20,7 @@
 #include <cstring>
 
 #include "guest-agent/protocol/network.h"
+#include "guest-agent/src/boot_marks.h"
 #include "guest-agent/src/log.h"
 #include "guest-agent/src/network.h"
 #include "guest-agent/src/sys.h"
@@ -114,6 +115,7 @@ bool Server::setup() {
 
 bool Server::run() {
   if (!setup()) return false;
+  if (own_boot_marks_.empty()) own_boot_marks_.push_back({"agent_listening", boottime_us()});
   if (opts_.vsock) {
     HUSK_LOG("listening on vsock port %u", opts_.port);
   } else {
@@ -213,6 +215,7 @@ void Server::handle_frame(Connection& c, const proto::FrameView& frame) {
         return;
       }
       c.hello_done = true;
+      if (own_boot_marks_.size() == 1) own_boot_marks_.push_back({"agent_ready", boottime_us()});
       proto::Hello reply;
       reply.features = proto::kFeaturePty | proto::kFeatureConcurrentExec |
                        (opts_.cgroups ? proto::kFeatureCgroups : 0);
@@ -303,6 +306,10 @@ void Server::handle_frame(Connection& c, const proto::FrameView& frame) {
       HUSK_DECODE(Stat, m);
       return on_stat(c, frame.id, m);
     }
+    case proto::MsgType::kBootInfo: {
+      HUSK_DECODE(BootInfo, m);
+      return on_boot_info(c, frame.id);
+    }
     default:
       return send_error(c, frame.id, EPROTO,
                         "message type " + std::to_string(frame.type) + " is not a request");
@@ -310,6 +317,14 @@ void Server::handle_frame(Connection& c, const proto::FrameView& frame) {
 }
 
 #undef HUSK_DECODE
+
+void Server::on_boot_info(Connection& c, uint32_t id) {
+  // Outside a VM the kernel's log is the machine's own: not the guest's boot.
+  if (!kernel_boot_marks_) {
+    kernel_boot_marks_ = opts_.pid1 ? kernel_marks(read_kernel_log()) : std::vector<proto::BootMark>{};
+  }
+  send(c, id, boot_report(*kernel_boot_marks_, own_boot_marks_));
+}
 
 void Server::on_shutdown(Connection& c, uint32_t id) {
   send(c, id, proto::Ack{});

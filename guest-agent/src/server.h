@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -84,6 +85,7 @@ class Server {
   // Requests (server.cpp).
   void handle_frame(Connection& c, const agent::proto::FrameView& frame);
   void on_shutdown(Connection& c, uint32_t id);
+  void on_boot_info(Connection& c, uint32_t id);
 
   // Jobs (server_jobs.cpp); the job-scoped requests act only on jobs of c.
   void on_exec_args(Connection& c, uint32_t id, agent::proto::ExecArgs part);
@@ -127,6 +129,10 @@ class Server {
   std::map<uint64_t, Connection> conns_;           // by serial
   std::map<uint64_t, std::unique_ptr<Job>> jobs_;  // by serial
   std::vector<Cgroup> dead_cgroups_;               // rmdir retried until empty
+  // The agent's own boot marks (listening, the first Hello answered) and
+  // the kernel's, read from its log at the first BootInfo (PID 1 only).
+  std::vector<agent::proto::BootMark> own_boot_marks_;
+  std::optional<std::vector<agent::proto::BootMark>> kernel_boot_marks_;
   std::string read_buf_;  // scratch for file reads and discarded output, kept at kMaxChunk
 };
 

@@ -290,6 +290,32 @@ Result<FileStat> AgentClient::stat(const std::string& path, bool follow_symlinks
   return expect<proto::StatResult>(frame);
 }
 
+Result<std::vector<proto::BootMark>> AgentClient::boot_info() {
+  if (agent_minor_ < 7) {
+    return Unexpected(Error{EPROTONOSUPPORT,
+                            fmt::format("agent: BootInfo: the guest agent speaks protocol {}.{}, boot marks "
+                                        "need {}.7 (an older husk-agent in the guest image?)",
+                                        proto::kVersionMajor, agent_minor_, proto::kVersionMajor)});
+  }
+  const uint32_t id = next_id_++;
+  const Budget b = budget();
+  HUSK_TRY(send("BootInfo", id, proto::BootInfo{}, b.deadline));
+  HUSK_TRY_ASSIGN(const proto::FrameView frame, await(id, b, "BootInfo"));
+  HUSK_TRY_ASSIGN(proto::BootReport report, expect<proto::BootReport>(frame));
+  // The guest's words: names become JSON keys and times become numbers in
+  // the result, so only short printable names in time order pass.
+  uint64_t last = 0;
+  for (const proto::BootMark& m : report.marks) {
+    const bool printable = !m.name.empty() && m.name.size() <= 32 &&
+                           std::all_of(m.name.begin(), m.name.end(), [](char ch) {
+                             return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_';
+                           });
+    if (!printable || m.at_us < last) return Unexpected(Error{EPROTO, "agent: BootInfo: a malformed boot mark"});
+    last = m.at_us;
+  }
+  return std::move(report.marks);
+}
+
 Result<void> AgentClient::shutdown() {
   const uint32_t id = next_id_++;
   const Budget b = budget();

@@ -186,6 +186,11 @@ class AgentClient {
   // Downloads a file; fails with EFBIG past max_bytes (0: no limit).
   [[nodiscard]] Result<std::string> read_file(const std::string& path, uint64_t max_bytes);
   [[nodiscard]] Result<FileStat> stat(const std::string& path, bool follow_symlinks = true);
+  // The guest's boot as its own clock saw it (the agent's BootInfo, protocol
+  // 1.7): the kernel's moments from its log and the agent's, by time;
+  // EPROTO unless every name is short [a-z0-9_] and the times are in order.
+  // EPROTONOSUPPORT for an agent older than 1.7.
+  [[nodiscard]] Result<std::vector<proto::BootMark>> boot_info();
   // Asks the agent to sync and reboot (a test agent exits). A VM that goes
   // away before the Ack is read counts as shut down.
   [[nodiscard]] Result<void> shutdown();

@@ -52,6 +52,13 @@ struct CollectedFile {
   bool truncated = false;
 };
 
+// A moment of the guest's boot on its own clock (the agent's BootInfo):
+// milliseconds since the guest kernel started counting.
+struct GuestMark {
+  std::string name;  // guest-agent/src/boot_marks.h lists them
+  double ms = 0;
+};
+
 struct Timeline {
   double vmm_start_unix_ms = 0;
   double kernel_entry_ms = 0;  // first KVM_RUN
@@ -60,6 +67,7 @@ struct Timeline {
   double shutdown_ms = 0;      // the shutdown request
   double end_ms = 0;           // the VM gone
   std::string start;           // "boot" or "snapshot" (restored); empty when no VM started
+  std::vector<GuestMark> guest;  // the guest's boot, booted VMs with a 1.7+ agent only
 };
 
 // The job's network, when it had one ([network] mode egress or open).

@@ -236,6 +236,14 @@ JobResult Runner::run(std::unique_ptr<agent::VmSession> vm) {
       fail_job(Verdict::kInternal, got.error().message);
     }
   }
+  if (!session_->restored() && !session_->vm_stopped() && agent.usable()) {
+    // The guest's own boot moments, off the critical path: after the job.
+    if (auto marks = agent.boot_info()) {
+      for (const agent::proto::BootMark& m : *marks) {
+        result_.timeline.guest.push_back({m.name, static_cast<double>(m.at_us) / 1e3});
+      }
+    }
+  }
   const bool vm_gone = session_->vm_stopped();
   if (result_.verdict == Verdict::kInternal || vm_gone) result_.console_tail = session_->console_tail(8);
   result_.timeline.shutdown_ms = ms_since(start_);

@@ -80,6 +80,11 @@ std::string result_json(const JobResult& result, const std::string& husk_version
   if (t.agent_ready_ms > 0) j["timeline"]["agent_ready_ms"] = t.agent_ready_ms;
   if (t.shutdown_ms > 0) j["timeline"]["shutdown_ms"] = t.shutdown_ms;
   if (!t.start.empty()) j["timeline"]["start"] = t.start;
+  if (!t.guest.empty()) {
+    json marks = json::array();
+    for (const GuestMark& m : t.guest) marks.push_back({{"mark", m.name}, {"ms", m.ms}});
+    j["timeline"]["guest"] = marks;
+  }
   if (result.network) {
     const net::NetReport& n = result.network->report;
     json refused = json::array();

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -186,6 +187,27 @@ TEST_CASE("husk run: every verdict and limit in one job (failures continue_on_er
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
   CHECK(t.at("vmm_start_unix_ms").get<double>() > now_ms - 600e3);
   CHECK(t.at("vmm_start_unix_ms").get<double>() < now_ms);
+  // The guest's own boot moments from the real kernel's log and the agent,
+  // in order: the kernel first, then PID 1, then the agent answering.
+  {
+    const json& guest = t.at("guest");
+    std::vector<std::string> names;
+    double last = -1;
+    for (const json& m : guest) {
+      names.push_back(str(m, "mark"));
+      CHECK(m.at("ms").get<double>() >= last);
+      last = m.at("ms").get<double>();
+    }
+    INFO(guest.dump());
+    REQUIRE(names.size() >= 4);
+    CHECK(names.front() == "kernel_start");
+    CHECK(std::find(names.begin(), names.end(), "initcalls_done") != names.end());
+    CHECK(std::find(names.begin(), names.end(), "init_start") != names.end());
+    CHECK(names.back() == "agent_ready");
+    // The guest's clock at ready is within the host's kernel entry to ready
+    // (its clock starts after the first instruction; slack for the skew).
+    CHECK(last <= t.at("agent_ready_ms").get<double>() - t.at("kernel_entry_ms").get<double>() + 250);
+  }
 
   check_nothing_left(sb);
 }

@@ -59,7 +59,9 @@ AllMessages samples() {
           exited,
           ExecFailed{ExecStage::kChdir, 13},
           FileData{524288, true, "tail"},
-          StatResult{0100644, 12345, 1, 2, -5}};
+          StatResult{0100644, 12345, 1, 2, -5},
+          BootInfo{},
+          BootReport{{{"kernel_start", 0}, {"agent_ready", 812345}}}};
 }
 
 template <typename F>
