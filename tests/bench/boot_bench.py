@@ -10,19 +10,16 @@ Subcommands (tests/bench/boot runs them in this order):
            --seccomp-modes (default enforce and off), alternating. The guest does
            not need to get far: every run is stopped with SIGTERM after
            --sample-after seconds.
-  boots    side-by-side boots of one kernel + initramfs, husk and QEMU microvm
-           alternating, timed from just before spawn to the marker line on stdout
-           and to process exit. Run where /dev/kvm runs Linux guests (directly, or
-           inside the nested test host).
-  matrix   the jail and seccomp cost: `husk run JOB --json --result FILE` of a
-           tiny job for each of {--jail, --no-jail} x {--seccomp=enforce, off},
-           --runs rounds, the four cells round-robin (each round starts at the
-           next cell). Per run: the result's timeline (vmm_start_cpu_ms: the VMM
-           process's CPU time from its fork to its first KVM_RUN; kernel_entry_ms
-           and agent_ready_ms), wall time from spawn to exit and the CPU time of
-           husk and every process it reaped (os.wait4). Needs root for the jail;
-           run where guests run. `boots --matrix-out FILE` runs it after the
-           boots, in the same (test host) session.
+  boots    side-by-side boots of one kernel + initramfs + command line, husk and
+           QEMU microvm alternating, each with a vsock device (QEMU: vhost-vsock,
+           loaded if need be), timed from just before spawn to the init's
+           HUSK_READY line and to the agent's "listening" line on the console;
+           the agent's boot marks line (husk.boot_marks=1) splits the guest's
+           time for both (boot_phases.py), husk's timeline splits its own. Each
+           boot is stopped with SIGTERM after that line. Run where /dev/kvm runs
+           Linux guests (directly, or inside the nested test host).
+  matrix   the jail and seccomp cost (boot_matrix.py). `boots --matrix-out
+           FILE` runs it after the boots, in the same (test host) session.
   report   merges them into build/bench/boot.json and prints a table.
 
 This is a benchmark: it prints numbers and never judges them. The exit code
@@ -32,86 +29,38 @@ timeline was written).
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import re
-import resource
 import selectors
 import signal
 import subprocess
 import sys
-import threading
 import time
 
+from bench_stats import TCG_NOTE, delta, ratio, read_json, summary, write_json
+from boot_matrix import cmd_matrix, matrix_report, print_matrix
+from boot_phases import MARKS_RE, parse_marks, print_split
+from boot_phases import report as phases_report
+
 MARKER = b"HUSK_READY"
+BOOT_CMDLINE = "console=ttyS0 reboot=k panic=-1 quiet husk.agent=1 husk.boot_marks=1"
+AGENT_RE = re.compile(rb"husk-agent: listening on vsock port")
 MARKER_RE = re.compile(rb"HUSK_READY uptime=([0-9.]+) cpus=([0-9]+)")
-HUSK_AFTER_RE = re.compile(r"after ([0-9.]+) s")
-
-
-# ---------------------------------------------------------------- statistics
-def percentile(sorted_vals, q):
-    """Linear interpolation between closest ranks (numpy's default)."""
-    if not sorted_vals:
-        return None
-    if len(sorted_vals) == 1:
-        return sorted_vals[0]
-    pos = (len(sorted_vals) - 1) * q
-    lo = int(pos)
-    hi = min(lo + 1, len(sorted_vals) - 1)
-    return sorted_vals[lo] + (sorted_vals[hi] - sorted_vals[lo]) * (pos - lo)
-
-
-def summary(values):
-    vals = sorted(v for v in values if v is not None)
-    if not vals:
-        return {"runs": 0, "median": None, "min": None, "max": None, "p90": None}
-    return {
-        "runs": len(vals),
-        "median": round(percentile(vals, 0.5), 3),
-        "min": round(vals[0], 3),
-        "max": round(vals[-1], 3),
-        "p90": round(percentile(vals, 0.9), 3),
-    }
-
-
-def ratio(a, b):
-    if a is None or b is None or b == 0:
-        return None
-    return round(a / b, 3)
-
-
-def delta(a, b):
-    if a is None or b is None:
-        return None
-    return round(a - b, 3)
-
-
-def write_json(path, data):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def read_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 # --------------------------------------------------------- one timed process
-def timed_run(argv, console_log, stderr_log, timeout_s):
+def timed_run(argv, console_log, stderr_log, timeout_s, stop_re=None, agent_re=None):
     """Spawns argv, reads its stdout until EOF and waits for it.
 
     Times (ms) are measured from just before the spawn to the moment the line
-    holding the marker was read, and to the process's exit."""
-    res = {"marker_ms": None, "exit_ms": None, "exit_code": None,
+    holding the marker was read, the line matching agent_re (agent_ms), and
+    the process's exit. Once a line matching stop_re has been read the
+    process gets SIGTERM (a VM whose agent never exits)."""
+    res = {"marker_ms": None, "agent_ms": None, "exit_ms": None, "exit_code": None,
            "timed_out": False, "guest_uptime_s": None, "guest_cpus": None}
+    seen = b""
+    stopped = False
     with open(console_log, "wb") as con, open(stderr_log, "wb") as err:
         t0 = time.monotonic_ns()
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
@@ -141,6 +90,13 @@ def timed_run(argv, console_log, stderr_log, timeout_s):
                     break
                 now = time.monotonic_ns()
                 con.write(chunk)
+                if agent_re or stop_re:
+                    seen = (seen + chunk)[-65536:]
+                    if agent_re and res["agent_ms"] is None and agent_re.search(seen):
+                        res["agent_ms"] = (now - t0) / 1e6
+                    if stop_re and not stopped and stop_re.search(seen):
+                        stopped = True
+                        proc.send_signal(signal.SIGTERM)
                 if res["marker_ms"] is None:
                     pending += chunk
                     # The marker counts once its whole line has been read.
@@ -172,31 +128,55 @@ def timed_run(argv, console_log, stderr_log, timeout_s):
     return res
 
 
+
 # ----------------------------------------------------------------- boots
+def load_vhost_vsock():
+    """"" when /dev/vhost-vsock is there (loaded if need be), else why not."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    p = subprocess.run(["bash", "-c", 'source "$1" && load_vhost_vsock', "bash",
+                        os.path.join(here, "vhost_vsock.sh")],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return "" if p.returncode == 0 else (p.stdout.strip() or "load_vhost_vsock failed")
+
+
 def cmd_boots(a):
     os.makedirs(a.log_dir, exist_ok=True)
     runs = {"husk": [], "qemu": []}
+    # Both VMMs boot the same kernel, initramfs and command line, each with a
+    # vsock device for the agent; a boot is over when the agent listens and
+    # has printed its boot marks (boot_phases.py).
     husk_argv = [a.husk, "boot", "--kernel", a.kernel, "--initrd", a.initrd,
-                 "--cmdline", a.husk_cmdline, "--vcpus", str(a.vcpus),
+                 "--cmdline", a.cmdline, "--vcpus", str(a.vcpus),
                  "--memory", str(a.memory), "--no-input"]
     qemu_argv = [a.qemu, "-M", a.qemu_machine, "-enable-kvm", "-cpu", "host",
                  "-m", str(a.memory), "-smp", str(a.vcpus), "-nodefaults",
                  "-no-user-config", "-nographic", "-serial", "stdio", "-no-reboot",
-                 "-kernel", a.kernel, "-initrd", a.initrd, "-append", a.qemu_cmdline]
+                 "-kernel", a.kernel, "-initrd", a.initrd, "-append", a.cmdline]
+    no_vhost = load_vhost_vsock()
+    if no_vhost:
+        print("bench: QEMU gets no vsock device (%s): its agent cannot listen" % no_vhost, flush=True)
     for i in range(a.runs):
         # Alternate which VMM goes first so neither always runs on a warmer cache.
         order = ("husk", "qemu") if i % 2 == 0 else ("qemu", "husk")
         for vmm in order:
             base = os.path.join(a.log_dir, "%s-%02d" % (vmm, i + 1))
+            vsock = base + ".vsock"
             if vmm == "husk":
                 timeline = base + ".timeline.json"
-                if os.path.exists(timeline):
-                    os.unlink(timeline)
-                argv = husk_argv + ["--timeline-json", timeline]
+                for f in (timeline, vsock):
+                    if os.path.exists(f):
+                        os.unlink(f)
+                argv = husk_argv + ["--vsock", vsock, "--timeline-json", timeline]
             else:
-                argv = qemu_argv
-            r = timed_run(argv, base + ".console", base + ".stderr", a.timeout)
+                argv = qemu_argv + ([] if no_vhost else
+                                    ["-device", "vhost-vsock-device,guest-cid=%d" % (1000 + i)])
+            r = timed_run(argv, base + ".console", base + ".stderr", a.timeout,
+                          stop_re=MARKS_RE, agent_re=AGENT_RE)
             r["run"] = i + 1
+            with open(base + ".console", "rb") as f:
+                r["marks"] = parse_marks(f.read())
+            if os.path.exists(vsock):
+                os.unlink(vsock)
             if vmm == "husk":
                 tl = read_json(timeline)
                 if tl:
@@ -204,17 +184,10 @@ def cmd_boots(a):
                     fk = tl.get("first_kvm_run_monotonic_ns")
                     if fk:
                         r["first_kvm_run_ms"] = (fk - r["spawn_monotonic_ns"]) / 1e6
-                try:
-                    with open(base + ".stderr", errors="replace") as f:
-                        m = HUSK_AFTER_RE.search(f.read())
-                    if m:
-                        r["husk_reported_s"] = float(m.group(1))
-                except OSError:
-                    pass
             runs[vmm].append(r)
             fmt = lambda v: "-" if v is None else "%.0f ms" % v
-            print("bench: run %2d %-4s marker %-10s exit %-10s code %s%s" % (
-                i + 1, vmm, fmt(r["marker_ms"]), fmt(r["exit_ms"]), r["exit_code"],
+            print("bench: run %2d %-4s HUSK_READY %-10s agent listening %-10s code %s%s" % (
+                i + 1, vmm, fmt(r["marker_ms"]), fmt(r["agent_ms"]), r["exit_code"],
                 " TIMEOUT" if r["timed_out"] else ""), flush=True)
             # Partial results survive an interrupted session.
             write_json(a.out, {"runs": runs, "argv": {"husk": husk_argv, "qemu": qemu_argv},
@@ -225,13 +198,13 @@ def cmd_boots(a):
     mem = {"husk": [], "qemu": []}
     for i in range(a.mem_runs):
         h_argv = [a.husk, "boot", "--kernel", a.kernel, "--initrd", a.initrd,
-                  "--cmdline", a.husk_cmdline + " husk.test=shell", "--vcpus", "1",
+                  "--cmdline", a.cmdline + " husk.test=shell", "--vcpus", "1",
                   "--memory", str(a.mem_memory), "--no-input"]
         q_argv = [a.qemu, "-M", a.qemu_machine, "-enable-kvm", "-cpu", "host",
                   "-m", str(a.mem_memory), "-smp", "1", "-nodefaults", "-no-user-config",
                   "-nographic", "-serial", "stdio", "-no-reboot",
                   "-kernel", a.kernel, "-initrd", a.initrd,
-                  "-append", a.qemu_cmdline + " husk.test=shell"]
+                  "-append", a.cmdline + " husk.test=shell"]
         for vmm, argv in (("husk", h_argv), ("qemu", q_argv)):
             base = os.path.join(a.log_dir, "mem-%s-%02d" % (vmm, i + 1))
             r = sample_at_marker(argv, a.mem_memory, a.sample_after, a.timeout, base + ".console")
@@ -254,117 +227,6 @@ def cmd_boots(a):
         return cmd_matrix(a)
     return 0
 
-
-# ---------------------------------------------------------------- matrix
-# The jail and seccomp cells, in the order of a round; the last one is the
-# baseline the deltas are taken against.
-MATRIX_CELLS = (
-    ("jail-enforce", True, "enforce"),
-    ("jail-off", True, "off"),
-    ("nojail-enforce", False, "enforce"),
-    ("nojail-off", False, "off"),
-)
-MATRIX_BASELINE = "nojail-off"
-MATRIX_TIMELINE = ("vmm_start_cpu_ms", "kernel_entry_ms", "agent_ready_ms", "end_ms")
-
-
-def rusage_run(argv, stdout_log, stderr_log, timeout_s):
-    """Runs argv to its end; wall ms from just before the spawn to the reap,
-    and the CPU time of the process and of every descendant it reaped
-    (os.wait4), cross-checked with this process's RUSAGE_CHILDREN delta."""
-    res = {"exit_code": None, "timed_out": False}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with open(stdout_log, "wb") as out, open(stderr_log, "wb") as err:
-        t0 = time.monotonic_ns()
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        reaped = threading.Event()
-
-        def guard():
-            # os.kill rather than proc.send_signal: the latter polls (reaps)
-            # the process behind the main thread's wait4.
-            if reaped.wait(timeout_s):
-                return
-            res["timed_out"] = True
-            os.kill(proc.pid, signal.SIGTERM)
-            if not reaped.wait(20):
-                os.kill(proc.pid, signal.SIGKILL)
-
-        watchdog = threading.Thread(target=guard, daemon=True)
-        watchdog.start()
-        _, status, ru = os.wait4(proc.pid, 0)
-        t1 = time.monotonic_ns()
-        reaped.set()
-        watchdog.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    res["exit_code"] = proc.returncode
-    res["wall_ms"] = (t1 - t0) / 1e6
-    res["user_ms"] = ru.ru_utime * 1e3
-    res["sys_ms"] = ru.ru_stime * 1e3
-    res["cpu_ms"] = (ru.ru_utime + ru.ru_stime) * 1e3
-    res["children_cpu_delta_ms"] = ((after.ru_utime - before.ru_utime)
-                                    + (after.ru_stime - before.ru_stime)) * 1e3
-    res["max_rss_kib"] = ru.ru_maxrss
-    return res
-
-
-def cmd_matrix(a):
-    os.makedirs(a.log_dir, exist_ok=True)
-    cells = {name: [] for name, _, _ in MATRIX_CELLS}
-    # Absolute paths: the jail's bind mounts do not resolve relative ones
-    # (husk chdirs to / first).
-    ab = os.path.abspath
-    argv0 = [ab(a.husk), "run", ab(a.matrix_job), "--json", "--kernel", ab(a.kernel),
-             "--initrd", ab(a.initrd), "--vcpus", str(a.vcpus), "--memory", str(a.memory)]
-    errors = []
-
-    def save(complete):
-        write_json(a.matrix_out, {
-            "cells": cells, "argv": argv0, "job": a.matrix_job, "runs": a.matrix_runs,
-            "errors": errors, "complete": complete, "euid": os.geteuid(),
-            "machine": {"kernel_release": platform.release(), "nproc": os.cpu_count(),
-                        "loadavg_after": os.getloadavg()}})
-
-    for i in range(a.matrix_runs):
-        # Round-robin; each round starts one cell later, so that no cell
-        # always follows the same one.
-        for k in range(len(MATRIX_CELLS)):
-            name, jail, seccomp = MATRIX_CELLS[(i + k) % len(MATRIX_CELLS)]
-            base = os.path.join(a.log_dir, "matrix-%s-%02d" % (name, i + 1))
-            result_file = base + ".result.json"
-            if os.path.exists(result_file):
-                os.unlink(result_file)
-            argv = argv0 + ["--result", result_file, "--jail" if jail else "--no-jail",
-                            "--seccomp=" + seccomp]
-            try:
-                r = rusage_run(argv, base + ".stdout", base + ".stderr", a.timeout)
-            except OSError as e:
-                r = {"error": str(e)}
-            r["run"] = i + 1
-            res = read_json(result_file)
-            if res is None:
-                r["verdict"] = None
-                errors.append("%s run %d: no result (exit %s, %s)"
-                              % (name, i + 1, r.get("exit_code"), base + ".stderr"))
-            else:
-                r["verdict"] = res.get("verdict")
-                r["message"] = res.get("message")
-                tl = res.get("timeline") or {}
-                for key in MATRIX_TIMELINE:
-                    r[key] = tl.get(key)
-                if r["verdict"] != "OK":
-                    errors.append("%s run %d: verdict %s: %s"
-                                  % (name, i + 1, r["verdict"], r.get("message")))
-            cells[name].append(r)
-            fmt = lambda v: "-" if v is None else "%.1f" % v
-            print("bench: matrix run %2d %-14s VMM start %s CPU ms, kernel entry %s ms, "
-                  "agent ready %s ms; husk+children %s CPU ms, %s ms wall; %s%s"
-                  % (i + 1, name, fmt(r.get("vmm_start_cpu_ms")), fmt(r.get("kernel_entry_ms")),
-                     fmt(r.get("agent_ready_ms")), fmt(r.get("cpu_ms")), fmt(r.get("wall_ms")),
-                     r.get("verdict"), " TIMEOUT" if r.get("timed_out") else ""), flush=True)
-            save(False)
-    save(True)
-    return 1 if errors else 0
 
 
 # ------------------------------------------------------------------ host
@@ -516,7 +378,7 @@ def cmd_host(a):
             argv = [a.qemu, "-M", a.qemu_machine, "-enable-kvm", "-cpu", "host",
                     "-m", str(a.memory), "-smp", "1", "-nodefaults", "-no-user-config",
                     "-display", "none", "-serial", "null", "-no-reboot",
-                    "-kernel", a.kernel, "-initrd", a.initrd, "-append", a.qemu_cmdline]
+                    "-kernel", a.kernel, "-initrd", a.initrd, "-append", a.cmdline]
             r = sample_process(argv, a.memory, a.sample_after)
             qemu_runs.append(r)
             print("bench: host run %2d qemu RSS beyond guest RAM %s KiB (guest mapping found: %s)"
@@ -528,121 +390,8 @@ def cmd_host(a):
     return 0 if ok else 1
 
 
+
 # ---------------------------------------------------------------- report
-MATRIX_METRICS = (
-    ("vmm_start_cpu_ms", "VMM start CPU"),
-    ("kernel_entry_ms", "kernel entry"),
-    ("agent_ready_ms", "agent ready"),
-    ("cpu_ms", "husk+children CPU"),
-    ("wall_ms", "wall"),
-)
-TCG_NOTE = ("absolute numbers from the nested test host are TCG-nested, not hardware figures "
-            "(../shared/docs/host-kvm.md: a VM exit costs ~47 us there, CPU-bound code runs "
-            "~10x slower): the deltas and ratios against the baseline are what counts")
-
-
-def matrix_report(mx, where):
-    cells = mx.get("cells") or {}
-    out = {
-        "where": where,
-        "job": mx.get("job"),
-        "argv": mx.get("argv"),
-        "rounds": mx.get("runs"),
-        "machine": mx.get("machine"),
-        "baseline": MATRIX_BASELINE,
-        "note": ("husk run JOB --json --result FILE --jail|--no-jail --seccomp=enforce|off, "
-                 "the four cells round-robin. vmm_start_cpu_ms: the VMM process's own CPU "
-                 "time from its fork to its first KVM_RUN (with the jail: the jailed process, "
-                 "so not husk's preparation of the jail folder and cgroup nor the "
-                 "intermediate process that unshares the namespaces; those are in cpu_ms). "
-                 "kernel_entry_ms, agent_ready_ms: ms since husk started. cpu_ms: user+system "
-                 "time of husk and every process it reaped (os.wait4), guest time included. "
-                 "wall_ms: spawn to exit. Times in ms. paired_delta_vs_baseline_ms: "
-                 "summary of the per-round differences against the baseline (a round runs "
-                 "the four cells back to back). " + TCG_NOTE),
-        "cells": {},
-    }
-    for name, jail, seccomp in MATRIX_CELLS:
-        runs = cells.get(name, [])
-        entry = {"jail": jail, "seccomp": seccomp, "runs": len(runs),
-                 "not_ok": sum(1 for r in runs if r.get("verdict") != "OK")}
-        for key, _ in MATRIX_METRICS:
-            entry[key] = summary([r.get(key) for r in runs if r.get("verdict") == "OK"])
-        out["cells"][name] = entry
-    base = out["cells"].get(MATRIX_BASELINE)
-    # Each round runs the four cells back to back: the median of the
-    # per-round differences is less moved by drift (other load on the
-    # machine) than the difference of the medians.
-    base_runs = {r["run"]: r for r in cells.get(MATRIX_BASELINE, []) if r.get("verdict") == "OK"}
-    out["paired_delta_vs_baseline_ms"] = {}
-    for name, _, _ in MATRIX_CELLS:
-        if name == MATRIX_BASELINE:
-            continue
-        paired = {}
-        for key, _ in MATRIX_METRICS:
-            diffs = [r[key] - base_runs[r["run"]][key] for r in cells.get(name, [])
-                     if r.get("verdict") == "OK" and r["run"] in base_runs
-                     and r.get(key) is not None and base_runs[r["run"]].get(key) is not None]
-            paired[key] = summary(diffs)
-        out["paired_delta_vs_baseline_ms"][name] = paired
-    out["delta_vs_baseline_ms"] = {}
-    out["ratio_vs_baseline"] = {}
-    for name, _, _ in MATRIX_CELLS:
-        if name == MATRIX_BASELINE or not base:
-            continue
-        c = out["cells"][name]
-        out["delta_vs_baseline_ms"][name] = {
-            k: delta(c[k]["median"], base[k]["median"]) for k, _ in MATRIX_METRICS}
-        out["ratio_vs_baseline"][name] = {
-            k: ratio(c[k]["median"], base[k]["median"]) for k, _ in MATRIX_METRICS}
-    return out
-
-
-def print_matrix(m):
-    def f(v):
-        return "-" if v is None else ("%.0f" % v if abs(v) >= 100 else "%.1f" % v)
-
-    def sd(v):
-        return "-" if v is None else ("%+.0f" % v if abs(v) >= 100 else "%+.1f" % v)
-
-    label = {"jail-enforce": "jail on,  seccomp enforce", "jail-off": "jail on,  seccomp off",
-             "nojail-enforce": "jail off, seccomp enforce", "nojail-off": "jail off, seccomp off"}
-    print()
-    print("jail and seccomp cost: `husk run %s`, %s rounds of 4 cells round-robin, in %s"
-          % (m["job"], m["rounds"], m["where"]))
-    if "test host" in (m["where"] or ""):
-        print("NOTE: " + TCG_NOTE)
-    print("ms, median / p90 of the OK runs; kernel entry and agent ready count from husk's start")
-    head = "%-26s %4s" % ("cell", "ok")
-    for _, title in MATRIX_METRICS:
-        head += " %17s" % title
-    print(head)
-    for name, _, _ in MATRIX_CELLS:
-        c = m["cells"][name]
-        line = "%-26s %4s" % (label[name], "%d/%d" % (c["runs"] - c["not_ok"], c["runs"]))
-        for key, _ in MATRIX_METRICS:
-            line += " %17s" % ("%s / %s" % (f(c[key]["median"]), f(c[key]["p90"])))
-        print(line)
-    print("delta against jail off, seccomp off, median / p90 of the per-round differences:")
-    for name, d in m["paired_delta_vs_baseline_ms"].items():
-        line = "%-26s %4s" % (label[name], "")
-        for key, _ in MATRIX_METRICS:
-            line += " %17s" % ("%s / %s" % (sd(d[key]["median"]), sd(d[key]["p90"])))
-        print(line)
-    print("delta of medians against jail off, seccomp off:")
-    for name, d in m["delta_vs_baseline_ms"].items():
-        line = "%-26s %4s" % (label[name], "")
-        for key, _ in MATRIX_METRICS:
-            line += " %17s" % sd(d[key])
-        print(line)
-    print("ratio of medians against jail off, seccomp off:")
-    for name, r in m["ratio_vs_baseline"].items():
-        line = "%-26s %4s" % (label[name], "")
-        for key, _ in MATRIX_METRICS:
-            line += " %17s" % ("-" if r[key] is None else "%.2fx" % r[key])
-        print(line)
-
-
 def cmd_report(a):
     boots = read_json(a.boots) or {}
     host = read_json(a.host) or {}
@@ -667,30 +416,31 @@ def cmd_report(a):
     for vmm in ("husk", "qemu"):
         runs = (boots.get("runs") or {}).get(vmm, [])
         markers = [r["marker_ms"] for r in runs]
-        exits = [r["exit_ms"] for r in runs]
+        agents = [r.get("agent_ms") for r in runs]
         entry = {
             "runs": len(runs),
             "marker_missing": sum(1 for v in markers if v is None),
-            "nonzero_exit": sum(1 for r in runs if r.get("exit_code") not in (0,)),
             "time_to_marker_ms": summary(markers),
-            "time_to_exit_ms": summary(exits),
+            "time_to_agent_ms": summary(agents),
+            "agent_missing": sum(1 for v in agents if v is None),
             "guest_uptime_at_marker_s": summary([r.get("guest_uptime_s") for r in runs]),
         }
         if vmm == "husk":
             entry["first_kvm_run_ms"] = summary([r.get("first_kvm_run_ms") for r in runs])
             entry["build_ms"] = summary([(r.get("timeline") or {}).get("build_ms") for r in runs])
         vmms[vmm] = entry
-        if entry["marker_missing"] or len(runs) < a.runs:
-            failed.append("%s: marker seen in %d of %d runs" % (
-                vmm, len(runs) - entry["marker_missing"], a.runs))
+        if entry["marker_missing"] or entry["agent_missing"] or len(runs) < a.runs:
+            failed.append("%s: marker seen in %d, agent listening in %d of %d runs" % (
+                vmm, len(runs) - entry["marker_missing"], len(runs) - entry["agent_missing"], a.runs))
     if not boots.get("complete"):
         failed.append("the side-by-side step did not finish (%s)"
                       % ("no results" if not boots else "partial results"))
     out["vmms"] = vmms
+    out["phases"] = phases_report((boots.get("runs") or {}))
     med = lambda v, k: vmms[v][k]["median"]
     out["ratio_husk_over_qemu"] = {
         "time_to_marker": ratio(med("husk", "time_to_marker_ms"), med("qemu", "time_to_marker_ms")),
-        "time_to_exit": ratio(med("husk", "time_to_exit_ms"), med("qemu", "time_to_exit_ms")),
+        "time_to_agent": ratio(med("husk", "time_to_agent_ms"), med("qemu", "time_to_agent_ms")),
     }
 
     host_all = host.get("husk", [])
@@ -781,13 +531,14 @@ def cmd_report(a):
         print("NOTE: " + TCG_NOTE)
     print("%-6s %-16s %8s %8s %8s %8s" % ("vmm", "ms from spawn", "median", "min", "p90", "max"))
     for vmm in ("husk", "qemu"):
-        for key, label in (("time_to_marker_ms", "to HUSK_READY"), ("time_to_exit_ms", "to exit")):
+        for key, label in (("time_to_marker_ms", "to HUSK_READY"), ("time_to_agent_ms", "to agent")):
             s = vmms[vmm][key]
             print("%-6s %-16s %8s %8s %8s %8s" % (vmm, label, ms(s["median"]), ms(s["min"]),
                                                   ms(s["p90"]), ms(s["max"])))
     r = out["ratio_husk_over_qemu"]
     print("ratio husk/qemu of medians: to HUSK_READY %s, to exit %s"
-          % (r["time_to_marker"], r["time_to_exit"]))
+          % (r["time_to_marker"], r["time_to_agent"]))
+    print_split(out["phases"])
     o = host_out["husk_overhead_rss_kib"]["median"]
     p = host_out["husk_overhead_private_kib"]["median"]
     t = host_out["husk_total_rss_kib"]["median"]
@@ -827,6 +578,7 @@ def cmd_report(a):
     return 1 if failed else 0
 
 
+
 # ------------------------------------------------------------------ main
 def main():
     p = argparse.ArgumentParser(description=__doc__,
@@ -840,11 +592,10 @@ def main():
                         default="microvm,x-option-roms=off,rtc=off,acpi=off,pcie=off")
         sp.add_argument("--kernel", default="build/guest/vmlinux")
         sp.add_argument("--initrd", default="build/guest/initramfs.cpio.gz")
-        sp.add_argument("--husk-cmdline", default="console=ttyS0 reboot=k panic=-1")
-        # QEMU microvm has no i8042: `reboot=k` never resets it (the kernel falls
-        # through to a BIOS restart that reboots the guest). A triple fault with
-        # -no-reboot makes QEMU exit.
-        sp.add_argument("--qemu-cmdline", default="console=ttyS0 reboot=t panic=-1")
+        # The same for both VMMs: what husk exec boots (runtime/agent/
+        # vm_session.cpp) and the agent's boot marks line. Every boot is
+        # stopped with SIGTERM once that line is out, so reboot= never matters.
+        sp.add_argument("--cmdline", default=BOOT_CMDLINE)
         sp.add_argument("--runs", type=int, default=10)
         sp.add_argument("--vcpus", type=int, default=1)
         sp.add_argument("--log-dir", default="build/bench/logs")
@@ -898,3 +649,4 @@ def main():
 
 if __name__ == "__main__":
     sys.exit(main())
+

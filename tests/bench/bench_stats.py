@@ -1,0 +1,66 @@
+"""tests/bench/bench_stats.py: statistics and JSON helpers of the boot benchmark's
+modules (boot_bench.py, boot_matrix.py, boot_phases.py). Stdlib only."""
+
+import json
+import os
+
+# ---------------------------------------------------------------- statistics
+def percentile(sorted_vals, q):
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if not sorted_vals:
+        return None
+    if len(sorted_vals) == 1:
+        return sorted_vals[0]
+    pos = (len(sorted_vals) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_vals) - 1)
+    return sorted_vals[lo] + (sorted_vals[hi] - sorted_vals[lo]) * (pos - lo)
+
+
+def summary(values):
+    vals = sorted(v for v in values if v is not None)
+    if not vals:
+        return {"runs": 0, "median": None, "min": None, "max": None, "p90": None}
+    return {
+        "runs": len(vals),
+        "median": round(percentile(vals, 0.5), 3),
+        "min": round(vals[0], 3),
+        "max": round(vals[-1], 3),
+        "p90": round(percentile(vals, 0.9), 3),
+    }
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return round(a / b, 3)
+
+
+def delta(a, b):
+    if a is None or b is None:
+        return None
+    return round(a - b, 3)
+
+
+def write_json(path, data):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+TCG_NOTE = ("absolute numbers from the nested test host are TCG-nested, not hardware figures "
+            "(../shared/docs/host-kvm.md: a VM exit costs ~47 us there, CPU-bound code runs "
+            "~10x slower): the deltas and ratios against the baseline are what counts")
+
+
