@@ -33,9 +33,11 @@ import os
 import platform
 import re
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 from bench_stats import TCG_NOTE, delta, ratio, read_json, summary, write_json
@@ -152,6 +154,7 @@ def cmd_boots(a):
                  "-m", str(a.memory), "-smp", str(a.vcpus), "-nodefaults",
                  "-no-user-config", "-nographic", "-serial", "stdio", "-no-reboot",
                  "-kernel", a.kernel, "-initrd", a.initrd, "-append", a.cmdline]
+    sock_dir = tempfile.mkdtemp(prefix="husk-bench-")
     no_vhost = load_vhost_vsock()
     if no_vhost:
         print("bench: QEMU gets no vsock device (%s): its agent cannot listen" % no_vhost, flush=True)
@@ -160,7 +163,9 @@ def cmd_boots(a):
         order = ("husk", "qemu") if i % 2 == 0 else ("qemu", "husk")
         for vmm in order:
             base = os.path.join(a.log_dir, "%s-%02d" % (vmm, i + 1))
-            vsock = base + ".vsock"
+            # Not beside the logs: the test host's repository is a 9p mount,
+            # where a Unix socket cannot be bound.
+            vsock = os.path.join(sock_dir, "%s-%02d.vsock" % (vmm, i + 1))
             if vmm == "husk":
                 timeline = base + ".timeline.json"
                 for f in (timeline, vsock):
@@ -192,6 +197,7 @@ def cmd_boots(a):
             # Partial results survive an interrupted session.
             write_json(a.out, {"runs": runs, "argv": {"husk": husk_argv, "qemu": qemu_argv},
                                "complete": False})
+    shutil.rmtree(sock_dir, ignore_errors=True)
     # Resident memory of both VMMs in this same environment, 1 vCPU: the guest
     # runs with husk.test=shell so that it idles in a shell after its marker;
     # smaps is read --sample-after seconds after the marker. No timing here.
@@ -245,7 +251,8 @@ def smaps_figures(pid, guest_bytes):
                 # A mapping header: start-end perms offset dev inode [path]
                 fields = line.split()
                 start, end = (int(x, 16) for x in fields[0].split("-"))
-                anonymous = len(fields) < 6 or fields[5] == ""
+                # Guest RAM: anonymous, or husk's memfd (snapshots map it).
+                anonymous = len(fields) < 6 or fields[5] == "" or fields[5].startswith("/memfd:husk-guest")
                 cur_is_guest = (anonymous and end - start == guest_bytes and not guest_found)
                 if cur_is_guest:
                     guest_found = True
