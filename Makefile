@@ -68,6 +68,14 @@ demo: build guest
 bench-boot: build guest
 	HUSK_BUILD=$(BUILD) tests/bench/boot
 
+# VM creations per second: RATE_VMS (10) VMs back to back, then RATE_LEVELS
+# (1,2) at a time, to agent ready: husk boot and QEMU microvm to the guest's
+# marker, `husk exec -- true` end to end (tests/bench/rate); writes
+# $(BUILD)/bench/rate.json.
+.PHONY: bench-rate
+bench-rate: build guest
+	HUSK_BUILD=$(BUILD) tests/bench/rate
+
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
 
