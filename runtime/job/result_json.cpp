@@ -80,6 +80,15 @@ std::string result_json(const JobResult& result, const std::string& husk_version
   if (t.agent_ready_ms > 0) j["timeline"]["agent_ready_ms"] = t.agent_ready_ms;
   if (t.shutdown_ms > 0) j["timeline"]["shutdown_ms"] = t.shutdown_ms;
   if (!t.start.empty()) j["timeline"]["start"] = t.start;
+  if (!t.host.empty()) {
+    json phases = json::object();
+    json cpu = json::object();
+    for (const HostPhase& p : t.host) {
+      phases[p.name] = p.ms;
+      cpu[p.name] = p.cpu_ms;
+    }
+    j["timeline"]["host"] = {{"phases_ms", phases}, {"cpu_ms", cpu}};
+  }
   if (result.network) {
     const net::NetReport& n = result.network->report;
     json refused = json::array();
