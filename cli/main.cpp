@@ -17,8 +17,12 @@
 #include "cli/serve_command.h"
 #include "cli/snapshot_command.h"
 #include "cli/version.h"
+#include "runtime/vmm/machine.h"
 
 int main(int argc, char** argv) {
+  // The boot timeline's start (runtime/vmm/machine.h): first, before any
+  // work of husk's own.
+  (void)husk::vmm::process_start_stamp();
   // Logs go to stderr so stdout stays the guest's console; HUSK_LOG sets
   // the level (e.g. HUSK_LOG=debug).
   spdlog::set_default_logger(spdlog::stderr_color_mt("husk"));

@@ -5,7 +5,10 @@
 // interface, protects itself from the OOM killer, takes its vsock port from
 // `husk.agent_port=` on the kernel command line (default 52), and never
 // exits: a failure is logged and retried, and Shutdown ends in
-// reboot(RB_AUTOBOOT) (the guest runs with reboot=k).
+// reboot(RB_AUTOBOOT) (the guest runs with reboot=k). Started by the kernel
+// itself (`rdinit=/sbin/husk-agent`, what husk asks for when the guest has
+// no root disk: no shell runs before the agent), it also prints the
+// HUSK_READY marker line that rootfs/initramfs/init prints otherwise.
 // Elsewhere (tests on the host) it serves until Shutdown or SIGTERM.
 #include <sys/prctl.h>
 #include <sys/reboot.h>
@@ -78,8 +81,9 @@ int main(int argc, char** argv) {
     if (opts.pid1) idle_forever();
     return 2;
   }
+  bool first_init = false;
   if (opts.pid1) {
-    husk::guest::mount_filesystems();
+    first_init = husk::guest::mount_filesystems();
     husk::guest::ensure_std_fds();
     // Every guest has lo, network or not (a job without one has only lo).
     if (const husk::guest::StepError e = husk::guest::bring_up_loopback(); e.err != 0) {
@@ -101,6 +105,7 @@ int main(int argc, char** argv) {
     HUSK_LOG("cgroups unavailable: memory, pids and CPU limits will be refused");
     opts.cgroups = false;
   }
+  if (first_init) husk::guest::print_ready_marker();
 
   for (unsigned attempt = 0;; ++attempt) {
     bool shutdown = false;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "guest-agent/src/log.h"
@@ -46,9 +47,11 @@ bool is_mount_point(const std::string& path) {
 
 }  // namespace
 
-void mount_filesystems() {
+bool mount_filesystems() {
+  bool first_init = false;
   for (const MountSpec& m : kMounts) {
     if (is_mount_point(m.target)) continue;
+    if (std::strcmp(m.target, "/proc") == 0) first_init = true;
     if (const int err = make_dirs(m.target, 0755); err != 0) {
       HUSK_LOG("mkdir %s: %s", m.target, std::strerror(err));
       continue;
@@ -67,6 +70,17 @@ void mount_filesystems() {
       HUSK_LOG("symlink %s: %s", link[1], std::strerror(errno));
     }
   }
+  return first_init;
+}
+
+void print_ready_marker() {
+  // The first field of /proc/uptime as the shell's `read -r uptime _` has it.
+  std::string uptime;
+  if (read_text("/proc/uptime", uptime) != 0) uptime = "?";
+  uptime = uptime.substr(0, uptime.find_first_of(" \n"));
+  const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+  std::fprintf(stdout, "HUSK_READY uptime=%s cpus=%ld\n", uptime.c_str(), cpus);
+  std::fflush(stdout);
 }
 
 void ensure_std_fds() {

@@ -11,8 +11,16 @@ namespace husk::guest {
 
 // Mounts /proc, /sys, /dev (devtmpfs), /dev/pts, /dev/shm, /tmp, /run and
 // /sys/fs/cgroup (cgroup2), skipping any that is already mounted, and adds
-// the /dev/fd, /dev/std{in,out,err} links devtmpfs lacks.
-void mount_filesystems();
+// the /dev/fd, /dev/std{in,out,err} links devtmpfs lacks. Returns true when
+// /proc was not mounted yet: no init ran before us, the kernel started the
+// agent itself (`rdinit=/sbin/husk-agent`), so the agent prints the ready
+// marker that the initramfs's /init would otherwise have printed.
+bool mount_filesystems();
+
+// The line `HUSK_READY uptime=<s> cpus=<n>` on stdout (the console), the
+// same line rootfs/initramfs/init prints: boot tests and the boot benchmark
+// wait for it whichever program is PID 1.
+void print_ready_marker();
 
 // Makes sure fds 0-2 are open (on /dev/console when it exists) so a log
 // line never goes to a socket or a job's pipe by accident.

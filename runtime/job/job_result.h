@@ -59,6 +59,15 @@ struct GuestMark {
   double ms = 0;
 };
 
+// One phase of the VMM's own start (runtime/vmm/machine.h BootPhase):
+// when (ms since the VMM started, like the rest of the timeline) and the
+// VMM process's CPU time then (from its fork).
+struct HostPhase {
+  std::string name;
+  double ms = 0;
+  double cpu_ms = 0;
+};
+
 struct Timeline {
   double vmm_start_unix_ms = 0;
   double kernel_entry_ms = 0;  // first KVM_RUN
@@ -68,6 +77,7 @@ struct Timeline {
   double end_ms = 0;           // the VM gone
   std::string start;           // "boot" or "snapshot" (restored); empty when no VM started
   std::vector<GuestMark> guest;  // the guest's boot, booted VMs with a 1.7+ agent only
+  std::vector<HostPhase> host; // the VMM's phases in order, to its first KVM_RUN; empty when it never ran
 };
 
 // The job's network, when it had one ([network] mode egress or open).

@@ -253,6 +253,15 @@ JobResult Runner::run(std::unique_ptr<agent::VmSession> vm) {
   if (const vmm::BootTimeline t = session_->timeline(); t.first_run_ns != 0) {
     result_.timeline.kernel_entry_ms = static_cast<double>(t.first_run_ns - start_ns) / 1e6;
     result_.timeline.vmm_start_cpu_ms = static_cast<double>(t.first_run_cpu_ns) / 1e6;
+    // The VMM's own start, phase by phase (those it went through).
+    for (size_t i = 0; i < vmm::kBootPhaseCount; ++i) {
+      if (t.phases[i].ns == 0) continue;
+      result_.timeline.host.push_back(HostPhase{vmm::boot_phase_name(static_cast<vmm::BootPhase>(i)),
+                                                static_cast<double>(t.phases[i].ns - start_ns) / 1e6,
+                                                static_cast<double>(t.phases[i].cpu_ns) / 1e6});
+    }
+    result_.timeline.host.push_back(HostPhase{"first_kvm_run", result_.timeline.kernel_entry_ms,
+                                              result_.timeline.vmm_start_cpu_ms});
   }
   result_.seccomp_violation = exit && exit->reason == vmm::ExitReason::kSeccompViolation;
   if (job_.network.mode != net::NetMode::kNone) {

@@ -85,6 +85,15 @@ std::string result_json(const JobResult& result, const std::string& husk_version
     for (const GuestMark& m : t.guest) marks.push_back({{"mark", m.name}, {"ms", m.ms}});
     j["timeline"]["guest"] = marks;
   }
+  if (!t.host.empty()) {
+    json phases = json::object();
+    json cpu = json::object();
+    for (const HostPhase& p : t.host) {
+      phases[p.name] = p.ms;
+      cpu[p.name] = p.cpu_ms;
+    }
+    j["timeline"]["host"] = {{"phases_ms", phases}, {"cpu_ms", cpu}};
+  }
   if (result.network) {
     const net::NetReport& n = result.network->report;
     json refused = json::array();

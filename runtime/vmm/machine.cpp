@@ -31,6 +31,36 @@ int64_t monotonic_ns() {
 
 }  // namespace
 
+const char* boot_phase_name(BootPhase p) {
+  switch (p) {
+    case BootPhase::kProcessStart: return "process_start";
+    case BootPhase::kArgsParsed: return "args_parsed";
+    case BootPhase::kKvmOpened: return "kvm_opened";
+    case BootPhase::kMemoryReady: return "memory_ready";
+    case BootPhase::kDevicesReady: return "devices_ready";
+    case BootPhase::kKernelLoaded: return "kernel_loaded";
+    case BootPhase::kInitrdLoaded: return "initrd_loaded";
+    case BootPhase::kVcpusReady: return "vcpus_ready";
+    case BootPhase::kJailEntered: return "jail_entered";
+    case BootPhase::kFiltersCompiled: return "filters_compiled";
+    case BootPhase::kThreadsStarted: return "threads_started";
+    case BootPhase::kSeccompInstalled: return "seccomp_installed";
+    case BootPhase::kCount: break;
+  }
+  return "?";
+}
+
+PhaseStamp stamp_now() {
+  timespec cpu{};
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+  return PhaseStamp{monotonic_ns(), static_cast<int64_t>(cpu.tv_sec) * 1'000'000'000 + cpu.tv_nsec};
+}
+
+PhaseStamp process_start_stamp() {
+  static const PhaseStamp start = stamp_now();
+  return start;
+}
+
 Machine::Machine(kvm::Kvm kvm, kvm::Vm vm, GuestMemory memory, std::unique_ptr<StopState> stop)
     : kvm_(std::move(kvm)), vm_(std::move(vm)), memory_(std::move(memory)), stop_(std::move(stop)) {}
 
@@ -188,8 +218,13 @@ Result<VmExit> Machine::run() {
         }
       };
     }
-    auto thread = spawn_thread(seccomp::ThreadClass::kVcpu, fmt::format("husk-vcpu{}", i),
-                               [ctx] { run_vcpu_loop(ctx); });
+    auto thread = spawn_thread(seccomp::ThreadClass::kVcpu, fmt::format("husk-vcpu{}", i), [this, ctx] {
+      {
+        std::unique_lock lock(release_mutex_);
+        release_cv_.wait(lock, [this] { return vcpus_released_; });
+      }
+      run_vcpu_loop(ctx);
+    });
     if (!thread) {
       stop_->request(VmExit{ExitReason::kVcpuError, thread.error().message, static_cast<int>(i)});
       for (size_t j = i; j < vcpus_.size(); ++j) vcpu_exited_[j].store(true);
@@ -199,12 +234,22 @@ Result<VmExit> Machine::run() {
     vcpu_threads_.push_back(vcpu_threads.back().native_handle());
   }
 
+  timeline_.mark(BootPhase::kThreadsStarted);
   // Every thread has its own filter now; this one takes its own last.
   if (control_filter_ && !stop_->stopped()) {
     if (auto entered = control_filter_(); !entered) {
       stop_->request(VmExit{ExitReason::kVcpuError, "the control thread's seccomp filter: " + entered.error().message});
     }
   }
+  timeline_.mark(BootPhase::kSeccompInstalled);
+  // Open, then drop, then run: the guest's first instruction comes after
+  // the last filter. A VM that stopped meanwhile releases its vCPUs too:
+  // their loops see the stop.
+  {
+    std::lock_guard lock(release_mutex_);
+    vcpus_released_ = true;
+  }
+  release_cv_.notify_all();
   // The control thread waits for a stop request or a stop signal.
   control_loop(signals);
   timeline_.stop_ns = monotonic_ns();

@@ -6,7 +6,10 @@
 // returns once every thread is joined.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <functional>
 #include <string>
 #include <memory>
@@ -39,6 +42,42 @@ struct MachineState;
 
 namespace husk::vmm {
 
+// The host side of a VM's start, phase by phase, in the order a VMM does
+// them (issue 16: a timeline that explains every millisecond). A phase a
+// VMM does not go through (the jail in `husk boot`, the kernel load of a
+// restore) keeps its zero stamp and is left out of every report.
+enum class BootPhase : uint8_t {
+  kProcessStart,    // main()'s first line (`husk boot`), or husk's fork of the VMM process
+  kArgsParsed,      // the command line parsed (`husk boot`)
+  kKvmOpened,       // /dev/kvm open, its capabilities checked, the VM created
+  kMemoryReady,     // guest memory mapped and registered with KVM
+  kDevicesReady,    // serial, i8042 and the virtio devices wired
+  kKernelLoaded,    // the kernel's segments in guest memory
+  kInitrdLoaded,    // the initrd and the boot structures in guest memory
+  kVcpusReady,      // every vCPU created and set up (the end of build_machine)
+  kJailEntered,     // the VMM process dropped its privileges (a jailed VMM only)
+  kFiltersCompiled, // every thread class's seccomp filter compiled (a VMM process)
+  kThreadsStarted,  // every vCPU and device thread runs, each under its filter
+  kSeccompInstalled,// the control thread under its filter: every thread confined
+  kCount,
+};
+inline constexpr size_t kBootPhaseCount = static_cast<size_t>(BootPhase::kCount);
+
+// "process_start", "args_parsed", ... (the keys of the timeline's JSON).
+[[nodiscard]] const char* boot_phase_name(BootPhase p);
+
+// One moment: CLOCK_MONOTONIC and this process's CPU time
+// (CLOCK_PROCESS_CPUTIME_ID, from exec, or from fork in a VMM process).
+struct PhaseStamp {
+  int64_t ns = 0;
+  int64_t cpu_ns = 0;
+};
+[[nodiscard]] PhaseStamp stamp_now();
+// The stamp of this process's start: taken by the first call (main()'s
+// first line calls it), the same ever after. A forked VMM process is
+// given its fork's stamp instead (BootTimeline::phases).
+[[nodiscard]] PhaseStamp process_start_stamp();
+
 // Monotonic timestamps (ns) of the VM's life, for reports and benchmarks.
 struct BootTimeline {
   int64_t build_start_ns = 0;
@@ -46,6 +85,11 @@ struct BootTimeline {
   int64_t first_run_ns = 0;      // vCPU 0 entering KVM_RUN the first time
   int64_t first_run_cpu_ns = 0;  // process CPU time at that moment
   int64_t stop_ns = 0;           // the stop request was seen
+  std::array<PhaseStamp, kBootPhaseCount> phases{};
+
+  [[nodiscard]] PhaseStamp& at(BootPhase p) { return phases[static_cast<size_t>(p)]; }
+  [[nodiscard]] const PhaseStamp& at(BootPhase p) const { return phases[static_cast<size_t>(p)]; }
+  void mark(BootPhase p) { at(p) = stamp_now(); }
 };
 
 class Machine {
@@ -79,6 +123,9 @@ class Machine {
   [[nodiscard]] devices::Bus& mmio_bus() { return mmio_bus_; }
   [[nodiscard]] const GuestMemory& memory() const { return memory_; }
   [[nodiscard]] BootTimeline timeline() const;
+  // Stamps a phase that happens outside build_machine() and run() (a VMM
+  // process's jail and filters), now.
+  void mark_phase(BootPhase p) { timeline_.mark(p); }
   [[nodiscard]] const std::vector<std::shared_ptr<virtio::MmioTransport>>& virtio_transports() const {
     return virtio_;
   }
@@ -110,7 +157,7 @@ class Machine {
   [[nodiscard]] EventLoop* io_loop(seccomp::ThreadClass cls) const;
 
  private:
-  friend Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config);
+  friend Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config, const BootTimeline& started);
   friend Result<void> restore_machine(Machine& m, const snapshot::MachineState& state);
   friend Result<void> attach_virtio(Machine& m, std::shared_ptr<virtio::VirtioDevice> device,
                                     uint32_t slot, std::string& cmdline);
@@ -160,6 +207,13 @@ class Machine {
   std::string snapshot_description_;
   std::atomic<int64_t> first_run_ns_{0};
   std::atomic<int64_t> first_run_cpu_ns_{0};
+  // Opened by the control thread once it is under its own filter: no vCPU
+  // runs guest code before every thread of the VM is confined.
+  // (A mutex and condition variable: std::atomic::wait spins with
+  // sched_yield, which the vCPU filter does not allow.)
+  std::mutex release_mutex_;
+  std::condition_variable release_cv_;
+  bool vcpus_released_ = false;
   bool ran_ = false;
 };
 

@@ -66,10 +66,11 @@ Result<void> register_memory(const kvm::Vm& vm, const GuestMemory& memory) {
 // Loads kernel and initrd and writes every boot structure into guest memory.
 // Returns the kernel's 64-bit entry point.
 Result<uint64_t> load_guest(const VmConfig& config, const std::string& cmdline,
-                            const GuestMemory& memory) {
+                            const GuestMemory& memory, BootTimeline& timeline) {
   HUSK_TRY_ASSIGN(MappedFile kernel_file, MappedFile::open(config.kernel_path, kMaxKernelFile));
   auto kernel = x86::load_kernel(memory, kernel_file.bytes());
   if (!kernel) return wrap("kernel " + config.kernel_path, kernel.error());
+  timeline.mark(BootPhase::kKernelLoaded);
 
   x86::BootConfig boot;
   boot.cmdline = cmdline;
@@ -195,7 +196,8 @@ std::vector<RegionSpec> ram_regions(uint64_t memory_mib) {
           RegionSpec{x86::kMmioGapEnd, bytes - x86::kMmioGapStart}};
 }
 
-Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config) {
+Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config, const BootTimeline& started) {
+  BootTimeline timeline = started;
   const int64_t start = monotonic_ns();
   HUSK_TRY(validate(config));
 
@@ -205,6 +207,7 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config) {
   HUSK_TRY_ASSIGN(std::vector<kvm_cpuid_entry2> supported_cpuid, kvm.supported_cpuid());
   HUSK_TRY_ASSIGN(kvm::Vm vm, kvm.create_vm());
   HUSK_TRY(setup_vm(vm));
+  timeline.mark(BootPhase::kKvmOpened);
 
   // 2. Guest memory: new and zero for a boot; for a restore the snapshot's
   // memory file, mapped copy-on-write, with its state checked whole first.
@@ -222,6 +225,7 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config) {
   }
   GuestMemory memory = std::move(*ram);
   HUSK_TRY(register_memory(vm, memory));
+  timeline.mark(BootPhase::kMemoryReady);
 
   HUSK_TRY_ASSIGN(auto stop, StopState::create());
   std::unique_ptr<Machine> m(new Machine(std::move(kvm), std::move(vm), std::move(memory), std::move(stop)));
@@ -256,12 +260,14 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config) {
     HUSK_TRY(attach_virtio(*m, virtio_devices[slot], slot, cmdline));
   }
   if (!init_args.empty()) cmdline += (cmdline.empty() ? "" : " ") + init_args;
+  timeline.mark(BootPhase::kDevicesReady);
 
   // 4. The kernel, the initrd and the boot structures (the command line now
   // names every virtio device). A restored guest has them in its memory.
   uint64_t kernel_entry = 0;
   if (!saved) {
-    HUSK_TRY_ASSIGN(kernel_entry, load_guest(config, cmdline, m->memory_));
+    HUSK_TRY_ASSIGN(kernel_entry, load_guest(config, cmdline, m->memory_, timeline));
+    timeline.mark(BootPhase::kInitrdLoaded);
   }
 
   // 5. vCPUs.
@@ -293,8 +299,10 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config) {
     m->paused_vcpus_.resize(m->vcpus_.size());
     m->snapshot_description_ = config.snapshot_description;
   }
-  m->timeline_.build_start_ns = start;
-  m->timeline_.build_end_ns = monotonic_ns();
+  timeline.mark(BootPhase::kVcpusReady);
+  timeline.build_start_ns = start;
+  timeline.build_end_ns = timeline.at(BootPhase::kVcpusReady).ns;
+  m->timeline_ = timeline;
   return m;
 }
 

@@ -16,7 +16,11 @@ namespace husk::vmm {
 // With config.restore_from the machine is the snapshot's: its memory
 // mapped from the memory file, every vCPU, device and the VM's clock and
 // interrupt controllers as saved; the kernel is not loaded again.
-[[nodiscard]] Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config);
+// `started` holds the phases before the build (the process's start, its
+// arguments parsed); the build stamps its own (BootPhase) into the
+// machine's timeline.
+[[nodiscard]] Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config,
+                                                           const BootTimeline& started = {});
 
 // Puts a snapshot's state into a machine built for its configuration
 // (runtime/vmm/machine_snapshot.cpp). Before the machine runs.

@@ -23,6 +23,8 @@ struct WireHeader {
   int64_t first_run_ns;
   int64_t first_run_cpu_ns;
   int64_t stop_ns;
+  // BootTimeline::phases: each phase's monotonic ns, then its CPU ns.
+  int64_t phases[kBootPhaseCount][2];
 };
 
 bool known_kind(uint32_t kind) {
@@ -44,7 +46,12 @@ Result<void> send_message(int fd, const ChannelMessage& m) {
                m.timeline.build_end_ns,
                m.timeline.first_run_ns,
                m.timeline.first_run_cpu_ns,
-               m.timeline.stop_ns};
+               m.timeline.stop_ns,
+               {}};
+  for (size_t i = 0; i < kBootPhaseCount; ++i) {
+    h.phases[i][0] = m.timeline.phases[i].ns;
+    h.phases[i][1] = m.timeline.phases[i].cpu_ns;
+  }
   std::vector<uint8_t> wire(sizeof(h) + detail.size() + diagnostics.size());
   std::memcpy(wire.data(), &h, sizeof(h));
   std::memcpy(wire.data() + sizeof(h), detail.data(), detail.size());
@@ -85,7 +92,9 @@ Result<Received> decode_message(std::span<const uint8_t> bytes) {
   const char* text = reinterpret_cast<const char*>(bytes.data() + sizeof(h));
   m.exit = VmExit{static_cast<ExitReason>(h.reason), std::string(text, h.detail_size), h.vcpu};
   m.exit.diagnostics.assign(text + h.detail_size, h.diagnostics_size);
-  m.timeline = BootTimeline{h.build_start_ns, h.build_end_ns, h.first_run_ns, h.first_run_cpu_ns, h.stop_ns};
+  // Numbers only: whatever the VMM claims, they end up as numbers in a report.
+  m.timeline = BootTimeline{h.build_start_ns, h.build_end_ns, h.first_run_ns, h.first_run_cpu_ns, h.stop_ns, {}};
+  for (size_t i = 0; i < kBootPhaseCount; ++i) m.timeline.phases[i] = PhaseStamp{h.phases[i][0], h.phases[i][1]};
   return m;
 }
 

@@ -139,7 +139,10 @@ void on_channel(Machine& machine) {
 }
 
 // The VMM process: build, drop, run, report. Never returns.
-[[noreturn]] void vmm_main(VmConfig config, const jail::JailSpec* jail, const std::function<void(Machine&)>& before_run) {
+// `forked`: husk's stamp just before its fork (its CPU time is husk's: this
+// process's own CPU clock starts at zero).
+[[noreturn]] void vmm_main(VmConfig config, const jail::JailSpec* jail, const std::function<void(Machine&)>& before_run,
+                           PhaseStamp forked) {
   if (jail == nullptr) ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   // husk's forwarding handlers are husk's: here the stop signals wait,
   // blocked, for the VM's signalfd (as PID 1 of a jail, unblocked ones
@@ -147,7 +150,9 @@ void on_channel(Machine& machine) {
   set_stop_signal_target(-1);
   block_stop_signals();
   seccomp::set_report_fd(kChannelFd);
-  auto machine = build_machine(config);
+  BootTimeline started;
+  started.at(BootPhase::kProcessStart) = PhaseStamp{forked.ns, 0};
+  auto machine = build_machine(config, started);
   if (!machine) {
     report_failure(machine.error().message);
     ::_exit(kExitVmmSetup);
@@ -157,12 +162,14 @@ void on_channel(Machine& machine) {
       report_failure("the jail: " + dropped.error().message);
       ::_exit(kExitVmmSetup);
     }
+    (*machine)->mark_phase(BootPhase::kJailEntered);
   }
   if (before_run) before_run(**machine);
   if (auto compiled = seccomp::prepare(kVmmClasses); !compiled) {
     report_failure("seccomp: " + compiled.error().message);
     ::_exit(kExitVmmSetup);
   }
+  (*machine)->mark_phase(BootPhase::kFiltersCompiled);
   (*machine)->set_control_filter(confine_control_thread);
   ChannelMessage built;
   built.kind = ChannelKind::kBuilt;
@@ -221,11 +228,13 @@ Result<std::unique_ptr<VmmProcess>> VmmProcess::start(VmConfig config, const Vmm
 
   std::optional<jail::JailSpec> spec = options.jail;
   pid_t pid = -1;
+  PhaseStamp fork_stamp;
   if (spec) {
     jail::sweep_stale();
     HUSK_TRY(confine(config, *spec));
     HUSK_TRY(jail::check(*spec));
     const pid_t husk = ::getpid();
+    fork_stamp = stamp_now();
     auto forked = jail::fork_into_jail(*spec);
     if (!forked && ::getpid() != husk) {
       // A child of the jail failed before the VM existed: say why, and end.
@@ -239,15 +248,16 @@ Result<std::unique_ptr<VmmProcess>> VmmProcess::start(VmConfig config, const Vmm
       // Scratch files (a copy-on-write disk's overlay) go to the jail's
       // folder: the only one it has. They are O_TMPFILE, nameless.
       ::setenv("TMPDIR", "/", 1);
-      vmm_main(std::move(config), &*spec, options.before_run);
+      vmm_main(std::move(config), &*spec, options.before_run, fork_stamp);
     }
     pid = forked->pid;
   } else {
+    fork_stamp = stamp_now();
     pid = ::fork();
     if (pid < 0) return fail_errno("fork of the VMM process");
     if (pid == 0) {
       keep_only_vmm_fds(theirs.get(), console, config);
-      vmm_main(std::move(config), nullptr, options.before_run);
+      vmm_main(std::move(config), nullptr, options.before_run, fork_stamp);
     }
   }
   theirs.reset();

@@ -49,6 +49,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         m2->timeline.first_run_ns != m->timeline.first_run_ns) {
       std::abort();
     }
+    for (size_t i = 0; i < kBootPhaseCount; ++i) {
+      if (m2->timeline.phases[i].ns != m->timeline.phases[i].ns ||
+          m2->timeline.phases[i].cpu_ns != m->timeline.phases[i].cpu_ns) {
+        std::abort();
+      }
+    }
   }
   ::close(pair[0]);
   ::close(pair[1]);

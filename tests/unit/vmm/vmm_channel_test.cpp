@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <set>
+#include <string>
 
 #include <catch2/catch.hpp>
 
@@ -30,7 +32,10 @@ TEST_CASE("vmm channel: an exit with its timeline arrives whole", "[vmm]") {
   m.kind = ChannelKind::kExit;
   m.exit = VmExit{ExitReason::kTripleFault, "triple fault", 1};
   m.exit.diagnostics = "rip=0x1000\nrsp=0x2000\n";
-  m.timeline = BootTimeline{1, 2, 3, 4, 5};
+  m.timeline = BootTimeline{1, 2, 3, 4, 5, {}};
+  for (size_t i = 0; i < kBootPhaseCount; ++i) {
+    m.timeline.phases[i] = PhaseStamp{static_cast<int64_t>(1000 + i), static_cast<int64_t>(2000 + i)};
+  }
   REQUIRE(send_message(p.fds[0], m));
   auto r = receive_message(p.fds[1]);
   REQUIRE(r);
@@ -44,6 +49,39 @@ TEST_CASE("vmm channel: an exit with its timeline arrives whole", "[vmm]") {
   CHECK(got->exit.diagnostics == m.exit.diagnostics);
   CHECK(got->timeline.first_run_ns == 3);
   CHECK(got->timeline.stop_ns == 5);
+  // Every host phase, its time and its CPU time.
+  for (size_t i = 0; i < kBootPhaseCount; ++i) {
+    INFO(boot_phase_name(static_cast<BootPhase>(i)));
+    CHECK(got->timeline.phases[i].ns == static_cast<int64_t>(1000 + i));
+    CHECK(got->timeline.phases[i].cpu_ns == static_cast<int64_t>(2000 + i));
+  }
+}
+
+TEST_CASE("vmm channel: the host phases have distinct names", "[vmm]") {
+  std::set<std::string> names;
+  for (size_t i = 0; i < kBootPhaseCount; ++i) names.insert(boot_phase_name(static_cast<BootPhase>(i)));
+  CHECK(names.size() == kBootPhaseCount);
+  CHECK(names.count("?") == 0);
+  CHECK(std::string(boot_phase_name(BootPhase::kProcessStart)) == "process_start");
+}
+
+TEST_CASE("vmm channel: a built message carries the build's phases", "[vmm]") {
+  Pair p;
+  ChannelMessage m;
+  m.kind = ChannelKind::kBuilt;
+  m.timeline.mark(BootPhase::kKvmOpened);
+  m.timeline.mark(BootPhase::kVcpusReady);
+  REQUIRE(send_message(p.fds[0], m));
+  auto r = receive_message(p.fds[1]);
+  REQUIRE(r);
+  REQUIRE(*r);
+  auto* got = std::get_if<ChannelMessage>(&**r);
+  REQUIRE(got != nullptr);
+  CHECK(got->timeline.at(BootPhase::kKvmOpened).ns == m.timeline.at(BootPhase::kKvmOpened).ns);
+  CHECK(got->timeline.at(BootPhase::kKvmOpened).ns > 0);
+  CHECK(got->timeline.at(BootPhase::kVcpusReady).ns >= got->timeline.at(BootPhase::kKvmOpened).ns);
+  CHECK(got->timeline.at(BootPhase::kVcpusReady).cpu_ns == m.timeline.at(BootPhase::kVcpusReady).cpu_ns);
+  CHECK(got->timeline.at(BootPhase::kJailEntered).ns == 0);
 }
 
 TEST_CASE("vmm channel: a detail too long for one message is cut, not lost", "[vmm]") {
@@ -77,7 +115,7 @@ TEST_CASE("vmm channel: signal numbers, report lines and garbage", "[vmm]") {
   CHECK(std::get<ReportLine>(*report).text == line.substr(0, line.size() - 1));
 
   // A header whose sizes claim more than arrived.
-  std::vector<uint8_t> lying(64, 0);
+  std::vector<uint8_t> lying(1024, 0);  // longer than any header
   const uint32_t kind = static_cast<uint32_t>(ChannelKind::kExit);
   std::memcpy(lying.data(), &kind, 4);
   const uint32_t huge = 1u << 30;
