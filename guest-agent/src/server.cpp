@@ -23,6 +23,7 @@
 #include "guest-agent/src/boot_marks.h"
 #include "guest-agent/src/log.h"
 #include "guest-agent/src/network.h"
+#include "guest-agent/src/pid1.h"
 #include "guest-agent/src/sys.h"
 
 namespace husk::guest {
@@ -121,6 +122,9 @@ bool Server::run() {
   } else {
     HUSK_LOG("listening on %s", opts_.unix_path.c_str());
   }
+  // `husk.boot_marks=1`: the boot's moments on the console too, one line,
+  // for a benchmark that times a VMM without an agent client (QEMU).
+  if (opts_.pid1 && cmdline_value("husk.boot_marks") == "1") log_boot_marks();
   epoll_event events[32];
   while (!stop_) {
     const int n = ::epoll_wait(epoll_.get(), events, 32, timeout_ms());
@@ -318,12 +322,27 @@ void Server::handle_frame(Connection& c, const proto::FrameView& frame) {
 
 #undef HUSK_DECODE
 
-void Server::on_boot_info(Connection& c, uint32_t id) {
+const std::vector<proto::BootMark>& Server::kernel_boot_marks() {
   // Outside a VM the kernel's log is the machine's own: not the guest's boot.
   if (!kernel_boot_marks_) {
     kernel_boot_marks_ = opts_.pid1 ? kernel_marks(read_kernel_log()) : std::vector<proto::BootMark>{};
   }
-  send(c, id, boot_report(*kernel_boot_marks_, own_boot_marks_));
+  return *kernel_boot_marks_;
+}
+
+void Server::on_boot_info(Connection& c, uint32_t id) {
+  send(c, id, boot_report(kernel_boot_marks(), own_boot_marks_));
+}
+
+void Server::log_boot_marks() {
+  std::string line;
+  for (const proto::BootMark& m : boot_report(kernel_boot_marks(), own_boot_marks_).marks) {
+    char item[64];
+    std::snprintf(item, sizeof item, " %s=%llu.%03llu", m.name.c_str(),
+                  static_cast<unsigned long long>(m.at_us / 1000), static_cast<unsigned long long>(m.at_us % 1000));
+    line += item;
+  }
+  HUSK_LOG("boot marks (ms):%s", line.c_str());
 }
 
 void Server::on_shutdown(Connection& c, uint32_t id) {

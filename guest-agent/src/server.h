@@ -86,6 +86,8 @@ class Server {
   void handle_frame(Connection& c, const agent::proto::FrameView& frame);
   void on_shutdown(Connection& c, uint32_t id);
   void on_boot_info(Connection& c, uint32_t id);
+  [[nodiscard]] const std::vector<agent::proto::BootMark>& kernel_boot_marks();
+  void log_boot_marks();
 
   // Jobs (server_jobs.cpp); the job-scoped requests act only on jobs of c.
   void on_exec_args(Connection& c, uint32_t id, agent::proto::ExecArgs part);
