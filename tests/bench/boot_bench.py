@@ -46,7 +46,16 @@ from boot_phases import MARKS_RE, parse_marks, print_split
 from boot_phases import report as phases_report
 
 MARKER = b"HUSK_READY"
-BOOT_CMDLINE = "console=ttyS0 reboot=k panic=-1 quiet husk.agent=1 husk.boot_marks=1"
+# What husk exec boots without a root disk (runtime/agent/vm_session.cpp,
+# runtime/job/job_runner.cpp), plus the agent's boot marks line.
+BOOT_CMDLINE = ("console=ttyS0 reboot=k panic=-1 quiet husk.agent=1 rdinit=/sbin/husk-agent "
+                "husk.boot_marks=1")
+
+
+def shell_cmdline(cmdline):
+    """The command line with the initramfs's shell (husk.test=shell) as init."""
+    words = [w for w in cmdline.split() if not w.startswith("rdinit=")]
+    return " ".join(words + ["husk.test=shell"])
 AGENT_RE = re.compile(rb"husk-agent: listening on vsock port")
 MARKER_RE = re.compile(rb"HUSK_READY uptime=([0-9.]+) cpus=([0-9]+)")
 
@@ -204,13 +213,13 @@ def cmd_boots(a):
     mem = {"husk": [], "qemu": []}
     for i in range(a.mem_runs):
         h_argv = [a.husk, "boot", "--kernel", a.kernel, "--initrd", a.initrd,
-                  "--cmdline", a.cmdline + " husk.test=shell", "--vcpus", "1",
+                  "--cmdline", shell_cmdline(a.cmdline), "--vcpus", "1",
                   "--memory", str(a.mem_memory), "--no-input"]
         q_argv = [a.qemu, "-M", a.qemu_machine, "-enable-kvm", "-cpu", "host",
                   "-m", str(a.mem_memory), "-smp", "1", "-nodefaults", "-no-user-config",
                   "-nographic", "-serial", "stdio", "-no-reboot",
                   "-kernel", a.kernel, "-initrd", a.initrd,
-                  "-append", a.cmdline + " husk.test=shell"]
+                  "-append", shell_cmdline(a.cmdline)]
         for vmm, argv in (("husk", h_argv), ("qemu", q_argv)):
             base = os.path.join(a.log_dir, "mem-%s-%02d" % (vmm, i + 1))
             r = sample_at_marker(argv, a.mem_memory, a.sample_after, a.timeout, base + ".console")
