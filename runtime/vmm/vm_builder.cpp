@@ -5,6 +5,8 @@
 #include <linux/virtio_mmio.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <time.h>
 
@@ -47,6 +49,47 @@ int64_t monotonic_ns() {
 // A kernel image larger than this is not a kernel.
 constexpr uint64_t kMaxKernelFile = 512ull << 20;
 
+// A kernel or initrd file, open and mapped read-only without populating
+// (MappedFile populates the whole file): the loaders read its headers
+// through the mapping and map its segments into guest memory from `fd`
+// (GuestMemory::load_file), so pages nobody reads are never touched.
+class ImageFile {
+ public:
+  static Result<ImageFile> open(const std::string& path, uint64_t max_size) {
+    ImageFile f;
+    f.fd_.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!f.fd_) return fail_errno("open " + path);
+    struct stat st{};
+    if (::fstat(f.fd_.get(), &st) < 0) return fail_errno("stat " + path);
+    if (!S_ISREG(st.st_mode)) return fail(path + " is not a regular file");
+    if (static_cast<uint64_t>(st.st_size) > max_size) {
+      return fail(fmt::format("{} is {} MiB, more than the {} MiB allowed", path, st.st_size >> 20, max_size >> 20));
+    }
+    f.size_ = static_cast<size_t>(st.st_size);
+    if (f.size_ == 0) return f;
+    void* p = ::mmap(nullptr, f.size_, PROT_READ, MAP_PRIVATE, f.fd_.get(), 0);
+    if (p == MAP_FAILED) return fail_errno("mmap " + path);
+    f.data_ = static_cast<const uint8_t*>(p);
+    return f;
+  }
+  ImageFile(ImageFile&& o) noexcept
+      : fd_(std::move(o.fd_)), data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+  ImageFile& operator=(ImageFile&&) = delete;
+  ImageFile(const ImageFile&) = delete;
+  ImageFile& operator=(const ImageFile&) = delete;
+  ~ImageFile() {
+    if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
+  }
+  [[nodiscard]] std::span<const uint8_t> bytes() const { return {data_, size_}; }
+  [[nodiscard]] int fd() const { return fd_.get(); }
+
+ private:
+  ImageFile() = default;
+  UniqueFd fd_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
 Result<void> setup_vm(const kvm::Vm& vm) {
   HUSK_TRY(vm.set_tss_addr(x86::kKvmTssAddr));
   HUSK_TRY(vm.set_identity_map_addr(x86::kKvmIdentityMapAddr));
@@ -67,8 +110,8 @@ Result<void> register_memory(const kvm::Vm& vm, const GuestMemory& memory) {
 // Returns the kernel's 64-bit entry point.
 Result<uint64_t> load_guest(const VmConfig& config, const std::string& cmdline,
                             const GuestMemory& memory, BootTimeline& timeline) {
-  HUSK_TRY_ASSIGN(MappedFile kernel_file, MappedFile::open(config.kernel_path, kMaxKernelFile));
-  auto kernel = x86::load_kernel(memory, kernel_file.bytes());
+  HUSK_TRY_ASSIGN(ImageFile kernel_file, ImageFile::open(config.kernel_path, kMaxKernelFile));
+  auto kernel = x86::load_kernel(memory, kernel_file.bytes(), kernel_file.fd());
   if (!kernel) return wrap("kernel " + config.kernel_path, kernel.error());
   timeline.mark(BootPhase::kKernelLoaded);
 
@@ -81,10 +124,10 @@ Result<uint64_t> load_guest(const VmConfig& config, const std::string& cmdline,
       return fail(fmt::format("initrd {} is {} MiB, more than the VM's {} MiB of memory",
                               config.initrd_path, size >> 20, memory.total_size() >> 20));
     }
-    HUSK_TRY_ASSIGN(MappedFile initrd, MappedFile::open(config.initrd_path, memory.total_size()));
+    HUSK_TRY_ASSIGN(ImageFile initrd, ImageFile::open(config.initrd_path, memory.total_size()));
     auto addr = x86::place_initrd(memory, initrd.bytes().size(), *kernel);
     if (!addr) return wrap("initrd " + config.initrd_path, addr.error());
-    HUSK_TRY(memory.write(*addr, initrd.bytes()));
+    HUSK_TRY(memory.load_file(*addr, initrd.bytes(), initrd.fd(), 0));
     boot.initrd_addr = *addr;
     boot.initrd_size = initrd.bytes().size();
   }

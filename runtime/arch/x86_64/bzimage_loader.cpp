@@ -129,7 +129,7 @@ std::optional<Placement> place_kernel(const GuestMemory& memory, const setup_hea
 
 }  // namespace
 
-Result<KernelImage> load_bzimage(const GuestMemory& memory, std::span<const uint8_t> file) {
+Result<KernelImage> load_bzimage(const GuestMemory& memory, std::span<const uint8_t> file, int fd) {
   HUSK_TRY_ASSIGN(setup_header hdr, read_setup_header(file));
   HUSK_TRY(check_setup_header(hdr));
 
@@ -161,7 +161,7 @@ Result<KernelImage> load_bzimage(const GuestMemory& memory, std::span<const uint
 
   // Safe: kernel_offset < file.size() was checked, and place_kernel proved
   // [addr, addr + footprint) lies in guest memory with payload <= footprint.
-  HUSK_TRY(memory.write(placement->addr, file.subspan(kernel_offset)));
+  HUSK_TRY(memory.load_file(placement->addr, file.subspan(kernel_offset), fd, kernel_offset));
 
   // boot.rst: the loader sets code32_start to the loaded code and may lower
   // kernel_alignment to the alignment it actually used.

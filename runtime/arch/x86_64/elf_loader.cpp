@@ -90,7 +90,7 @@ std::optional<uint64_t> physical_entry(uint64_t entry, std::span<const Elf64_Phd
 
 }  // namespace
 
-Result<KernelImage> load_elf(const GuestMemory& memory, std::span<const uint8_t> file) {
+Result<KernelImage> load_elf(const GuestMemory& memory, std::span<const uint8_t> file, int fd) {
   HUSK_TRY_ASSIGN(const Elf64_Ehdr ehdr, read_header(file));
 
   // Validate every segment before copying any, so a bad file leaves guest
@@ -117,7 +117,7 @@ Result<KernelImage> load_elf(const GuestMemory& memory, std::span<const uint8_t>
   image.load_start = UINT64_MAX;
   for (const Elf64_Phdr& p : loads) {
     // Safe: check_segment proved the file range and the guest range.
-    HUSK_TRY(memory.write(p.p_paddr, file.subspan(p.p_offset, p.p_filesz)));
+    HUSK_TRY(memory.load_file(p.p_paddr, file.subspan(p.p_offset, p.p_filesz), fd, p.p_offset));
     // bss: memory may be reused, so zero it rather than trust a fresh mapping.
     HUSK_TRY(memory.fill(p.p_paddr + p.p_filesz, 0, p.p_memsz - p.p_filesz));
     image.load_start = std::min(image.load_start, p.p_paddr);

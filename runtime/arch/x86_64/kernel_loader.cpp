@@ -25,9 +25,9 @@ bool has_hdrs_magic(std::span<const uint8_t> file) {
 
 }  // namespace
 
-Result<KernelImage> load_kernel(const GuestMemory& memory, std::span<const uint8_t> file) {
-  if (has_elf_magic(file)) return load_elf(memory, file);
-  if (has_hdrs_magic(file)) return load_bzimage(memory, file);
+Result<KernelImage> load_kernel(const GuestMemory& memory, std::span<const uint8_t> file, int fd) {
+  if (has_elf_magic(file)) return load_elf(memory, file, fd);
+  if (has_hdrs_magic(file)) return load_bzimage(memory, file, fd);
   return fail("not a vmlinux ELF or a bzImage (no ELF magic, no HdrS header)");
 }
 

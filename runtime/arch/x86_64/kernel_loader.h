@@ -11,7 +11,10 @@
 
 namespace husk::x86_64 {
 
+// `file` is the kernel's bytes; with its descriptor `fd` too, its
+// segments are mapped into guest memory where they can be
+// (GuestMemory::load_file) instead of copied.
 [[nodiscard]] Result<KernelImage> load_kernel(const GuestMemory& memory,
-                                              std::span<const uint8_t> file);
+                                              std::span<const uint8_t> file, int fd = -1);
 
 }  // namespace husk::x86_64
