@@ -248,11 +248,10 @@ def cmd_boots(a):
 def smaps_figures(pid, guest_bytes):
     """Sums Rss (and private pages) of all mappings of pid, guest RAM apart.
 
-    Guest RAM is the anonymous mapping whose size equals the guest memory size."""
-    total_rss = guest_rss = 0
-    total_priv = guest_priv = 0
-    guest_found = False
-    cur_is_guest = False
+    Guest RAM: husk's memfd (/memfd:husk-guest-ram) with every mapping inside
+    its address range (the kernel and initrd are mapped over it from their
+    files); else (QEMU) the anonymous mapping of exactly the guest's size."""
+    maps = []  # [start, end, path, rss, private]
     with open("/proc/%d/smaps" % pid) as f:
         for line in f:
             first = line.split(None, 1)[0]
@@ -260,24 +259,24 @@ def smaps_figures(pid, guest_bytes):
                 # A mapping header: start-end perms offset dev inode [path]
                 fields = line.split()
                 start, end = (int(x, 16) for x in fields[0].split("-"))
-                # Guest RAM: anonymous, or husk's memfd (snapshots map it).
-                anonymous = len(fields) < 6 or fields[5] == "" or fields[5].startswith("/memfd:husk-guest")
-                cur_is_guest = (anonymous and end - start == guest_bytes and not guest_found)
-                if cur_is_guest:
-                    guest_found = True
-                continue
-            if first in ("Rss:", "Private_Clean:", "Private_Dirty:"):
-                kib = int(line.split()[1])
-                if first == "Rss:":
-                    total_rss += kib
-                    if cur_is_guest:
-                        guest_rss += kib
-                else:
-                    total_priv += kib
-                    if cur_is_guest:
-                        guest_priv += kib
+                maps.append([start, end, fields[5] if len(fields) > 5 else "", 0, 0])
+            elif first == "Rss:":
+                maps[-1][3] += int(line.split()[1])
+            elif first in ("Private_Clean:", "Private_Dirty:"):
+                maps[-1][4] += int(line.split()[1])
+    memfd = [m for m in maps if m[2].startswith("/memfd:husk-guest")]
+    if memfd:
+        lo, hi = min(m[0] for m in memfd), max(m[1] for m in memfd)
+        guest = [m for m in maps if m[0] >= lo and m[1] <= hi]
+    else:
+        anon = [m for m in maps if m[2] == "" and m[1] - m[0] == guest_bytes]
+        guest = anon[:1]
+    total_rss = sum(m[3] for m in maps)
+    total_priv = sum(m[4] for m in maps)
+    guest_rss = sum(m[3] for m in guest)
+    guest_priv = sum(m[4] for m in guest)
     return {
-        "guest_mapping_found": guest_found,
+        "guest_mapping_found": bool(guest),
         "total_rss_kib": total_rss,
         "guest_ram_rss_kib": guest_rss,
         "overhead_rss_kib": total_rss - guest_rss,
