@@ -14,6 +14,7 @@ namespace husk {
 
 namespace {
 constexpr uint64_t kPageSize = 4096;
+constexpr uint64_t kHugePage = 2u << 20;
 // Large copies (a kernel, an initrd) fault their destination in with one
 // madvise instead of one page fault per page: several times faster where
 // page faults are expensive (nested virtualization).
@@ -48,6 +49,28 @@ Result<GuestRegion> GuestRegion::map(GuestAddress gpa, uint64_t size, int fd, ui
   return GuestRegion(gpa, size, static_cast<uint8_t*>(p), file_offset);
 }
 
+Result<GuestRegion> GuestRegion::map_huge_anonymous(GuestAddress gpa, uint64_t size) {
+  if (size == 0 || size % kPageSize != 0 || gpa % kPageSize != 0 || gpa + size < gpa) {
+    return fail(fmt::format("guest region {:#x}+{:#x} is not page aligned or wraps around", gpa, size));
+  }
+  // A huge page backs guest memory only where the host address and the
+  // guest address agree modulo 2 MiB: map 2 MiB more, keep an aligned
+  // window and give back the slack on both sides.
+  const uint64_t span = size + kHugePage;
+  void* p = ::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return fail_errno(fmt::format("mmap {} MiB of guest memory", size >> 20));
+  const auto base = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t start = ((base + kHugePage - 1) & ~(kHugePage - 1)) + (gpa & (kHugePage - 1));
+  const uintptr_t fit = start + size <= base + span ? start : start - kHugePage;
+  if (fit > base) ::munmap(p, fit - base);
+  if (base + span > fit + size) ::munmap(reinterpret_cast<void*>(fit + size), base + span - (fit + size));
+  auto* host = reinterpret_cast<uint8_t*>(fit);
+  // Refused where THP is compiled out: then it is plain memory.
+  ::madvise(host, size, MADV_HUGEPAGE);
+  ::madvise(host, size, MADV_DONTDUMP);
+  return GuestRegion(gpa, size, host, 0);
+}
+
 GuestRegion::~GuestRegion() {
   if (host_ != nullptr) ::munmap(host_, size_);
 }
@@ -76,8 +99,7 @@ bool GuestRegion::contains(GuestAddress gpa, uint64_t len) const {
   return offset <= size_ && len <= size_ - offset;
 }
 
-Result<GuestMemory> GuestMemory::map_all(const std::vector<RegionSpec>& specs, int fd, bool shared,
-                                         UniqueFd owned) {
+Result<std::vector<RegionSpec>> GuestMemory::sorted_regions(const std::vector<RegionSpec>& specs) {
   std::vector<RegionSpec> sorted = specs;
   std::sort(sorted.begin(), sorted.end(),
             [](const RegionSpec& a, const RegionSpec& b) { return a.gpa < b.gpa; });
@@ -87,6 +109,12 @@ Result<GuestMemory> GuestMemory::map_all(const std::vector<RegionSpec>& specs, i
                               sorted[i].gpa));
     }
   }
+  return sorted;
+}
+
+Result<GuestMemory> GuestMemory::map_all(const std::vector<RegionSpec>& specs, int fd, bool shared,
+                                         UniqueFd owned) {
+  HUSK_TRY_ASSIGN(const std::vector<RegionSpec> sorted, sorted_regions(specs));
   std::vector<GuestRegion> regions;
   uint64_t offset = 0;
   for (const RegionSpec& spec : sorted) {
@@ -94,7 +122,8 @@ Result<GuestMemory> GuestMemory::map_all(const std::vector<RegionSpec>& specs, i
     offset += spec.size;
     regions.push_back(std::move(region));
   }
-  return GuestMemory(std::move(regions), std::move(owned));
+  // Shared: husk's own memfd, a booted VM's; private: a snapshot's file.
+  return GuestMemory(std::move(regions), std::move(owned), shared);
 }
 
 namespace {
@@ -105,7 +134,16 @@ uint64_t total_of(const std::vector<RegionSpec>& specs) {
 }
 }  // namespace
 
-Result<GuestMemory> GuestMemory::create(const std::vector<RegionSpec>& specs) {
+Result<GuestMemory> GuestMemory::create(const std::vector<RegionSpec>& specs, Backing backing) {
+  if (backing == Backing::kHugeAnonymous) {
+    HUSK_TRY_ASSIGN(const std::vector<RegionSpec> sorted, sorted_regions(specs));
+    std::vector<GuestRegion> regions;
+    for (const RegionSpec& spec : sorted) {
+      HUSK_TRY_ASSIGN(GuestRegion region, GuestRegion::map_huge_anonymous(spec.gpa, spec.size));
+      regions.push_back(std::move(region));
+    }
+    return GuestMemory(std::move(regions), UniqueFd(), true);
+  }
   UniqueFd memfd(::memfd_create("husk-guest-ram", MFD_CLOEXEC));
   if (!memfd) return fail_errno("memfd_create for guest memory");
   const uint64_t total = total_of(specs);
@@ -128,7 +166,7 @@ Result<GuestMemory> GuestMemory::map_snapshot(const std::vector<RegionSpec>& spe
 }
 
 Result<uint64_t> GuestMemory::save(int fd) const {
-  if (!memfd_) return fail("only a booted VM's memory can be saved (this one is a snapshot's)");
+  if (!memfd_) return fail("only a booted VM's memory file can be saved (this memory is a snapshot's, or anonymous)");
   if (::ftruncate(fd, 0) < 0 || ::ftruncate(fd, static_cast<off_t>(total_size())) < 0) {
     return fail_errno("size the snapshot's memory file");
   }
@@ -179,7 +217,7 @@ Result<uint64_t> GuestMemory::save(int fd) const {
 Result<void> GuestMemory::load_file(GuestAddress gpa, std::span<const uint8_t> data, int fd,
                                     uint64_t file_offset) const {
   const uint64_t whole = data.size() & ~(kPageSize - 1);
-  if (!memfd_ || fd < 0 || gpa % kPageSize != 0 || file_offset % kPageSize != 0 || whole < kMinFileMapping) {
+  if (!booted_ || fd < 0 || gpa % kPageSize != 0 || file_offset % kPageSize != 0 || whole < kMinFileMapping) {
     return write(gpa, data);
   }
   HUSK_TRY_ASSIGN(std::span<uint8_t> dst, slice(gpa, data.size()));
@@ -191,9 +229,11 @@ Result<void> GuestMemory::load_file(GuestAddress gpa, std::span<const uint8_t> d
   ::madvise(p, whole, MADV_DONTDUMP);
   // The memfd's pages under the mapping (none on a fresh VM) are not the
   // guest's any more: punched, so save() does not write them too.
-  ::fallocate(memfd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-              static_cast<off_t>(find(gpa, whole)->file_offset() + (gpa - find(gpa, whole)->gpa())),
-              static_cast<off_t>(whole));
+  if (memfd_) {
+    const GuestRegion* r = find(gpa, whole);
+    ::fallocate(memfd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                static_cast<off_t>(r->file_offset() + (gpa - r->gpa())), static_cast<off_t>(whole));
+  }
   file_mappings_.push_back(FileMapping{gpa, whole});
   return write(gpa + whole, data.subspan(whole));
 }

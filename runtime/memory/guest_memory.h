@@ -39,6 +39,9 @@ class GuestRegion {
   // Maps [file_offset, file_offset + size) of `fd`: shared (a memfd of
   // husk's) or private (a snapshot's memory file, copy-on-write).
   static Result<GuestRegion> map(GuestAddress gpa, uint64_t size, int fd, uint64_t file_offset, bool shared);
+  // Private anonymous memory at a 2 MiB aligned host address, advised for
+  // transparent huge pages.
+  static Result<GuestRegion> map_huge_anonymous(GuestAddress gpa, uint64_t size);
   ~GuestRegion();
   GuestRegion(GuestRegion&& other) noexcept;
   GuestRegion& operator=(GuestRegion&& other) noexcept;
@@ -67,9 +70,20 @@ struct RegionSpec {
 
 class GuestMemory {
  public:
+  // How a booted VM's RAM is backed.
+  enum class Backing {
+    // One memfd: save() can write exactly the pages the guest touched.
+    kMemfd,
+    // Private anonymous memory, each region 2 MiB aligned and advised for
+    // transparent huge pages (MADV_HUGEPAGE; the host's THP setting
+    // decides): a guest's first touch of 2 MiB costs one fault and one
+    // nested page table entry instead of 512. Such memory cannot be
+    // saved: VMs that may be snapshotted get kMemfd.
+    kHugeAnonymous,
+  };
   // Regions must be page aligned, non-empty and must not overlap. The RAM
-  // is a new memfd, all zero.
-  static Result<GuestMemory> create(const std::vector<RegionSpec>& specs);
+  // is new and all zero.
+  static Result<GuestMemory> create(const std::vector<RegionSpec>& specs, Backing backing = Backing::kMemfd);
   // The RAM a snapshot's memory file `fd` holds (save()'s layout), mapped
   // privately: the file is never written. Its size must be the regions'.
   static Result<GuestMemory> map_snapshot(const std::vector<RegionSpec>& specs, int fd);
@@ -118,13 +132,16 @@ class GuestMemory {
   }
 
  private:
-  GuestMemory(std::vector<GuestRegion> regions, UniqueFd memfd)
-      : regions_(std::move(regions)), memfd_(std::move(memfd)) {}
+  GuestMemory(std::vector<GuestRegion> regions, UniqueFd memfd, bool booted)
+      : regions_(std::move(regions)), memfd_(std::move(memfd)), booted_(booted) {}
+  // The regions in address order, checked not to overlap.
+  static Result<std::vector<RegionSpec>> sorted_regions(const std::vector<RegionSpec>& specs);
   static Result<GuestMemory> map_all(const std::vector<RegionSpec>& specs, int fd, bool shared, UniqueFd owned);
   [[nodiscard]] const GuestRegion* find(GuestAddress gpa, uint64_t len) const;
 
   std::vector<GuestRegion> regions_;
-  UniqueFd memfd_;  // create()'s; empty for a snapshot's
+  UniqueFd memfd_;  // create()'s with Backing::kMemfd; empty otherwise
+  bool booted_ = false;  // from create() (else a snapshot's)
   // Ranges load_file() mapped from files: not in the memfd. Mutable like
   // the memory itself (a const GuestMemory's bytes may be written).
   struct FileMapping {

@@ -264,7 +264,11 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config, const Boo
     if (!mapped) return wrap("the snapshot", mapped.error());
     ram = std::move(*mapped);
   } else {
-    HUSK_TRY_ASSIGN(ram, GuestMemory::create(ram_regions(config.memory_mib)));
+    // A VM that may be snapshotted keeps its RAM in a memfd (save()); the
+    // rest get huge pages where the host allows them.
+    const auto backing = config.save_to || !config.huge_pages ? GuestMemory::Backing::kMemfd
+                                                               : GuestMemory::Backing::kHugeAnonymous;
+    HUSK_TRY_ASSIGN(ram, GuestMemory::create(ram_regions(config.memory_mib), backing));
   }
   GuestMemory memory = std::move(*ram);
   HUSK_TRY(register_memory(vm, memory));

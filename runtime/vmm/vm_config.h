@@ -64,6 +64,11 @@ struct VmConfig {
   std::string cmdline = kDefaultCmdline;
   uint32_t vcpus = 1;
   uint64_t memory_mib = 128;
+  // Guest RAM advised for transparent huge pages (GuestMemory::Backing::
+  // kHugeAnonymous) unless the VM may be snapshotted (save_to). Off: 4 KiB
+  // pages in a memfd, the smallest host footprint for a guest that touches
+  // little of its memory.
+  bool huge_pages = true;
   // The guest's console: a file (created or truncated) or, when empty, the
   // already open console_fd (stdout by default, not owned).
   std::string console_path;
