@@ -248,10 +248,11 @@ def cmd_boots(a):
 def smaps_figures(pid, guest_bytes):
     """Sums Rss (and private pages) of all mappings of pid, guest RAM apart.
 
-    Guest RAM: husk's memfd (/memfd:husk-guest-ram) with every mapping inside
-    its address range (the kernel and initrd are mapped over it from their
-    files); else (QEMU) the anonymous mapping of exactly the guest's size."""
-    maps = []  # [start, end, path, rss, private]
+    Guest RAM: husk marks every mapping of it MADV_DONTDUMP ("dd" in
+    VmFlags: its RAM, a memfd or anonymous, and the kernel and initrd mapped
+    over it from their files); QEMU's is the anonymous mapping of exactly
+    the guest's size."""
+    maps = []  # [start, end, path, rss, private, vmflags]
     with open("/proc/%d/smaps" % pid) as f:
         for line in f:
             first = line.split(None, 1)[0]
@@ -259,16 +260,15 @@ def smaps_figures(pid, guest_bytes):
                 # A mapping header: start-end perms offset dev inode [path]
                 fields = line.split()
                 start, end = (int(x, 16) for x in fields[0].split("-"))
-                maps.append([start, end, fields[5] if len(fields) > 5 else "", 0, 0])
+                maps.append([start, end, fields[5] if len(fields) > 5 else "", 0, 0, ""])
             elif first == "Rss:":
                 maps[-1][3] += int(line.split()[1])
             elif first in ("Private_Clean:", "Private_Dirty:"):
                 maps[-1][4] += int(line.split()[1])
-    memfd = [m for m in maps if m[2].startswith("/memfd:husk-guest")]
-    if memfd:
-        lo, hi = min(m[0] for m in memfd), max(m[1] for m in memfd)
-        guest = [m for m in maps if m[0] >= lo and m[1] <= hi]
-    else:
+            elif first == "VmFlags:":
+                maps[-1][5] = line
+    guest = [m for m in maps if " dd" in m[5]]
+    if not guest:
         anon = [m for m in maps if m[2] == "" and m[1] - m[0] == guest_bytes]
         guest = anon[:1]
     total_rss = sum(m[3] for m in maps)
