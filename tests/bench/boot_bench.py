@@ -268,7 +268,7 @@ def smaps_figures(pid, guest_bytes):
             elif first == "VmFlags:":
                 maps[-1][5] = line
     guest = [m for m in maps if " dd" in m[5]]
-    if not guest:
+    if sum(m[1] - m[0] for m in guest) < guest_bytes:
         anon = [m for m in maps if m[2] == "" and m[1] - m[0] == guest_bytes]
         guest = anon[:1]
     total_rss = sum(m[3] for m in maps)
@@ -551,7 +551,7 @@ def cmd_report(a):
             print("%-6s %-16s %8s %8s %8s %8s" % (vmm, label, ms(s["median"]), ms(s["min"]),
                                                   ms(s["p90"]), ms(s["max"])))
     r = out["ratio_husk_over_qemu"]
-    print("ratio husk/qemu of medians: to HUSK_READY %s, to exit %s"
+    print("ratio husk/qemu of medians: to HUSK_READY %s, to agent listening %s"
           % (r["time_to_marker"], r["time_to_agent"]))
     print_split(out["phases"])
     o = host_out["husk_overhead_rss_kib"]["median"]
