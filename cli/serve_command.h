@@ -4,8 +4,9 @@
 
 namespace husk::cli {
 
-// husk serve FN.toml --listen ADDR: an HTTP endpoint where each request
-// runs the function in a fresh VM (docs/serve.md).
+// husk serve ARGS...: runs the husk-serve program next to husk with ARGS
+// (docs/serve.md). serve is a program of its own so that husk does not
+// load cpp-httplib; its options are defined once, in cli/serve/.
 void add_serve_command(CLI::App& app, int& exit_code);
 
 }  // namespace husk::cli

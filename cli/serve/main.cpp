@@ -1,0 +1,34 @@
+// The husk-serve program: `husk serve` (docs/serve.md). It is a program of
+// its own so that husk, which every VM start runs, does not load
+// cpp-httplib and what that links (OpenSSL, brotli, zlib): husk's `serve`
+// subcommand execs this program with its arguments (cli/serve_command.cpp).
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "cli/exit_codes.h"
+#include "cli/serve/serve_command.h"
+#include "runtime/vmm/machine.h"
+
+int main(int argc, char** argv) {
+  // The boot timeline's start, as in husk's main.
+  (void)husk::vmm::process_start_stamp();
+  spdlog::set_default_logger(spdlog::stderr_color_mt("husk"));
+  spdlog::set_level(spdlog::level::warn);
+  if (const char* level = std::getenv("HUSK_LOG")) {
+    spdlog::set_level(spdlog::level::from_str(level));
+  }
+
+  // Named as the user typed it: messages and --help say `husk serve`.
+  CLI::App app{husk::cli::kServeDescription, "husk serve"};
+  int exit_code = husk::cli::kExitOk;
+  husk::cli::add_serve_options(app, exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? husk::cli::kExitOk : husk::cli::kExitUsage;
+  }
+  return exit_code;
+}
