@@ -43,7 +43,6 @@ whether the measurements could be made (every VM of every batch reached ready).
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import re
@@ -53,6 +52,8 @@ import signal
 import subprocess
 import sys
 import time
+
+from bench_stats import percentile, read_json, write_json
 
 MARKER = b"HUSK_READY"
 MARKER_RE = re.compile(rb"HUSK_READY uptime=([0-9.]+)")
@@ -68,16 +69,6 @@ TCG_NOTE = ("the nested test host is QEMU TCG with emulated AMD-V: absolute rate
 
 
 # ---------------------------------------------------------------- statistics
-def percentile(sorted_vals, q):
-    """Linear interpolation between closest ranks (numpy's default)."""
-    if not sorted_vals:
-        return None
-    pos = (len(sorted_vals) - 1) * q
-    lo = int(pos)
-    hi = min(lo + 1, len(sorted_vals) - 1)
-    return sorted_vals[lo] + (sorted_vals[hi] - sorted_vals[lo]) * (pos - lo)
-
-
 def summary(values):
     vals = sorted(v for v in values if v is not None)
     if not vals:
@@ -86,23 +77,6 @@ def summary(values):
             "min": round(vals[0], 3), "max": round(vals[-1], 3),
             "p90": round(percentile(vals, 0.9), 3),
             "mean": round(sum(vals) / len(vals), 3)}
-
-
-def write_json(path, data):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def read_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 def cpu_s(ru):
