@@ -102,31 +102,26 @@ inline uint64_t status_kib(const std::string& status, const std::string& key) {
 }
 
 // From one read of /proc/PID/smaps: the RSS of all mappings, and of the
-// guest's RAM: the mappings exactly `size` bytes long of the memfd
-// "husk-guest-ram" (runtime/memory/guest_memory.cpp maps a booted VM's RAM
-// from it, one mapping per region).
+// guest's RAM: every mapping husk marked MADV_DONTDUMP ("dd" in VmFlags;
+// runtime/memory/guest_memory.cpp marks a VM's RAM so, a memfd or huge
+// anonymous memory, and the kernel and initrd it maps over it from their
+// files). VmFlags ends a mapping's entry, after its Rss.
 struct MappedRss {
   uint64_t all = 0;
   uint64_t guest = 0;
 };
-inline MappedRss mapped_rss(pid_t pid, uint64_t size) {
+inline MappedRss mapped_rss(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/smaps");
   std::string line;
-  bool in_guest = false;
+  uint64_t rss = 0;  // the current mapping's
   MappedRss total;
   while (std::getline(in, line)) {
-    // A mapping's header: "start-end perms offset dev inode [path]".
-    unsigned long start = 0, end = 0;
-    char perms[8];
-    if (std::sscanf(line.c_str(), "%lx-%lx %7s", &start, &end, perms) == 3) {
-      std::istringstream words(line);
-      std::string w[6];
-      for (auto& x : w) words >> x;
-      in_guest = end - start == size && w[5].rfind("/memfd:husk-guest-ram", 0) == 0;
-    } else if (line.rfind("Rss:", 0) == 0) {
-      const uint64_t bytes = std::strtoull(line.c_str() + 4, nullptr, 10) * 1024;
-      total.all += bytes;
-      if (in_guest) total.guest += bytes;
+    if (line.rfind("Rss:", 0) == 0) {
+      rss = std::strtoull(line.c_str() + 4, nullptr, 10) * 1024;
+      total.all += rss;
+    } else if (line.rfind("VmFlags:", 0) == 0) {
+      if ((line + " ").find(" dd ") != std::string::npos) total.guest += rss;
+      rss = 0;
     }
   }
   return total;
@@ -176,8 +171,9 @@ inline std::optional<Sample> sample_husk(pid_t pid, const std::string& tmp, uint
   const std::string status = slurp("/proc/" + std::to_string(pid) + "/status");
   s.rss = status_kib(status, "VmRSS") * 1024;
   s.hwm = status_kib(status, "VmHWM") * 1024;
-  const MappedRss mapped = mapped_rss(pid, guest_bytes);
-  s.guest_rss = mapped.guest;
+  const MappedRss mapped = mapped_rss(pid);
+  // No more than the guest's memory can be its RAM.
+  s.guest_rss = std::min(mapped.guest, guest_bytes);
   s.mapped_rss = mapped.all;
   const std::string fd_dir = "/proc/" + std::to_string(pid) + "/fd";
   if (DIR* d = ::opendir(fd_dir.c_str())) {
