@@ -43,6 +43,7 @@ int create(SnapshotOptions& o) {
     agent::SessionOptions session;
     session.boot_timeout = job->vm.boot_timeout;
     session.jail = runner.jail;
+    session.agent_as_init = job->vm.stock_initramfs;
     if (std::filesystem::exists(o.out)) {
       fmt::print(stderr, "husk: --out {} exists; give a new folder\n", o.out);
       return kExitUsage;

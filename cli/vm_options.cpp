@@ -16,6 +16,10 @@ void add_vm_flags(CLI::App& cmd, VmFlags& f, unsigned groups) {
     // Ranges are checked with the VM (vmm::validate), whose message gives them.
     cmd.add_option("--vcpus", f.vcpus, fmt::format("vCPUs (1-{})", x86_64::kMaxVcpus));
     cmd.add_option("--memory", f.memory_mib, "guest memory in MiB");
+    cmd.add_option("--huge-pages", f.huge_pages,
+                   "guest RAM in transparent huge pages (default on; off: 4 KiB pages, the smallest host "
+                   "footprint for a guest that touches little of its memory)")
+        ->type_name("on|off");
   }
   if (groups & kVmCmdline) {
     cmd.add_option("--cmdline", f.cmdline, "kernel command line");
@@ -63,6 +67,7 @@ Result<void> apply_vm_flags(const VmFlags& f, vmm::VmConfig& config) {
   if (f.cmdline) config.cmdline = *f.cmdline;
   if (f.vcpus) config.vcpus = *f.vcpus;
   if (f.memory_mib) config.memory_mib = *f.memory_mib;
+  if (f.huge_pages) config.huge_pages = *f.huge_pages;
   HUSK_TRY_ASSIGN(std::vector<vmm::DiskConfig> disks, parse_disks(f.disks));
   config.disks.insert(config.disks.end(), disks.begin(), disks.end());
   config.rng = config.rng || f.rng;
@@ -71,10 +76,14 @@ Result<void> apply_vm_flags(const VmFlags& f, vmm::VmConfig& config) {
 
 Result<void> apply_vm_flags(const VmFlags& f, job::VmSpec& vm) {
   if (f.kernel) vm.kernel = *f.kernel;
-  if (f.initrd) vm.initramfs = *f.initrd;
+  if (f.initrd) {
+    vm.initramfs = *f.initrd;
+    vm.stock_initramfs = false;
+  }
   if (f.cmdline) vm.cmdline = *f.cmdline;
   if (f.vcpus) vm.vcpus = *f.vcpus;
   if (f.memory_mib) vm.memory_mib = *f.memory_mib;
+  if (f.huge_pages) vm.huge_pages = *f.huge_pages;
   HUSK_TRY_ASSIGN(std::vector<vmm::DiskConfig> disks, parse_disks(f.disks));
   vm.disks.insert(vm.disks.end(), disks.begin(), disks.end());
   if (f.start) vm.start = *f.start;

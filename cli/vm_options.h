@@ -21,6 +21,7 @@ struct VmFlags {
   std::optional<std::string> cmdline;
   std::optional<uint32_t> vcpus;
   std::optional<uint64_t> memory_mib;
+  std::optional<bool> huge_pages;  // --huge-pages on|off
   std::vector<std::string> disks;  // PATH[,ro|,cow|,rw]
   bool rng = false;
   // --warm / --cold: how a job's VM starts, over its [vm] start.
@@ -30,7 +31,7 @@ struct VmFlags {
 };
 
 enum VmFlagGroups : unsigned {
-  kVmShape = 1,    // --kernel --initrd --vcpus --memory
+  kVmShape = 1,    // --kernel --initrd --vcpus --memory --huge-pages
   kVmCmdline = 2,  // --cmdline
   kVmDevices = 4,  // --disk --rng
   kVmStart = 8,    // --warm --cold --snapshot-cache --snapshot

@@ -3,23 +3,13 @@
 // cpp-httplib and what that links (OpenSSL, brotli, zlib): husk's `serve`
 // subcommand execs this program with its arguments (cli/serve_command.cpp).
 #include <CLI/CLI.hpp>
-#include <cstdlib>
-
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include "cli/exit_codes.h"
+#include "cli/program_start.h"
 #include "cli/serve/serve_command.h"
-#include "runtime/vmm/machine.h"
 
 int main(int argc, char** argv) {
-  // The boot timeline's start, as in husk's main.
-  (void)husk::vmm::process_start_stamp();
-  spdlog::set_default_logger(spdlog::stderr_color_mt("husk"));
-  spdlog::set_level(spdlog::level::warn);
-  if (const char* level = std::getenv("HUSK_LOG")) {
-    spdlog::set_level(spdlog::level::from_str(level));
-  }
+  husk::cli::start_program();
 
   // Named as the user typed it: messages and --help say `husk serve`.
   CLI::App app{husk::cli::kServeDescription, "husk serve"};

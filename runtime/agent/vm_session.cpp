@@ -57,11 +57,11 @@ Result<std::unique_ptr<VmSession>> VmSession::start(vmm::VmConfig config, const 
     return (" " + kernel_args).find(std::string(" ") + prefix) != std::string::npos;
   };
   if (!has_arg("husk.agent")) kernel_args += " husk.agent=1";
-  // Without a root disk, test mode, init of the caller's choosing or init
-  // arguments, the kernel starts the agent as PID 1 itself: no shell runs
-  // first (about 0.1 s of a nested boot). The agent mounts what /init would
-  // have and prints the same ready marker.
-  if (init_args.empty() && !has_arg("husk.root=") && !has_arg("husk.test=") && !has_arg("rdinit=") &&
+  // With the stock initramfs and without a root disk, test mode, init of
+  // the caller's choosing or init arguments, the kernel starts the agent as
+  // PID 1 itself: no shell runs first (about 0.1 s of a nested boot). The
+  // agent mounts what /init would have and prints the same ready marker.
+  if (options.agent_as_init && init_args.empty() && !has_arg("husk.root=") && !has_arg("husk.test=") && !has_arg("rdinit=") &&
       !has_arg("init=")) {
     kernel_args += " rdinit=/sbin/husk-agent";
   }
@@ -107,8 +107,12 @@ Result<std::unique_ptr<VmSession>> VmSession::start(vmm::VmConfig config, const 
   while (!deadline.expired()) {
     if (s->vmm_->stopped()) {
       HUSK_TRY_ASSIGN(vmm::VmExit exit, s->join_vm());
-      return fail(fmt::format("the VM stopped before its agent answered ({}: {})",
-                              vmm::exit_reason_name(exit.reason), exit.detail));
+      // The console says why (an initramfs without the agent, a panic).
+      std::string console = s->console_tail(6);
+      if (!console.empty()) console.pop_back();  // its last newline
+      return fail(fmt::format("the VM stopped before its agent answered ({}: {}){}{}",
+                              vmm::exit_reason_name(exit.reason), exit.detail,
+                              console.empty() ? "" : "; last console lines:\n", console));
     }
     auto client = AgentClient::connect_vsock_uds(config.vsock->uds_path, options.agent_port,
                                                  std::min(kConnectTimeout, deadline.left()));

@@ -55,6 +55,10 @@ struct SessionOptions {
   // and the guest's interface configured by the agent before start()
   // returns. Unset: no network device, only the guest's loopback.
   std::optional<net::NetworkSpec> network;
+  // The initramfs is the stock one, whose /sbin/husk-agent the kernel can
+  // start as PID 1 (rdinit=) when nothing else asks for /init. Off for an
+  // initramfs of the caller's: its own /init runs, as it always did.
+  bool agent_as_init = true;
 };
 
 class VmSession {

@@ -30,6 +30,9 @@ struct VmSpec {
   StartMode start = StartMode::kBoot;
   std::string kernel;
   std::string initramfs;
+  // The initramfs is the one `make guest` built (not named by the job or a
+  // flag): the kernel starts its agent as PID 1 (SessionOptions::agent_as_init).
+  bool stock_initramfs = true;
   // A root disk: booted with husk.root=/dev/vda (the initramfs switches to it).
   std::optional<vmm::DiskConfig> root_disk;
   std::vector<vmm::DiskConfig> disks;  // more disks, after the root disk
@@ -37,6 +40,8 @@ struct VmSpec {
   uint32_t vcpus = 1;
   uint64_t memory_mib = 256;
   std::chrono::milliseconds boot_timeout{120'000};
+  // Guest RAM advised for transparent huge pages (vmm::VmConfig::huge_pages).
+  bool huge_pages = true;
 };
 
 // Limits for one program run. Unset values mean no limit (or the default).

@@ -185,7 +185,7 @@ void JobParser::parse_vm(const toml::table* t, VmSpec& vm) {
   std::optional<std::string> kernel, initramfs;
   if (t != nullptr) {
     r_.check_keys(*t, "vm.", {"kernel", "initramfs", "root_disk", "root_disk_mode", "vcpus", "memory", "boot_timeout",
-                                  "start"});
+                                  "start", "huge_pages"});
     if (auto start = r_.choice(*t, "vm.", "start", {"boot", "snapshot"})) {
       vm.start = *start == "snapshot" ? StartMode::kSnapshot : StartMode::kBoot;
     }
@@ -206,6 +206,7 @@ void JobParser::parse_vm(const toml::table* t, VmSpec& vm) {
       vm.memory_mib = *mem >> 20;
     }
     if (auto d = r_.duration(*t, "vm.", "boot_timeout", std::chrono::hours(1))) vm.boot_timeout = *d;
+    if (auto huge = r_.boolean(*t, "vm.", "huge_pages")) vm.huge_pages = *huge;
   }
   const auto check_default = [&](const std::string& path, const char* key, const char* what) {
     if (path.empty() || !fs::exists(path)) {
@@ -216,9 +217,8 @@ void JobParser::parse_vm(const toml::table* t, VmSpec& vm) {
   vm.kernel = kernel.value_or(options_.default_kernel);
   if (!kernel && !(t != nullptr && t->contains("kernel"))) check_default(vm.kernel, "kernel", "guest kernel");
   vm.initramfs = initramfs.value_or(options_.default_initramfs);
-  if (!initramfs && !(t != nullptr && t->contains("initramfs"))) {
-    check_default(vm.initramfs, "initramfs", "initramfs");
-  }
+  vm.stock_initramfs = !initramfs && !(t != nullptr && t->contains("initramfs"));
+  if (vm.stock_initramfs) check_default(vm.initramfs, "initramfs", "initramfs");
 }
 
 Limits JobParser::parse_limits(const toml::table* t, std::string_view prefix) {

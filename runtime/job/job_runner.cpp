@@ -308,6 +308,7 @@ vmm::VmConfig vm_config_for(const VmSpec& vm) {
   config.cmdline = vm.cmdline.empty() ? kCmdline : vm.cmdline;
   config.vcpus = vm.vcpus;
   config.memory_mib = vm.memory_mib;
+  config.huge_pages = vm.huge_pages;
   config.rng = true;
   if (vm.root_disk) {
     config.disks.push_back(*vm.root_disk);
@@ -324,6 +325,7 @@ agent::SessionOptions session_options_for(const Job& job, const RunnerOptions& o
   session_options.boot_timeout = job.vm.boot_timeout;
   session_options.jail = options.jail;
   session_options.confine_caller = options.confine_caller;
+  session_options.agent_as_init = job.vm.stock_initramfs;
   if (job.network.mode != net::NetMode::kNone) session_options.network = job.network;
   return session_options;
 }

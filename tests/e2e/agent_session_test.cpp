@@ -12,7 +12,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <memory>
+#include <regex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -231,6 +234,17 @@ TEST_CASE("VmSession: files up and down with checksums, stat, several jobs in on
   j = run_sh(client, "echo after");
   CHECK(j.out == "after\n");
 
+  // The stock initramfs: the kernel started the agent as PID 1 (rdinit=, no
+  // shell first), and the agent printed the ready marker /init would have.
+  j = run_sh(client, "cat /proc/cmdline; tr '\\0' '\\n' </proc/1/cmdline | head -n1");
+  INFO("guest: " << j.out);
+  CHECK(j.out.find(" rdinit=/sbin/husk-agent") != std::string::npos);
+  CHECK(j.out.find("\n/sbin/husk-agent\n") != std::string::npos);
+  std::ostringstream console;
+  console << std::ifstream(session->console_path()).rdbuf();
+  INFO("console: " << console.str());
+  CHECK(std::regex_search(console.str(), std::regex(R"(HUSK_READY uptime=[0-9]+\.[0-9]+ cpus=1\r?\n)")));
+
   auto vm = session->finish();
   REQUIRE(vm);
   CHECK(vm->reason == vmm::ExitReason::kGuestReset);
@@ -326,4 +340,21 @@ TEST_CASE("husk exec: a dead agent is exit 125 and 'lost the guest agent'", "[e2
   CHECK(r.exit_code == 125);
   CHECK(r.err.find("husk: lost the guest agent") != std::string::npos);
   CHECK(r.err.find("guest-panic") != std::string::npos);
+}
+
+TEST_CASE("husk exec: an initramfs of the caller's boots its own /init, which names a missing agent",
+          "[e2e][agent][exec]") {
+  TempDir dir;
+  const std::string initrd = dir.file("no-agent.cpio.gz");
+  const ProcessResult built = run_process({std::string(HUSK_SOURCE_DIR) + "/rootfs/initramfs/build.sh", initrd}, 120);
+  INFO("build.sh: " << built.err);
+  REQUIRE(built.exit_code == 0);
+  const ProcessResult r =
+      run_process({husk_bin(), "exec", "--kernel", guest_file("vmlinux"), "--initrd", initrd, "--", "true"}, 300);
+  INFO("stderr: " << r.err);
+  REQUIRE_FALSE(r.timed_out);
+  CHECK(r.exit_code == 125);
+  CHECK(r.err.find("the VM stopped before its agent answered") != std::string::npos);
+  // Its /init ran (no rdinit= for an initramfs husk did not build) and said why.
+  CHECK(r.err.find("HUSK_NO_AGENT: this initramfs has no /sbin/husk-agent") != std::string::npos);
 }

@@ -186,3 +186,38 @@ TEST_CASE("a stop signal ends husk even when nobody reads its console", "[kvm]")
   CHECK(r.out.find("rc=1") != std::string::npos);
   CHECK(r.err.find("husk received TERM") != std::string::npos);
 }
+
+namespace {
+// The VmFlags and names of the running `husk boot`'s guest RAM (the
+// mappings husk marks MADV_DONTDUMP, "dd"), one "NAME|FLAGS" line each.
+std::string guest_ram_mappings(const std::string& kernel, const std::string& huge_pages) {
+  const std::string script =
+      "'" + kHusk + "' boot --kernel '" + kernel + "' --no-input --memory 64 --huge-pages " + huge_pages +
+      " >/dev/null 2>&1 & p=$!; for i in $(seq 100); do sleep 0.05; grep -q '^VmFlags:.* dd' /proc/$p/smaps "
+      "2>/dev/null && break; done; awk '/^[0-9a-f]+-[0-9a-f]+ / { name = $6 } "
+      "/^VmFlags:/ && / dd/ { print name \"|\" $0 }' /proc/$p/smaps; kill $p; wait $p";
+  const auto r = run_process({"sh", "-c", script}, 30);
+  INFO(r.err);
+  REQUIRE_FALSE(r.timed_out);
+  return r.out;
+}
+}  // namespace
+
+TEST_CASE("husk boot --huge-pages: guest RAM advised for huge pages by default, a 4 KiB memfd when off", "[kvm]") {
+  TempDir dir;
+  const std::string kernel = dir.write("spin.elf", make_tiny_elf(Asm().print("s").spin().bytes));
+  const std::string on = guest_ram_mappings(kernel, "on");
+  INFO("on:\n" << on);
+  REQUIRE_FALSE(on.empty());
+  CHECK(on.find(" hg") != std::string::npos);  // MADV_HUGEPAGE
+  CHECK(on.find("memfd:husk-guest-ram") == std::string::npos);
+  const std::string off = guest_ram_mappings(kernel, "off");
+  INFO("off:\n" << off);
+  REQUIRE_FALSE(off.empty());
+  CHECK(off.find(" hg") == std::string::npos);
+  CHECK(off.find("memfd:husk-guest-ram") != std::string::npos);
+  // A value that is not on or off is a usage error, before any VM.
+  const auto bad = run_process(boot_args(kernel, {"--huge-pages", "maybe"}), 30);
+  CHECK(bad.exit_code != 0);
+  CHECK(bad.err.find("--huge-pages") != std::string::npos);
+}

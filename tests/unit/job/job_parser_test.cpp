@@ -15,6 +15,7 @@
 #include <catch2/catch.hpp>
 
 #include "runtime/arch/x86_64/layout.h"
+#include "runtime/job/job_runner.h"
 #include "tests/support/temp_dir.h"
 
 #include "tests/unit/job/job_test_support.h"
@@ -33,6 +34,7 @@ TEST_CASE("a minimal job gets every default", "[job]") {
   CHECK(job.hostname.empty());
   CHECK(job.vm.kernel == d.options.default_kernel);
   CHECK(job.vm.initramfs == d.options.default_initramfs);
+  CHECK(job.vm.stock_initramfs);
   CHECK_FALSE(job.vm.root_disk);
   CHECK(job.vm.vcpus == 1);
   CHECK(job.vm.memory_mib == 256);
@@ -201,6 +203,8 @@ TEST_CASE("vm.kernel, vm.initramfs and vm.root_disk resolve against the job's fo
       "[vm]\nkernel = \"images/bzImage\"\ninitramfs = \"./images/initrd.gz\"\nroot_disk = \"" + disk + "\"\n"));
   CHECK(job.vm.kernel == kernel);
   CHECK(job.vm.initramfs == initramfs);
+  // The job's own initramfs boots its own /init (no rdinit= for the agent).
+  CHECK_FALSE(job.vm.stock_initramfs);
   REQUIRE(job.vm.root_disk);
   CHECK(job.vm.root_disk->path == disk);
   CHECK(job.vm.root_disk->mode == vmm::DiskMode::kCopyOnWrite);
@@ -261,6 +265,17 @@ TEST_CASE("vm.vcpus, vm.memory and vm.boot_timeout", "[job]") {
   d.expect_error(with_process("[vm]\nmemory = 512"), "512", "vm.memory", "expected a size string");
   d.expect_error(with_process("[vm]\nboot_timeout = \"0s\""), "\"0s\"", "vm.boot_timeout", "more than 0");
   d.expect_error(with_process("[vm]\nboot_timeout = \"30\""), "\"30\"", "vm.boot_timeout", "expected a duration");
+}
+
+TEST_CASE("vm.huge_pages: on by default, and reaches the VM's configuration", "[job]") {
+  JobDir d;
+  const Job by_default = d.ok(with_process(""));
+  CHECK(by_default.vm.huge_pages);
+  CHECK(vm_config_for(by_default.vm).huge_pages);
+  const Job off = d.ok(with_process("[vm]\nhuge_pages = false\n"));
+  CHECK_FALSE(off.vm.huge_pages);
+  CHECK_FALSE(vm_config_for(off.vm).huge_pages);
+  d.expect_error(with_process("[vm]\nhuge_pages = \"no\""), "\"no\"", "vm.huge_pages", "expected true or false");
 }
 
 // --- [limits] ----------------------------------------------------------------
