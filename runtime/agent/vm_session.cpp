@@ -108,11 +108,11 @@ Result<std::unique_ptr<VmSession>> VmSession::start(vmm::VmConfig config, const 
     if (s->vmm_->stopped()) {
       HUSK_TRY_ASSIGN(vmm::VmExit exit, s->join_vm());
       // The console says why (an initramfs without the agent, a panic).
-      std::string console = s->console_tail(6);
-      if (!console.empty()) console.pop_back();  // its last newline
+      std::string last_lines = s->console_tail(6);
+      if (!last_lines.empty()) last_lines.pop_back();  // its last newline
       return fail(fmt::format("the VM stopped before its agent answered ({}: {}){}{}",
                               vmm::exit_reason_name(exit.reason), exit.detail,
-                              console.empty() ? "" : "; last console lines:\n", console));
+                              last_lines.empty() ? "" : "; last console lines:\n", last_lines));
     }
     auto client = AgentClient::connect_vsock_uds(config.vsock->uds_path, options.agent_port,
                                                  std::min(kConnectTimeout, deadline.left()));
