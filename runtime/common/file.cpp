@@ -2,9 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <linux/magic.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <array>
@@ -96,27 +94,5 @@ MappedFile::~MappedFile() {
 
 MappedFile::MappedFile(MappedFile&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
-
-bool is_network_filesystem_type(uint64_t f_type) {
-  switch (f_type) {
-    case V9FS_MAGIC:
-    case NFS_SUPER_MAGIC:
-    case SMB_SUPER_MAGIC:
-    case CIFS_SUPER_MAGIC:
-    case SMB2_SUPER_MAGIC:
-    case FUSE_SUPER_MAGIC:
-    case CEPH_SUPER_MAGIC:
-    case AFS_SUPER_MAGIC:
-      return true;
-    default:
-      return false;
-  }
-}
-
-bool on_network_filesystem(int fd) {
-  struct statfs st {};
-  if (::fstatfs(fd, &st) != 0) return true;
-  return is_network_filesystem_type(static_cast<uint64_t>(st.f_type));
-}
 
 }  // namespace husk

@@ -20,13 +20,6 @@ namespace husk {
 inline constexpr uint64_t kMaxTextFile = uint64_t{1} << 30;
 [[nodiscard]] Result<std::string> read_text_file(const std::string& path, uint64_t max_size = kMaxTextFile);
 
-// Whether the file is served over the network (9p, NFS, SMB, FUSE, Ceph,
-// AFS; from its file system's magic number, f_type of fstatfs): a mapping of
-// it faults over the network, and the server may change it under a mapping.
-// An fd fstatfs cannot read counts as one (the careful answer).
-[[nodiscard]] bool on_network_filesystem(int fd);
-[[nodiscard]] bool is_network_filesystem_type(uint64_t f_type);
-
 // A whole host file mapped read-only: the kernel and initrd loaders copy
 // straight from the page cache into guest memory, with no heap copy.
 class MappedFile {

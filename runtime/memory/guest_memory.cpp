@@ -10,8 +10,6 @@
 
 #include <fmt/format.h>
 
-#include "runtime/common/file.h"
-
 namespace husk {
 
 namespace {
@@ -219,8 +217,7 @@ Result<uint64_t> GuestMemory::save(int fd) const {
 Result<void> GuestMemory::load_file(GuestAddress gpa, std::span<const uint8_t> data, int fd,
                                     uint64_t file_offset) const {
   const uint64_t whole = data.size() & ~(kPageSize - 1);
-  if (!booted_ || fd < 0 || gpa % kPageSize != 0 || file_offset % kPageSize != 0 || whole < kMinFileMapping ||
-      on_network_filesystem(fd)) {
+  if (!booted_ || fd < 0 || gpa % kPageSize != 0 || file_offset % kPageSize != 0 || whole < kMinFileMapping) {
     return write(gpa, data);
   }
   HUSK_TRY_ASSIGN(std::span<uint8_t> dst, slice(gpa, data.size()));

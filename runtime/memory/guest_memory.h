@@ -109,7 +109,6 @@ class GuestMemory {
   // (MAP_PRIVATE | MAP_FIXED) instead of copied; a partial last page is
   // copied. The file must not change while the VM runs (the page cache is
   // the guest's until it writes a page), as with a snapshot's memory file.
-  // A file on a network file system (9p, NFS, SMB, FUSE, ...) is copied.
   [[nodiscard]] Result<void> load_file(GuestAddress gpa, std::span<const uint8_t> data, int fd,
                                        uint64_t file_offset) const;
   static constexpr uint64_t kMinFileMapping = 64 * 1024;

@@ -1,7 +1,5 @@
 #include "runtime/common/file.h"
 
-#include <fcntl.h>
-#include <linux/magic.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -70,24 +68,6 @@ TEST_CASE("read_file refuses a directory", "[common][file]") {
 }
 
 }  // namespace
-
-TEST_CASE("network file systems are told from local ones; an unreadable fd counts as one", "[common][file]") {
-  for (uint64_t t : {uint64_t{V9FS_MAGIC}, uint64_t{NFS_SUPER_MAGIC}, uint64_t{CIFS_SUPER_MAGIC},
-                     uint64_t{SMB2_SUPER_MAGIC}, uint64_t{FUSE_SUPER_MAGIC}, uint64_t{CEPH_SUPER_MAGIC}}) {
-    CHECK(is_network_filesystem_type(t));
-  }
-  for (uint64_t t : {uint64_t{EXT4_SUPER_MAGIC}, uint64_t{TMPFS_MAGIC}, uint64_t{BTRFS_SUPER_MAGIC},
-                     uint64_t{XFS_SUPER_MAGIC}, uint64_t{OVERLAYFS_SUPER_MAGIC}, uint64_t{PROC_SUPER_MAGIC}}) {
-    CHECK_FALSE(is_network_filesystem_type(t));
-  }
-  // Real files: /proc and /dev/shm (tmpfs) are local on any Linux host.
-  const int proc = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-  REQUIRE(proc >= 0);
-  CHECK_FALSE(on_network_filesystem(proc));
-  ::close(proc);
-  CHECK(on_network_filesystem(-1));
-}
-
 }  // namespace husk
 
 TEST_CASE("read_text_file stops at its size cap: a job that names /dev/zero gets an error", "[unit]") {
