@@ -61,8 +61,8 @@ Result<std::unique_ptr<VmSession>> VmSession::start(vmm::VmConfig config, const 
   // the caller's choosing or init arguments, the kernel starts the agent as
   // PID 1 itself: no shell runs first (about 0.1 s of a nested boot). The
   // agent mounts what /init would have and prints the same ready marker.
-  if (options.agent_as_init && init_args.empty() && !has_arg("husk.root=") && !has_arg("husk.test=") && !has_arg("rdinit=") &&
-      !has_arg("init=")) {
+  if (options.agent_as_init && init_args.empty() && !has_arg("husk.root=") && !has_arg("husk.test=") &&
+      !has_arg("rdinit=") && !has_arg("init=")) {
     kernel_args += " rdinit=/sbin/husk-agent";
   }
   config.cmdline = kernel_args + (init_args.empty() ? "" : " " + init_args);
