@@ -123,7 +123,7 @@ Result<GuestMemory> GuestMemory::map_all(const std::vector<RegionSpec>& specs, i
     regions.push_back(std::move(region));
   }
   // Shared: husk's own memfd, a booted VM's; private: a snapshot's file.
-  return GuestMemory(std::move(regions), std::move(owned), shared);
+  return GuestMemory(std::move(regions), std::move(owned));
 }
 
 namespace {
@@ -142,7 +142,7 @@ Result<GuestMemory> GuestMemory::create(const std::vector<RegionSpec>& specs, Ba
       HUSK_TRY_ASSIGN(GuestRegion region, GuestRegion::map_huge_anonymous(spec.gpa, spec.size));
       regions.push_back(std::move(region));
     }
-    return GuestMemory(std::move(regions), UniqueFd(), true);
+    return GuestMemory(std::move(regions), UniqueFd());
   }
   UniqueFd memfd(::memfd_create("husk-guest-ram", MFD_CLOEXEC));
   if (!memfd) return fail_errno("memfd_create for guest memory");
@@ -196,46 +196,23 @@ Result<uint64_t> GuestMemory::save(int fd) const {
       pos = hole;
     }
   }
-  // What load_file() mapped from files is not in the memfd: written whole,
-  // each page as the guest sees it (the file's, or its own copy).
-  for (const FileMapping& f : file_mappings_) {
-    const GuestRegion* r = find(f.gpa, f.len);
-    if (r == nullptr) return fail("a file mapping outside guest memory");
-    const uint64_t at = r->file_offset() + (f.gpa - r->gpa());
-    for (uint64_t done = 0; done < f.len;) {
-      const size_t chunk = static_cast<size_t>(std::min<uint64_t>(f.len - done, 1 << 20));
-      const ssize_t n = ::pwrite(fd, r->host() + (f.gpa - r->gpa()) + done, chunk, static_cast<off_t>(at + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return fail_errno("write the snapshot's memory file");
-      done += static_cast<uint64_t>(n);
-      written += static_cast<uint64_t>(n);
-    }
-  }
   return written;
 }
 
-Result<void> GuestMemory::load_file(GuestAddress gpa, std::span<const uint8_t> data, int fd,
-                                    uint64_t file_offset) const {
-  const uint64_t whole = data.size() & ~(kPageSize - 1);
-  if (!booted_ || fd < 0 || gpa % kPageSize != 0 || file_offset % kPageSize != 0 || whole < kMinFileMapping) {
-    return write(gpa, data);
+Result<void> GuestMemory::read_file(GuestAddress gpa, int fd, uint64_t file_offset, uint64_t len) const {
+  HUSK_TRY_ASSIGN(std::span<uint8_t> dst, slice(gpa, len));
+  // Safe: slice() proved [gpa, gpa + len) lies inside one region.
+  for (uint64_t done = 0; done < len;) {
+    const ssize_t n = ::pread(fd, dst.data() + done, static_cast<size_t>(len - done),
+                              static_cast<off_t>(file_offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail_errno("read a file into guest memory");
+    if (n == 0) {
+      return fail(fmt::format("the file ends {} bytes short of what goes into guest memory", len - done));
+    }
+    done += static_cast<uint64_t>(n);
   }
-  HUSK_TRY_ASSIGN(std::span<uint8_t> dst, slice(gpa, data.size()));
-  // Safe: slice() proved [gpa, gpa + size) lies inside one region, so the
-  // fixed mapping replaces only pages of guest memory.
-  void* p = ::mmap(dst.data(), whole, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd,
-                   static_cast<off_t>(file_offset));
-  if (p == MAP_FAILED) return fail_errno("map a file into guest memory");
-  ::madvise(p, whole, MADV_DONTDUMP);
-  // The memfd's pages under the mapping (none on a fresh VM) are not the
-  // guest's any more: punched, so save() does not write them too.
-  if (memfd_) {
-    const GuestRegion* r = find(gpa, whole);
-    ::fallocate(memfd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                static_cast<off_t>(r->file_offset() + (gpa - r->gpa())), static_cast<off_t>(whole));
-  }
-  file_mappings_.push_back(FileMapping{gpa, whole});
-  return write(gpa + whole, data.subspan(whole));
+  return {};
 }
 
 uint64_t GuestMemory::total_size() const {

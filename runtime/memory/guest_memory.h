@@ -4,10 +4,12 @@
 // A booted VM's RAM is one memfd, each region a shared mapping of its part
 // (at the region's file offset: regions in address order, back to back),
 // so a snapshot can write exactly the pages the guest touched (the memfd's
-// data extents) with save(). The kernel and initrd are mapped over it from
-// their files, copy-on-write (load_file()): no copy at start, the guest
-// faults in the pages it reads from the page cache, a page it writes
-// becomes its own; save() writes those ranges whole. A restored VM's RAM is a private mapping of
+// data extents) with save(). The kernel and initrd are copied in
+// (read_file()), not mapped from their files: under a mapping, every page
+// the guest touched first would cost a guest exit and a 4 KiB page of
+// second-level paging, and every page it wrote a copy-on-write fault;
+// copied, they sit in the RAM's huge pages, and a file changed later does
+// not change a running guest. A restored VM's RAM is a private mapping of
 // the snapshot's memory file: pages come in on demand, on first touch, and
 // a write copies the page (the file never changes), so a restore costs the
 // same for 128 MiB as for 2 GiB.
@@ -102,16 +104,10 @@ class GuestMemory {
   [[nodiscard]] bool valid_range(GuestAddress gpa, uint64_t len) const;
 
   [[nodiscard]] Result<void> write(GuestAddress gpa, std::span<const uint8_t> data) const;
-  // Puts `data`, the bytes at `file_offset` of the file `fd` (a read-only
-  // mapping of it), at `gpa`: as write() does, except that on a booted
-  // VM's memory the whole pages of a page-aligned range of at least
-  // kMinFileMapping bytes are mapped from the file copy-on-write
-  // (MAP_PRIVATE | MAP_FIXED) instead of copied; a partial last page is
-  // copied. The file must not change while the VM runs (the page cache is
-  // the guest's until it writes a page), as with a snapshot's memory file.
-  [[nodiscard]] Result<void> load_file(GuestAddress gpa, std::span<const uint8_t> data, int fd,
-                                       uint64_t file_offset) const;
-  static constexpr uint64_t kMinFileMapping = 64 * 1024;
+  // Copies `len` bytes at `file_offset` of the file `fd` to `gpa` with
+  // pread, no mapping of the file on the way: a file that ends early is an
+  // error (what was read stays), as is a range outside one region.
+  [[nodiscard]] Result<void> read_file(GuestAddress gpa, int fd, uint64_t file_offset, uint64_t len) const;
   [[nodiscard]] Result<void> read(GuestAddress gpa, std::span<uint8_t> out) const;
   [[nodiscard]] Result<void> fill(GuestAddress gpa, uint8_t value, uint64_t len) const;
 
@@ -132,8 +128,8 @@ class GuestMemory {
   }
 
  private:
-  GuestMemory(std::vector<GuestRegion> regions, UniqueFd memfd, bool booted)
-      : regions_(std::move(regions)), memfd_(std::move(memfd)), booted_(booted) {}
+  GuestMemory(std::vector<GuestRegion> regions, UniqueFd memfd)
+      : regions_(std::move(regions)), memfd_(std::move(memfd)) {}
   // The regions in address order, checked not to overlap.
   static Result<std::vector<RegionSpec>> sorted_regions(const std::vector<RegionSpec>& specs);
   static Result<GuestMemory> map_all(const std::vector<RegionSpec>& specs, int fd, bool shared, UniqueFd owned);
@@ -141,14 +137,6 @@ class GuestMemory {
 
   std::vector<GuestRegion> regions_;
   UniqueFd memfd_;  // create()'s with Backing::kMemfd; empty otherwise
-  bool booted_ = false;  // from create() (else a snapshot's)
-  // Ranges load_file() mapped from files: not in the memfd. Mutable like
-  // the memory itself (a const GuestMemory's bytes may be written).
-  struct FileMapping {
-    GuestAddress gpa = 0;
-    uint64_t len = 0;
-  };
-  mutable std::vector<FileMapping> file_mappings_;
 };
 
 }  // namespace husk

@@ -51,8 +51,8 @@ constexpr uint64_t kMaxKernelFile = 512ull << 20;
 
 // A kernel or initrd file, open and mapped read-only without populating
 // (MappedFile populates the whole file): the loaders read its headers
-// through the mapping and map its segments into guest memory from `fd`
-// (GuestMemory::load_file), so pages nobody reads are never touched.
+// through the mapping and its contents from `fd` (GuestMemory::read_file),
+// so no page of the mapping is touched but the headers'.
 class ImageFile {
  public:
   static Result<ImageFile> open(const std::string& path, uint64_t max_size) {
@@ -127,7 +127,7 @@ Result<uint64_t> load_guest(const VmConfig& config, const std::string& cmdline,
     HUSK_TRY_ASSIGN(ImageFile initrd, ImageFile::open(config.initrd_path, memory.total_size()));
     auto addr = x86::place_initrd(memory, initrd.bytes().size(), *kernel);
     if (!addr) return wrap("initrd " + config.initrd_path, addr.error());
-    HUSK_TRY(memory.load_file(*addr, initrd.bytes(), initrd.fd(), 0));
+    HUSK_TRY(memory.read_file(*addr, initrd.fd(), 0, initrd.bytes().size()));
     boot.initrd_addr = *addr;
     boot.initrd_size = initrd.bytes().size();
   }

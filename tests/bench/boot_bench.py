@@ -61,6 +61,33 @@ MARKER_RE = re.compile(rb"HUSK_READY uptime=([0-9.]+) cpus=([0-9]+)")
 
 
 # --------------------------------------------------------- one timed process
+def tree_cpu_ms(pid):
+    """CPU time (ms) so far of pid and every process under it, each of
+    their threads (/proc/PID/task/TID/schedstat: ns on a CPU); None when
+    pid is gone. A jailed husk runs its VMM in a child."""
+    total, todo, seen = 0, [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            tids = os.listdir("/proc/%d/task" % p)
+        except OSError:
+            if p == pid:
+                return None
+            continue
+        for tid in tids:
+            try:
+                with open("/proc/%d/task/%s/schedstat" % (p, tid)) as f:
+                    total += int(f.read().split()[0])
+                with open("/proc/%d/task/%s/children" % (p, tid)) as f:
+                    todo.extend(int(c) for c in f.read().split())
+            except (OSError, ValueError, IndexError):
+                pass
+    return total / 1e6
+
+
 def timed_run(argv, console_log, stderr_log, timeout_s, stop_re=None, agent_re=None):
     """Spawns argv, reads its stdout until EOF and waits for it.
 
@@ -68,7 +95,7 @@ def timed_run(argv, console_log, stderr_log, timeout_s, stop_re=None, agent_re=N
     holding the marker was read, the line matching agent_re (agent_ms), and
     the process's exit. Once a line matching stop_re has been read the
     process gets SIGTERM (a VM whose agent never exits)."""
-    res = {"marker_ms": None, "agent_ms": None, "exit_ms": None, "exit_code": None,
+    res = {"marker_ms": None, "agent_ms": None, "agent_cpu_ms": None, "exit_ms": None, "exit_code": None,
            "timed_out": False, "guest_uptime_s": None, "guest_cpus": None}
     seen = b""
     stopped = False
@@ -105,6 +132,9 @@ def timed_run(argv, console_log, stderr_log, timeout_s, stop_re=None, agent_re=N
                     seen = (seen + chunk)[-65536:]
                     if agent_re and res["agent_ms"] is None and agent_re.search(seen):
                         res["agent_ms"] = (now - t0) / 1e6
+                        # The VMM's own CPU to this point, every thread:
+                        # start-up, the vCPU's exits, the devices.
+                        res["agent_cpu_ms"] = tree_cpu_ms(proc.pid)
                     if stop_re and not stopped and stop_re.search(seen):
                         stopped = True
                         proc.send_signal(signal.SIGTERM)
@@ -200,8 +230,8 @@ def cmd_boots(a):
                         r["first_kvm_run_ms"] = (fk - r["spawn_monotonic_ns"]) / 1e6
             runs[vmm].append(r)
             fmt = lambda v: "-" if v is None else "%.0f ms" % v
-            print("bench: run %2d %-4s HUSK_READY %-10s agent listening %-10s code %s%s" % (
-                i + 1, vmm, fmt(r["marker_ms"]), fmt(r["agent_ms"]), r["exit_code"],
+            print("bench: run %2d %-4s HUSK_READY %-10s agent listening %-10s CPU %-10s code %s%s" % (
+                i + 1, vmm, fmt(r["marker_ms"]), fmt(r["agent_ms"]), fmt(r["agent_cpu_ms"]), r["exit_code"],
                 " TIMEOUT" if r["timed_out"] else ""), flush=True)
             # Partial results survive an interrupted session.
             write_json(a.out, {"runs": runs, "argv": {"husk": husk_argv, "qemu": qemu_argv},
@@ -249,8 +279,8 @@ def smaps_figures(pid, guest_bytes):
     """Sums Rss (and private pages) of all mappings of pid, guest RAM apart.
 
     Guest RAM: husk marks every mapping of it MADV_DONTDUMP ("dd" in
-    VmFlags: its RAM, a memfd or anonymous, and the kernel and initrd mapped
-    over it from their files); QEMU's is the anonymous mapping of exactly
+    VmFlags: its RAM, a memfd or anonymous, and the kernel's text mapped
+    over it from its file); QEMU's is the anonymous mapping of exactly
     the guest's size."""
     maps = []  # [start, end, path, rss, private, vmflags]
     with open("/proc/%d/smaps" % pid) as f:
@@ -437,6 +467,7 @@ def cmd_report(a):
             "marker_missing": sum(1 for v in markers if v is None),
             "time_to_marker_ms": summary(markers),
             "time_to_agent_ms": summary(agents),
+            "cpu_to_agent_ms": summary([r.get("agent_cpu_ms") for r in runs]),
             "agent_missing": sum(1 for v in agents if v is None),
             "guest_uptime_at_marker_s": summary([r.get("guest_uptime_s") for r in runs]),
         }
@@ -456,6 +487,7 @@ def cmd_report(a):
     out["ratio_husk_over_qemu"] = {
         "time_to_marker": ratio(med("husk", "time_to_marker_ms"), med("qemu", "time_to_marker_ms")),
         "time_to_agent": ratio(med("husk", "time_to_agent_ms"), med("qemu", "time_to_agent_ms")),
+        "cpu_to_agent": ratio(med("husk", "cpu_to_agent_ms"), med("qemu", "cpu_to_agent_ms")),
     }
 
     host_all = host.get("husk", [])
@@ -550,9 +582,13 @@ def cmd_report(a):
             s = vmms[vmm][key]
             print("%-6s %-16s %8s %8s %8s %8s" % (vmm, label, ms(s["median"]), ms(s["min"]),
                                                   ms(s["p90"]), ms(s["max"])))
+    for vmm in ("husk", "qemu"):
+        s = vmms[vmm]["cpu_to_agent_ms"]
+        print("%-6s %-16s %8s %8s %8s %8s" % (vmm, "CPU to agent", ms(s["median"]), ms(s["min"]),
+                                              ms(s["p90"]), ms(s["max"])))
     r = out["ratio_husk_over_qemu"]
-    print("ratio husk/qemu of medians: to HUSK_READY %s, to agent listening %s"
-          % (r["time_to_marker"], r["time_to_agent"]))
+    print("ratio husk/qemu of medians: to HUSK_READY %s, to agent listening %s, VMM CPU to agent listening %s"
+          % (r["time_to_marker"], r["time_to_agent"], r["cpu_to_agent"]))
     print_split(out["phases"])
     o = host_out["husk_overhead_rss_kib"]["median"]
     p = host_out["husk_overhead_private_kib"]["median"]

@@ -190,10 +190,10 @@ TEST_CASE("husk run as root jails its VMM: own namespaces, its folder as /, nobo
   const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
   CHECK(o.cgroup_files["cpu.max"] == (cpus > 2 ? "200000 100000" : "max 100000"));
   CHECK(contains(o.cgroup_files["cgroup.procs"], std::to_string(o.pid)));
-  // The guest's memory is charged to it: every page it wrote. (The kernel
-  // and initrd are mapped from their files, GuestMemory::load_file: the
-  // pages the guest only reads are page cache, shared by every VM and
-  // not charged to this one.)
+  // The guest's memory is charged to it: every page it wrote. (The
+  // kernel's read-only segments are mapped from its file,
+  // GuestMemory::load_file: the pages the guest only reads are page cache,
+  // shared by every VM and not charged to this one.)
   CHECK(std::stoull(o.cgroup_files["memory.current"].empty() ? "0" : o.cgroup_files["memory.current"]) > (3ull << 20));
 
   // Nothing left: folder, processes, mounts, cgroup.

@@ -161,7 +161,11 @@ Result<KernelImage> load_bzimage(const GuestMemory& memory, std::span<const uint
 
   // Safe: kernel_offset < file.size() was checked, and place_kernel proved
   // [addr, addr + footprint) lies in guest memory with payload <= footprint.
-  HUSK_TRY(memory.load_file(placement->addr, file.subspan(kernel_offset), fd, kernel_offset));
+  if (fd >= 0) {
+    HUSK_TRY(memory.read_file(placement->addr, fd, kernel_offset, file.size() - kernel_offset));
+  } else {
+    HUSK_TRY(memory.write(placement->addr, file.subspan(kernel_offset)));
+  }
 
   // boot.rst: the loader sets code32_start to the loaded code and may lower
   // kernel_alignment to the alignment it actually used.

@@ -116,8 +116,14 @@ Result<KernelImage> load_elf(const GuestMemory& memory, std::span<const uint8_t>
   image.entry = *entry;
   image.load_start = UINT64_MAX;
   for (const Elf64_Phdr& p : loads) {
-    // Safe: check_segment proved the file range and the guest range.
-    HUSK_TRY(memory.load_file(p.p_paddr, file.subspan(p.p_offset, p.p_filesz), fd, p.p_offset));
+    // Safe: check_segment proved the file range and the guest range. With
+    // the file's descriptor, read straight from it: no page of the mapping
+    // `file` is touched (GuestMemory::read_file says why nothing is mapped).
+    if (fd >= 0) {
+      HUSK_TRY(memory.read_file(p.p_paddr, fd, p.p_offset, p.p_filesz));
+    } else {
+      HUSK_TRY(memory.write(p.p_paddr, file.subspan(p.p_offset, p.p_filesz)));
+    }
     // bss: memory may be reused, so zero it rather than trust a fresh mapping.
     HUSK_TRY(memory.fill(p.p_paddr + p.p_filesz, 0, p.p_memsz - p.p_filesz));
     image.load_start = std::min(image.load_start, p.p_paddr);

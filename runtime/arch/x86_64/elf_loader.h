@@ -14,8 +14,8 @@ namespace husk::x86_64 {
 
 // Every header field is checked against the file and guest memory before
 // anything is copied; a hostile file gets an error, never a stray write.
-// With the file's descriptor `fd`, segments are put in guest memory with
-// GuestMemory::load_file (mapped from the file where they can be).
+// With the file's descriptor `fd`, segments are read from it
+// (GuestMemory::read_file) rather than copied from `file`'s pages.
 [[nodiscard]] Result<KernelImage> load_elf(const GuestMemory& memory, std::span<const uint8_t> file, int fd = -1);
 
 }  // namespace husk::x86_64

@@ -11,9 +11,8 @@
 
 namespace husk::x86_64 {
 
-// `file` is the kernel's bytes; with its descriptor `fd` too, its
-// segments are mapped into guest memory where they can be
-// (GuestMemory::load_file) instead of copied.
+// `file` is the kernel's bytes (its headers are read there); with its
+// descriptor `fd` too, a vmlinux's segments are read from the file.
 [[nodiscard]] Result<KernelImage> load_kernel(const GuestMemory& memory,
                                               std::span<const uint8_t> file, int fd = -1);
 

@@ -1,12 +1,13 @@
-// GuestMemory::load_file: a kernel's or initrd's pages mapped into a booted
-// VM's memory from their file, copy-on-write, with real files: the guest
-// sees the file's bytes, its writes stay its own, a partial last page and
-// an unaligned range are copied, and a snapshot holds every mapped page.
+// GuestMemory::read_file: a kernel's or initrd's bytes read from their file
+// into a booted VM's memory, with real files: the guest sees the file's
+// bytes at any offset and address, nothing of the file is mapped (a change
+// to the file later does not reach the guest), huge anonymous memory takes
+// it too, a file that ends early and a range outside memory are errors, and
+// a snapshot holds what was read.
 #include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -23,28 +24,12 @@ namespace {
 constexpr uint64_t kMiB = 1 << 20;
 const std::vector<RegionSpec> kRegions{{0, 8 * kMiB}};
 
-// A file of `size` bytes, byte i = i * 7 + 3 (mod 256): every page different.
+// A file of `size` bytes, every page different.
 std::vector<uint8_t> pattern(size_t size) {
   std::vector<uint8_t> bytes(size);
   for (size_t i = 0; i < size; ++i) bytes[i] = static_cast<uint8_t>(i * 7 + 3 + i / 4096);
   return bytes;
 }
-
-struct MappedImage {
-  explicit MappedImage(const std::string& path) : fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
-    REQUIRE(fd);
-    struct stat st{};
-    REQUIRE(::fstat(fd.get(), &st) == 0);
-    size = static_cast<size_t>(st.st_size);
-    data = static_cast<const uint8_t*>(::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd.get(), 0));
-    REQUIRE(data != MAP_FAILED);
-  }
-  ~MappedImage() { ::munmap(const_cast<uint8_t*>(data), size); }
-  std::span<const uint8_t> bytes(size_t offset, size_t len) const { return {data + offset, len}; }
-  UniqueFd fd;
-  size_t size = 0;
-  const uint8_t* data = nullptr;
-};
 
 std::vector<uint8_t> read_back(const GuestMemory& m, GuestAddress gpa, size_t len) {
   std::vector<uint8_t> out(len);
@@ -52,33 +37,53 @@ std::vector<uint8_t> read_back(const GuestMemory& m, GuestAddress gpa, size_t le
   return out;
 }
 
+std::vector<uint8_t> slice_of(const std::vector<uint8_t>& v, size_t offset, size_t len) {
+  return {v.begin() + static_cast<std::ptrdiff_t>(offset), v.begin() + static_cast<std::ptrdiff_t>(offset + len)};
+}
+
+// How many of this process's mappings name `path` (/proc/self/maps).
+int mappings_of(const std::string& path) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  int n = 0;
+  while (std::getline(maps, line)) {
+    if (line.size() >= path.size() && line.compare(line.size() - path.size(), path.size(), path) == 0) ++n;
+  }
+  return n;
+}
+
 }  // namespace
 
-TEST_CASE("guest memory: load_file maps whole pages from the file and copies the rest", "[unit]") {
+TEST_CASE("guest memory: read_file copies a file's bytes in, at any offset and address", "[unit]") {
   test::TempDir dir;
   const std::vector<uint8_t> content = pattern(300 * 1024 + 123);  // a partial last page
   const std::string path = dir.write("kernel", content);
-  MappedImage image(path);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  REQUIRE(fd);
   auto memory = GuestMemory::create(kRegions);
   REQUIRE(memory);
-  // A segment at file offset 0x1000 into guest 0x200000.
+  // A segment at file offset 0x1000 into guest 0x200000; a bzImage's
+  // payload off a page boundary into an address off one.
   const size_t len = content.size() - 0x1000;
-  REQUIRE(memory->load_file(0x200000, image.bytes(0x1000, len), image.fd.get(), 0x1000));
-  CHECK(read_back(*memory, 0x200000, len) == std::vector<uint8_t>(content.begin() + 0x1000, content.end()));
-  // Past the data: still zero (the partial page's tail too).
-  const auto after = read_back(*memory, 0x200000 + len, 4096);
-  CHECK(after == std::vector<uint8_t>(4096, 0));
-
-  // The guest's write is its own: the file keeps its bytes.
+  REQUIRE(memory->read_file(0x200000, fd.get(), 0x1000, len));
+  REQUIRE(memory->read_file(0x500010, fd.get(), 0x200, 100 * 1024));
+  CHECK(read_back(*memory, 0x200000, len) == slice_of(content, 0x1000, len));
+  CHECK(read_back(*memory, 0x500010, 100 * 1024) == slice_of(content, 0x200, 100 * 1024));
+  // Past the data: still zero.
+  CHECK(read_back(*memory, 0x200000 + len, 4096) == std::vector<uint8_t>(4096, 0));
+  // Nothing of the file stays mapped: the guest's writes are its own, and
+  // the file changed later does not reach the guest.
+  CHECK(mappings_of(path) == 0);
   REQUIRE(memory->write_obj<uint64_t>(0x200000, 0xdeadbeefcafef00dull));
+  {
+    UniqueFd rw(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+    const uint64_t other = 0x0123456789abcdefull;
+    REQUIRE(::pwrite(rw.get(), &other, sizeof(other), 0x2000) == sizeof(other));
+  }
   CHECK(*memory->read_obj<uint64_t>(0x200000) == 0xdeadbeefcafef00dull);
-  UniqueFd check(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  uint64_t on_disk = 0;
-  REQUIRE(::pread(check.get(), &on_disk, sizeof(on_disk), 0x1000) == sizeof(on_disk));
-  CHECK(on_disk != 0xdeadbeefcafef00dull);
-  CHECK(std::memcmp(&on_disk, content.data() + 0x1000, sizeof(on_disk)) == 0);
+  CHECK(read_back(*memory, 0x201000, 8) == slice_of(content, 0x2000, 8));
 
-  // A snapshot holds the mapped range whole, the guest's own page included.
+  // A snapshot holds what was read, the guest's write included.
   UniqueFd out(::open(dir.file("memory").c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   REQUIRE(out);
   auto written = memory->save(out.get());
@@ -87,28 +92,30 @@ TEST_CASE("guest memory: load_file maps whole pages from the file and copies the
   auto restored = GuestMemory::map_snapshot(kRegions, out.get());
   REQUIRE(restored);
   CHECK(*restored->read_obj<uint64_t>(0x200000) == 0xdeadbeefcafef00dull);
-  CHECK(read_back(*restored, 0x200008, len - 8) == std::vector<uint8_t>(content.begin() + 0x1008, content.end()));
+  CHECK(read_back(*restored, 0x200008, len - 8) == slice_of(content, 0x1008, len - 8));
 }
 
-TEST_CASE("guest memory: load_file copies what cannot be mapped", "[unit]") {
+TEST_CASE("guest memory: read_file refuses a short file and a range outside memory", "[unit]") {
   test::TempDir dir;
-  const std::vector<uint8_t> content = pattern(200 * 1024);
-  MappedImage image(dir.write("image", content));
+  const std::vector<uint8_t> content = pattern(64 * 1024);
+  UniqueFd fd(::open(dir.write("short", content).c_str(), O_RDONLY | O_CLOEXEC));
+  REQUIRE(fd);
   auto memory = GuestMemory::create(kRegions);
   REQUIRE(memory);
-  // A file offset off a page boundary (a bzImage's payload), a guest
-  // address off one, and a range too small to be worth a mapping.
-  REQUIRE(memory->load_file(0x100000, image.bytes(0x200, 100 * 1024), image.fd.get(), 0x200));
-  REQUIRE(memory->load_file(0x300010, image.bytes(0x1000, 100 * 1024), image.fd.get(), 0x1000));
-  REQUIRE(memory->load_file(0x400000, image.bytes(0x1000, 8192), image.fd.get(), 0x1000));
-  CHECK(read_back(*memory, 0x100000, 100 * 1024) ==
-        std::vector<uint8_t>(content.begin() + 0x200, content.begin() + 0x200 + 100 * 1024));
-  CHECK(read_back(*memory, 0x300010, 100 * 1024) ==
-        std::vector<uint8_t>(content.begin() + 0x1000, content.begin() + 0x1000 + 100 * 1024));
-  CHECK(read_back(*memory, 0x400000, 8192) == std::vector<uint8_t>(content.begin() + 0x1000, content.begin() + 0x3000));
-  // Without a descriptor: a plain copy.
-  REQUIRE(memory->load_file(0x500000, image.bytes(0, 128 * 1024), -1, 0));
-  CHECK(read_back(*memory, 0x500000, 128 * 1024) == std::vector<uint8_t>(content.begin(), content.begin() + 128 * 1024));
-  // Outside guest memory: an error, nothing mapped.
-  CHECK_FALSE(memory->load_file(8 * kMiB - 0x1000, image.bytes(0, 128 * 1024), image.fd.get(), 0));
+  auto short_read = memory->read_file(0x100000, fd.get(), 0x1000, content.size());
+  REQUIRE_FALSE(short_read);
+  CHECK(short_read.error().message.find("4096 bytes short") != std::string::npos);
+  CHECK_FALSE(memory->read_file(8 * kMiB - 0x1000, fd.get(), 0, 0x2000));
+  CHECK_FALSE(memory->read_file(0x100000, -1, 0, 0x1000));
+}
+
+TEST_CASE("guest memory: read_file into huge anonymous memory", "[unit]") {
+  test::TempDir dir;
+  const std::vector<uint8_t> content = pattern(3 * kMiB);
+  UniqueFd fd(::open(dir.write("kernel", content).c_str(), O_RDONLY | O_CLOEXEC));
+  REQUIRE(fd);
+  auto mem = GuestMemory::create({{0, 8 * kMiB}}, GuestMemory::Backing::kHugeAnonymous);
+  REQUIRE(mem);
+  REQUIRE(mem->read_file(2 * kMiB, fd.get(), 0, content.size()));
+  CHECK(read_back(*mem, 2 * kMiB, content.size()) == content);
 }

@@ -2,8 +2,7 @@
 // anonymous memory advised for transparent huge pages. Each region's host
 // address agrees with its guest address modulo 2 MiB (else no huge page
 // could back it), the mapping is advised `hg` in smaps, it reads back and
-// reads zero, load_file maps a real file over it copy-on-write, and save()
-// refuses it (only a memfd can be saved).
+// reads zero, and save() refuses it (only a memfd can be saved).
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -73,31 +72,4 @@ TEST_CASE("guest memory: huge anonymous regions are 2 MiB congruent, advised, ze
   auto saved = mem->save(out.get());
   REQUIRE_FALSE(saved);
   CHECK(saved.error().message.find("anonymous") != std::string::npos);
-}
-
-TEST_CASE("guest memory: load_file maps a file over huge anonymous memory copy-on-write", "[unit]") {
-  test::TempDir dir;
-  const std::string path = dir.file("kernel");
-  std::vector<uint8_t> bytes(256 * 1024 + 100);
-  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(i * 13 + i / 4096);
-  {
-    std::ofstream f(path, std::ios::binary);
-    f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  }
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  REQUIRE(fd);
-  auto mem = GuestMemory::create({{0, 4 * kMiB}}, GuestMemory::Backing::kHugeAnonymous);
-  REQUIRE(mem);
-  REQUIRE(mem->load_file(1 * kMiB, bytes, fd.get(), 0));
-  std::vector<uint8_t> got(bytes.size());
-  REQUIRE(mem->read(1 * kMiB, got));
-  CHECK(got == bytes);
-  // The guest's write is its own: the file keeps its byte.
-  REQUIRE(mem->write_obj<uint8_t>(1 * kMiB + 5, static_cast<uint8_t>(bytes[5] + 1)));
-  uint8_t on_disk = 0;
-  REQUIRE(::pread(fd.get(), &on_disk, 1, 5) == 1);
-  CHECK(on_disk == bytes[5]);
-  auto mine = mem->read_obj<uint8_t>(1 * kMiB + 5);
-  REQUIRE(mine);
-  CHECK(*mine == static_cast<uint8_t>(bytes[5] + 1));
 }
