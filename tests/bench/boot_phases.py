@@ -11,7 +11,8 @@ initramfs and command line, so the same line splits QEMU's boot too.
 
 Host side (husk only): `husk boot --timeline-json` stamps the VMM's own
 phases from process start to the first KVM_RUN ("phases_ms"); this module
-prints whatever phases it finds there, in time order.
+prints whatever phases it finds there, in time order, and then what lies
+between the first KVM_RUN and the guest's clock starting (clock_gap).
 
 Stdlib only.
 """
@@ -63,6 +64,21 @@ def host_phases(timeline):
     return out
 
 
+def clock_gap(run):
+    """[(label, ms)]: what husk's timeline and the guest's clock leave out
+    between them, the first KVM_RUN to the guest's clock starting (the
+    early boot: entry, page tables, the kernel's set-up before kvm-clock),
+    derived as spawn to the agent's line minus spawn to the first KVM_RUN
+    minus the guest's own kernel_start -> agent_listening. It includes the
+    console's latency for the line, a few ms."""
+    marks = run.get("marks") or {}
+    fk, agent = run.get("first_kvm_run_ms"), run.get("agent_ms")
+    if fk is None or agent is None or "agent_listening" not in marks or "kernel_start" not in marks:
+        return []
+    guest = marks["agent_listening"] - marks["kernel_start"]
+    return [("first_kvm_run -> guest clock start (derived)", agent - fk - guest)]
+
+
 def split_summary(runs, phases_of):
     """{label: summary} over runs, labels in the first run's order."""
     order, values = [], {}
@@ -81,7 +97,7 @@ def report(runs_by_vmm):
     for vmm, runs in runs_by_vmm.items():
         out["guest_clock_ms"][vmm] = split_summary(runs, lambda r: guest_phases(r.get("marks") or {}))
     out["husk_host_ms"] = split_summary(runs_by_vmm.get("husk", []),
-                                        lambda r: host_phases(r.get("timeline")))
+                                        lambda r: host_phases(r.get("timeline")) + clock_gap(r))
     return out
 
 
