@@ -19,6 +19,7 @@
 #include <exception>
 #include <string>
 
+#include "guest-agent/src/boot_marks.h"
 #include "guest-agent/src/log.h"
 #include "guest-agent/src/network.h"
 #include "guest-agent/src/pid1.h"
@@ -85,10 +86,12 @@ int main(int argc, char** argv) {
   if (opts.pid1) {
     first_init = husk::guest::mount_filesystems();
     husk::guest::ensure_std_fds();
+    opts.start_marks.push_back({"agent_mounts", husk::guest::boottime_us()});
     // Every guest has lo, network or not (a job without one has only lo).
     if (const husk::guest::StepError e = husk::guest::bring_up_loopback(); e.err != 0) {
       HUSK_LOG("loopback: %s", e.message().c_str());
     }
+    opts.start_marks.push_back({"agent_loopback", husk::guest::boottime_us()});
     if (!listen_given) {
       const std::string port = husk::guest::cmdline_value("husk.agent_port");
       if (!port.empty() && !parse_port(port, opts.port)) HUSK_LOG("bad husk.agent_port=%s", port.c_str());
@@ -105,6 +108,7 @@ int main(int argc, char** argv) {
     HUSK_LOG("cgroups unavailable: memory, pids and CPU limits will be refused");
     opts.cgroups = false;
   }
+  if (opts.pid1) opts.start_marks.push_back({"agent_cgroups", husk::guest::boottime_us()});
   if (first_init) husk::guest::print_ready_marker();
 
   for (unsigned attempt = 0;; ++attempt) {

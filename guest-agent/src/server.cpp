@@ -116,7 +116,10 @@ bool Server::setup() {
 
 bool Server::run() {
   if (!setup()) return false;
-  if (own_boot_marks_.empty()) own_boot_marks_.push_back({"agent_listening", boottime_us()});
+  if (own_boot_marks_.empty()) {
+    own_boot_marks_ = opts_.start_marks;
+    own_boot_marks_.push_back({"agent_listening", boottime_us()});
+  }
   if (opts_.vsock) {
     HUSK_LOG("listening on vsock port %u", opts_.port);
   } else {
@@ -219,7 +222,10 @@ void Server::handle_frame(Connection& c, const proto::FrameView& frame) {
         return;
       }
       c.hello_done = true;
-      if (own_boot_marks_.size() == 1) own_boot_marks_.push_back({"agent_ready", boottime_us()});
+      if (!ready_marked_) {
+        own_boot_marks_.push_back({"agent_ready", boottime_us()});
+        ready_marked_ = true;
+      }
       proto::Hello reply;
       reply.features = proto::kFeaturePty | proto::kFeatureConcurrentExec |
                        (opts_.cgroups ? proto::kFeatureCgroups : 0);

@@ -35,6 +35,8 @@ struct ServerOptions {
   std::string cgroup_root = "/sys/fs/cgroup";
   bool pid1 = false;
   bool protected_self = false;  // oom_score_adj lowered: jobs must reset it
+  // PID 1's set-up steps before the server (main.cpp), as boot marks.
+  std::vector<agent::proto::BootMark> start_marks;
 };
 
 class Server {
@@ -134,6 +136,7 @@ class Server {
   // The agent's own boot marks (listening, the first Hello answered) and
   // the kernel's, read from its log at the first BootInfo (PID 1 only).
   std::vector<agent::proto::BootMark> own_boot_marks_;
+  bool ready_marked_ = false;
   std::optional<std::vector<agent::proto::BootMark>> kernel_boot_marks_;
   std::string read_buf_;  // scratch for file reads and discarded output, kept at kMaxChunk
 };

@@ -24,7 +24,8 @@ from bench_stats import summary
 MARKS_RE = re.compile(rb"husk-agent: boot marks \(ms\):((?: [a-z0-9_]+=[0-9]+(?:\.[0-9]+)?)*)\r?\n")
 # The kernel's and the agent's moments, in boot order (boot_marks.h).
 GUEST_MARKS = ("kernel_start", "memory_ready", "cpus_up", "devtmpfs", "clocksource",
-               "initcalls_done", "init_start", "agent_listening")
+               "initcalls_done", "init_start", "agent_mounts", "agent_loopback", "agent_cgroups",
+               "agent_listening")
 
 
 def parse_marks(console):

@@ -202,7 +202,13 @@ TEST_CASE("husk run: every verdict and limit in one job (failures continue_on_er
     REQUIRE(names.size() >= 4);
     CHECK(names.front() == "kernel_start");
     CHECK(std::find(names.begin(), names.end(), "initcalls_done") != names.end());
-    CHECK(std::find(names.begin(), names.end(), "init_start") != names.end());
+    const auto init = std::find(names.begin(), names.end(), "init_start");
+    CHECK(init != names.end());
+    // PID 1's own steps, after the kernel started it.
+    for (const char* step : {"agent_mounts", "agent_loopback", "agent_cgroups", "agent_listening"}) {
+      INFO(step);
+      CHECK(std::find(init, names.end(), step) != names.end());
+    }
     CHECK(names.back() == "agent_ready");
     // The guest's clock at ready is within the host's kernel entry to ready
     // (its clock starts after the first instruction; slack for the skew).
