@@ -5,7 +5,7 @@
 
 #include "cli/exit_codes.h"
 #include "seccomp/allow_list.h"
-#include "seccomp/bpf.h"
+#include "seccomp/programs.h"
 
 namespace husk::cli {
 
@@ -15,11 +15,9 @@ using seccomp::Action;
 using seccomp::AllowList;
 using seccomp::Rule;
 
-// The compiled program's length, or -1 when it does not compile (which
-// the unit tests rule out).
+// The length of the program husk installs (compiled at build time).
 long bpf_instructions(seccomp::ThreadClass c) {
-  auto program = seccomp::compile_filter(c, seccomp::Mode::kEnforce);
-  return program ? static_cast<long>(program->size()) : -1;
+  return static_cast<long>(seccomp::baked_program(c, seccomp::Mode::kEnforce).size());
 }
 
 void print_text() {

@@ -1,7 +1,6 @@
 // The seccomp filters of husk's threads: each ThreadClass's allow-list
-// (allow_list.h) compiled with libseccomp into a BPF program once per
-// process (on first use, or all at start-up with prepare()), then installed
-// by each thread on itself with enter(). A system call outside the list
+// (allow_list.h), compiled into a BPF program when husk is built
+// (programs.h), installed by each thread on itself with enter(). A system call outside the list
 // raises SIGSYS; the reporter (violation.h) names the thread class and the
 // call, and the process exits with kExitSeccompViolation.
 #pragma once
@@ -20,7 +19,14 @@ enum class Mode : uint8_t {
 };
 
 // "enforce", "log", "off".
-[[nodiscard]] std::string_view mode_name(Mode m);
+[[nodiscard]] constexpr std::string_view mode_name(Mode m) {
+  switch (m) {
+    case Mode::kEnforce: return "enforce";
+    case Mode::kLog: return "log";
+    case Mode::kOff: return "off";
+  }
+  return "?";
+}
 [[nodiscard]] Result<Mode> parse_mode(std::string_view name);
 
 // The process-wide mode, set once by the CLI before threads start
@@ -28,8 +34,10 @@ enum class Mode : uint8_t {
 void set_mode(Mode m);
 [[nodiscard]] Mode mode();
 
-// Compiles the filters of `classes` now (thread-safe; each class once per
-// process), so that enter() only installs.
+// Checks that the calling thread may start threads of `classes` (a thread
+// inherits its parent's filter) and makes the one-time set-ups that need
+// calls no list allows (the SIGSYS reporter, libraries' first use), so
+// that enter() only installs. Thread-safe.
 [[nodiscard]] Result<void> prepare(std::initializer_list<ThreadClass> classes);
 
 // In the calling thread: sets no_new_privs, records the class for the

@@ -11,7 +11,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <set>
+#include <span>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -21,6 +23,7 @@
 #include "runtime/kvm/flex_array_ioctls.h"
 #include "seccomp/bpf.h"
 #include "seccomp/filter.h"
+#include "seccomp/programs.h"
 #include "seccomp/syscall_names.h"
 
 namespace sc = husk::seccomp;
@@ -70,6 +73,25 @@ TEST_CASE("every class's list compiles in every mode", "[unit][seccomp]") {
     }
     CHECK_FALSE(sc::compile_filter(c, sc::Mode::kOff));
   }
+}
+
+TEST_CASE("the programs baked into husk are what the lists compile to", "[unit][seccomp]") {
+  for (sc::ThreadClass c : sc::kAllThreadClasses) {
+    for (sc::Mode m : {sc::Mode::kEnforce, sc::Mode::kLog}) {
+      INFO(sc::class_name(c) << " in mode " << sc::mode_name(m));
+      auto compiled = sc::compile_filter(c, m);
+      REQUIRE(compiled);
+      const std::span<const sock_filter> baked = sc::baked_program(c, m);
+      REQUIRE(baked.size() == compiled->size());
+      CHECK(std::memcmp(baked.data(), compiled->data(), baked.size_bytes()) == 0);
+    }
+    CHECK(sc::baked_program(c, sc::Mode::kOff).empty());
+  }
+  // The enforce and log programs differ in their default action only.
+  const auto enforce = sc::baked_program(sc::ThreadClass::kVcpu, sc::Mode::kEnforce);
+  const auto log = sc::baked_program(sc::ThreadClass::kVcpu, sc::Mode::kLog);
+  CHECK(enforce.size() == log.size());
+  CHECK(std::memcmp(enforce.data(), log.data(), enforce.size_bytes()) != 0);
 }
 
 TEST_CASE("compiling all nine filters costs a few CPU milliseconds", "[unit][seccomp]") {
