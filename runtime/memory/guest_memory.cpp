@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cinttypes>
 
 #include <fmt/format.h>
@@ -199,18 +200,49 @@ Result<uint64_t> GuestMemory::save(int fd) const {
   return written;
 }
 
-Result<void> GuestMemory::read_file(GuestAddress gpa, int fd, uint64_t file_offset, uint64_t len) const {
-  HUSK_TRY_ASSIGN(std::span<uint8_t> dst, slice(gpa, len));
-  // Safe: slice() proved [gpa, gpa + len) lies inside one region.
+namespace {
+
+// pread until `len` bytes are in `dst`; a file that ends first is an error.
+Result<void> pread_exact(int fd, uint8_t* dst, uint64_t file_offset, uint64_t len) {
   for (uint64_t done = 0; done < len;) {
-    const ssize_t n = ::pread(fd, dst.data() + done, static_cast<size_t>(len - done),
-                              static_cast<off_t>(file_offset + done));
+    const ssize_t n = ::pread(fd, dst + done, static_cast<size_t>(len - done), static_cast<off_t>(file_offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return fail_errno("read a file into guest memory");
     if (n == 0) {
       return fail(fmt::format("the file ends {} bytes short of what goes into guest memory", len - done));
     }
     done += static_cast<uint64_t>(n);
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<void> GuestMemory::read_file(GuestAddress gpa, int fd, uint64_t file_offset, uint64_t len,
+                                    Destination dest) const {
+  HUSK_TRY_ASSIGN(std::span<uint8_t> dst, slice(gpa, len));
+  // Safe: slice() proved [gpa, gpa + len) lies inside one region.
+  if (dest == Destination::kAny) return pread_exact(fd, dst.data(), file_offset, len);
+  struct stat st{};
+  if (::fstat(fd, &st) < 0) return fail_errno("stat a file to read into guest memory");
+  const uint64_t size = static_cast<uint64_t>(std::max<off_t>(st.st_size, 0));
+  if (file_offset > size || len > size - file_offset) {
+    return fail(fmt::format("the file ends {} bytes short of what goes into guest memory",
+                            file_offset + len - std::min(size, file_offset + len)));
+  }
+  // Only the file's data extents: its holes read as zero, as `dst` does.
+  const uint64_t end = file_offset + len;
+  for (uint64_t at = file_offset; at < end;) {
+    const off_t data = ::lseek(fd, static_cast<off_t>(at), SEEK_DATA);
+    if (data < 0 && errno == ENXIO) break;  // a hole up to the end of the file
+    // A file system without SEEK_DATA: read all that is left.
+    if (data < 0) return pread_exact(fd, dst.data() + (at - file_offset), at, end - at);
+    if (static_cast<uint64_t>(data) >= end) break;
+    const off_t hole = ::lseek(fd, data, SEEK_HOLE);
+    const uint64_t stop = hole < 0 ? end : std::min<uint64_t>(static_cast<uint64_t>(hole), end);
+    HUSK_TRY(pread_exact(fd, dst.data() + (static_cast<uint64_t>(data) - file_offset), static_cast<uint64_t>(data),
+                         stop - static_cast<uint64_t>(data)));
+    at = stop;
   }
   return {};
 }

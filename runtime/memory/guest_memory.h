@@ -70,6 +70,12 @@ struct RegionSpec {
   uint64_t size;
 };
 
+// What GuestMemory::read_file may assume of the memory it writes to.
+enum class Destination : uint8_t {
+  kAny,     // anything: every byte of the range is written
+  kZeroed,  // it reads as zero (memory of a VM being built, which no one has written yet)
+};
+
 class GuestMemory {
  public:
   // How a booted VM's RAM is backed.
@@ -106,8 +112,12 @@ class GuestMemory {
   [[nodiscard]] Result<void> write(GuestAddress gpa, std::span<const uint8_t> data) const;
   // Copies `len` bytes at `file_offset` of the file `fd` to `gpa` with
   // pread, no mapping of the file on the way: a file that ends early is an
-  // error (what was read stays), as is a range outside one region.
-  [[nodiscard]] Result<void> read_file(GuestAddress gpa, int fd, uint64_t file_offset, uint64_t len) const;
+  // error (what was read stays), as is a range outside one region. With
+  // Destination::kZeroed the file's holes (SEEK_HOLE) are not read at all:
+  // a vmlinux has megabytes of them (alignment padding), and skipping them
+  // saves their copy and, for whole huge pages, their first touch.
+  [[nodiscard]] Result<void> read_file(GuestAddress gpa, int fd, uint64_t file_offset, uint64_t len,
+                                       Destination dest = Destination::kAny) const;
   [[nodiscard]] Result<void> read(GuestAddress gpa, std::span<uint8_t> out) const;
   [[nodiscard]] Result<void> fill(GuestAddress gpa, uint8_t value, uint64_t len) const;
 

@@ -111,7 +111,8 @@ Result<void> register_memory(const kvm::Vm& vm, const GuestMemory& memory) {
 Result<uint64_t> load_guest(const VmConfig& config, const std::string& cmdline,
                             const GuestMemory& memory, BootTimeline& timeline) {
   HUSK_TRY_ASSIGN(ImageFile kernel_file, ImageFile::open(config.kernel_path, kMaxKernelFile));
-  auto kernel = x86::load_kernel(memory, kernel_file.bytes(), kernel_file.fd());
+  // `memory` is new: nothing has written it yet (build_machine).
+  auto kernel = x86::load_kernel(memory, kernel_file.bytes(), kernel_file.fd(), Destination::kZeroed);
   if (!kernel) return wrap("kernel " + config.kernel_path, kernel.error());
   timeline.mark(BootPhase::kKernelLoaded);
 
@@ -127,7 +128,7 @@ Result<uint64_t> load_guest(const VmConfig& config, const std::string& cmdline,
     HUSK_TRY_ASSIGN(ImageFile initrd, ImageFile::open(config.initrd_path, memory.total_size()));
     auto addr = x86::place_initrd(memory, initrd.bytes().size(), *kernel);
     if (!addr) return wrap("initrd " + config.initrd_path, addr.error());
-    HUSK_TRY(memory.read_file(*addr, initrd.fd(), 0, initrd.bytes().size()));
+    HUSK_TRY(memory.read_file(*addr, initrd.fd(), 0, initrd.bytes().size(), Destination::kZeroed));
     boot.initrd_addr = *addr;
     boot.initrd_size = initrd.bytes().size();
   }

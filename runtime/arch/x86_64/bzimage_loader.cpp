@@ -129,7 +129,8 @@ std::optional<Placement> place_kernel(const GuestMemory& memory, const setup_hea
 
 }  // namespace
 
-Result<KernelImage> load_bzimage(const GuestMemory& memory, std::span<const uint8_t> file, int fd) {
+Result<KernelImage> load_bzimage(const GuestMemory& memory, std::span<const uint8_t> file, int fd,
+                                 Destination dest) {
   HUSK_TRY_ASSIGN(setup_header hdr, read_setup_header(file));
   HUSK_TRY(check_setup_header(hdr));
 
@@ -162,7 +163,7 @@ Result<KernelImage> load_bzimage(const GuestMemory& memory, std::span<const uint
   // Safe: kernel_offset < file.size() was checked, and place_kernel proved
   // [addr, addr + footprint) lies in guest memory with payload <= footprint.
   if (fd >= 0) {
-    HUSK_TRY(memory.read_file(placement->addr, fd, kernel_offset, file.size() - kernel_offset));
+    HUSK_TRY(memory.read_file(placement->addr, fd, kernel_offset, file.size() - kernel_offset, dest));
   } else {
     HUSK_TRY(memory.write(placement->addr, file.subspan(kernel_offset)));
   }

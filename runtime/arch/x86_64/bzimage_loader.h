@@ -29,8 +29,9 @@ inline constexpr uint64_t kStartup64Offset = 0x200;
 // fits; one that is not relocatable runs at pref_address, so it goes there.
 // KernelImage::setup gets code32_start and the kernel_alignment used.
 // With the file's descriptor `fd`, the payload is read from it
-// (GuestMemory::read_file) rather than copied from `file`'s pages.
-[[nodiscard]] Result<KernelImage> load_bzimage(const GuestMemory& memory,
-                                               std::span<const uint8_t> file, int fd = -1);
+// (GuestMemory::read_file, with `dest`) rather than copied from `file`'s
+// pages.
+[[nodiscard]] Result<KernelImage> load_bzimage(const GuestMemory& memory, std::span<const uint8_t> file,
+                                               int fd = -1, Destination dest = Destination::kAny);
 
 }  // namespace husk::x86_64

@@ -90,7 +90,7 @@ std::optional<uint64_t> physical_entry(uint64_t entry, std::span<const Elf64_Phd
 
 }  // namespace
 
-Result<KernelImage> load_elf(const GuestMemory& memory, std::span<const uint8_t> file, int fd) {
+Result<KernelImage> load_elf(const GuestMemory& memory, std::span<const uint8_t> file, int fd, Destination dest) {
   HUSK_TRY_ASSIGN(const Elf64_Ehdr ehdr, read_header(file));
 
   // Validate every segment before copying any, so a bad file leaves guest
@@ -120,12 +120,13 @@ Result<KernelImage> load_elf(const GuestMemory& memory, std::span<const uint8_t>
     // the file's descriptor, read straight from it: no page of the mapping
     // `file` is touched (GuestMemory::read_file says why nothing is mapped).
     if (fd >= 0) {
-      HUSK_TRY(memory.read_file(p.p_paddr, fd, p.p_offset, p.p_filesz));
+      HUSK_TRY(memory.read_file(p.p_paddr, fd, p.p_offset, p.p_filesz, dest));
     } else {
       HUSK_TRY(memory.write(p.p_paddr, file.subspan(p.p_offset, p.p_filesz)));
     }
-    // bss: memory may be reused, so zero it rather than trust a fresh mapping.
-    HUSK_TRY(memory.fill(p.p_paddr + p.p_filesz, 0, p.p_memsz - p.p_filesz));
+    // bss: zeroed unless the memory is known to be (touching it would cost
+    // its pages now rather than when the guest uses them).
+    if (dest != Destination::kZeroed) HUSK_TRY(memory.fill(p.p_paddr + p.p_filesz, 0, p.p_memsz - p.p_filesz));
     image.load_start = std::min(image.load_start, p.p_paddr);
     image.load_end = std::max(image.load_end, p.p_paddr + p.p_memsz);
   }

@@ -15,7 +15,9 @@ namespace husk::x86_64 {
 // Every header field is checked against the file and guest memory before
 // anything is copied; a hostile file gets an error, never a stray write.
 // With the file's descriptor `fd`, segments are read from it
-// (GuestMemory::read_file) rather than copied from `file`'s pages.
-[[nodiscard]] Result<KernelImage> load_elf(const GuestMemory& memory, std::span<const uint8_t> file, int fd = -1);
+// (GuestMemory::read_file, with `dest`) rather than copied from `file`'s
+// pages. Destination::kZeroed also leaves the bss to the zero it has.
+[[nodiscard]] Result<KernelImage> load_elf(const GuestMemory& memory, std::span<const uint8_t> file, int fd = -1,
+                                           Destination dest = Destination::kAny);
 
 }  // namespace husk::x86_64

@@ -25,9 +25,10 @@ bool has_hdrs_magic(std::span<const uint8_t> file) {
 
 }  // namespace
 
-Result<KernelImage> load_kernel(const GuestMemory& memory, std::span<const uint8_t> file, int fd) {
-  if (has_elf_magic(file)) return load_elf(memory, file, fd);
-  if (has_hdrs_magic(file)) return load_bzimage(memory, file, fd);
+Result<KernelImage> load_kernel(const GuestMemory& memory, std::span<const uint8_t> file, int fd,
+                                Destination dest) {
+  if (has_elf_magic(file)) return load_elf(memory, file, fd, dest);
+  if (has_hdrs_magic(file)) return load_bzimage(memory, file, fd, dest);
   return fail("not a vmlinux ELF or a bzImage (no ELF magic, no HdrS header)");
 }
 

@@ -12,8 +12,10 @@
 namespace husk::x86_64 {
 
 // `file` is the kernel's bytes (its headers are read there); with its
-// descriptor `fd` too, a vmlinux's segments are read from the file.
-[[nodiscard]] Result<KernelImage> load_kernel(const GuestMemory& memory,
-                                              std::span<const uint8_t> file, int fd = -1);
+// descriptor `fd` too, a vmlinux's segments are read from the file, and
+// with Destination::kZeroed (memory of a VM being built) the file's holes
+// and the bss are left to the zero the memory has.
+[[nodiscard]] Result<KernelImage> load_kernel(const GuestMemory& memory, std::span<const uint8_t> file,
+                                              int fd = -1, Destination dest = Destination::kAny);
 
 }  // namespace husk::x86_64

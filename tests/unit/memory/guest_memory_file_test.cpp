@@ -119,3 +119,54 @@ TEST_CASE("guest memory: read_file into huge anonymous memory", "[unit]") {
   REQUIRE(mem->read_file(2 * kMiB, fd.get(), 0, content.size()));
   CHECK(read_back(*mem, 2 * kMiB, content.size()) == content);
 }
+
+TEST_CASE("guest memory: read_file into zeroed memory reads only a sparse file's data", "[unit]") {
+  test::TempDir dir;
+  // 64 KiB of data at 0 and at 1 MiB, holes between, after and at the end.
+  const std::vector<uint8_t> data = pattern(64 * 1024);
+  const std::string path = dir.file("vmlinux");
+  {
+    UniqueFd w(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    REQUIRE(w);
+    REQUIRE(::pwrite(w.get(), data.data(), data.size(), 0) == static_cast<ssize_t>(data.size()));
+    REQUIRE(::pwrite(w.get(), data.data(), data.size(), kMiB) == static_cast<ssize_t>(data.size()));
+    REQUIRE(::ftruncate(w.get(), 2 * kMiB + 100) == 0);
+  }
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  REQUIRE(fd);
+  // The file system must report the holes for this test to mean anything.
+  REQUIRE(::lseek(fd.get(), 0, SEEK_HOLE) == static_cast<off_t>(data.size()));
+  const uint64_t len = 2 * kMiB + 100 - 0x1000;
+  const std::vector<uint8_t> marker(4096, 0xAA);
+
+  // The marker stands in the holes' place to show what read_file wrote:
+  // with kZeroed only the data (the caller promises zero elsewhere) ...
+  auto zeroed = GuestMemory::create(kRegions);
+  REQUIRE(zeroed);
+  REQUIRE(zeroed->write(0x300000 + 0x20000, marker));
+  REQUIRE(zeroed->write(0x300000 + len - 4096, marker));
+  REQUIRE(zeroed->read_file(0x300000, fd.get(), 0x1000, len, Destination::kZeroed));
+  CHECK(read_back(*zeroed, 0x300000, data.size() - 0x1000) == slice_of(data, 0x1000, data.size() - 0x1000));
+  CHECK(read_back(*zeroed, 0x300000 + kMiB - 0x1000, data.size()) == data);
+  CHECK(read_back(*zeroed, 0x300000 + 0x20000, 4096) == marker);
+  CHECK(read_back(*zeroed, 0x300000 + len - 4096, 4096) == marker);
+  // ... so a snapshot of that memory holds the data and the markers only.
+  UniqueFd out(::open(dir.file("memory").c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  auto written = zeroed->save(out.get());
+  REQUIRE(written);
+  CHECK(*written < 2 * data.size() + 4 * 4096 + 2 * 4096);
+
+  // With kAny every byte, the holes' zeros included.
+  auto any = GuestMemory::create(kRegions);
+  REQUIRE(any);
+  REQUIRE(any->write(0x300000 + 0x20000, marker));
+  REQUIRE(any->read_file(0x300000, fd.get(), 0x1000, len));
+  CHECK(read_back(*any, 0x300000 + 0x20000, 4096) == std::vector<uint8_t>(4096, 0));
+  CHECK(read_back(*any, 0x300000 + kMiB - 0x1000, data.size()) == data);
+
+  // A file that ends early is refused before anything is read.
+  auto short_read = zeroed->read_file(0x100000, fd.get(), 2 * kMiB, 0x1000, Destination::kZeroed);
+  REQUIRE_FALSE(short_read);
+  CHECK(short_read.error().message.find(std::to_string(0x1000 - 100) + " bytes short") != std::string::npos);
+  CHECK_FALSE(zeroed->read_file(0x100000, -1, 0, 0x1000, Destination::kZeroed));
+}

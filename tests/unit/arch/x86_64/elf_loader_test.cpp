@@ -1,8 +1,12 @@
 #include "runtime/arch/x86_64/elf_loader.h"
 
+#include <fcntl.h>
+
 #include <cstddef>
 #include <limits>
 
+#include "runtime/common/unique_fd.h"
+#include "tests/support/temp_dir.h"
 #include "tests/unit/arch/x86_64/test_images.h"
 
 namespace husk::x86_64 {
@@ -43,6 +47,23 @@ TEST_CASE("load_elf copies PT_LOAD segments to p_paddr and zeroes the bss", "[ar
         std::vector<uint8_t>(0x3000 - 0x300, 0));
   // The byte after memsz is not the loader's business.
   CHECK(read_guest(memory, kVmlinuxPhys + 0x3000, 1)[0] == 0xcc);
+}
+
+TEST_CASE("load_elf from the file's descriptor: the bss is zeroed unless the memory is known zero", "[arch][elf]") {
+  husk::test::TempDir dir;
+  const std::vector<uint8_t> file = make_vmlinux();
+  UniqueFd fd(::open(dir.write("vmlinux", file).c_str(), O_RDONLY | O_CLOEXEC));
+  REQUIRE(fd);
+  for (Destination dest : {Destination::kAny, Destination::kZeroed}) {
+    GuestMemory memory = make_memory();
+    // 0xcc stands where the bss goes, to show whether the loader wrote it.
+    REQUIRE(memory.fill(kVmlinuxPhys + 0x300, 0xcc, 0x3000 - 0x300));
+    auto image = load_elf(memory, file, fd.get(), dest);
+    REQUIRE(image);
+    CHECK(read_guest(memory, kVmlinuxPhys, 0x300) == pattern(0x300));
+    const uint8_t bss = dest == Destination::kAny ? 0 : 0xcc;
+    CHECK(read_guest(memory, kVmlinuxPhys + 0x300, 0x3000 - 0x300) == std::vector<uint8_t>(0x3000 - 0x300, bss));
+  }
 }
 
 TEST_CASE("load_elf spans several segments", "[arch][elf]") {
