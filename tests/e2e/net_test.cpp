@@ -244,9 +244,11 @@ TEST_CASE("husk run: a guest flooding frames is held to its rate; another VM and
   flood_sb.env.push_back(husk::test::net::Lab::get().passt_setting());
   other_sb.env.push_back(husk::test::net::Lab::get().passt_setting());
   const std::string tool = HUSK_NET_FLOOD;
-  // Below what the flooding guest manages in the test host (about 1100
-  // frames/s), so that the limit is what holds it.
-  constexpr int kPps = 500;
+  // Below what the flooding guest manages in the test host, so that the
+  // limit is what holds it: about 1100 frames/s once, but 250 to 470 on
+  // 2026-11-30 (in a session of its own and in full e2e runs, with husk
+  // static or dynamic), where a limit of 500 failed the lower bound.
+  constexpr int kPps = 200;
   constexpr int kFloodSeconds = 12;
   const std::string flood_job = write_job(flood_sb, "flood.toml", fmt::format(R"toml([network]
 mode = "egress"
