@@ -1,6 +1,7 @@
 // The husk binary's subcommand table (cli/main.cpp): a subcommand named
 // first is the only one registered, so every other path must still see all
-// of them: the overview, a misspelt name, and options before the name.
+// of them (the overview, a misspelt or missing name, --version), and a named
+// one must still give its own help and errors.
 #include <string>
 
 #include <catch2/catch.hpp>
