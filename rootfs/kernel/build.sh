@@ -6,13 +6,15 @@
 #
 # OUT_DIR receives vmlinux, bzImage and config. The result is cached in
 # $HUSK_CACHE/kernel/<hash>/ (HUSK_CACHE defaults to ~/.cache/husk), keyed by
-# a hash of husk.config, this script and the version of the linux-source-6.1
-# package: an unchanged kernel is never rebuilt, the cached files are copied.
+# a hash of husk.config, this script, sparse_text.py (the vmlinux is written
+# with its text's alignment filler as holes) and the version of the
+# linux-source-6.1 package: an unchanged kernel is never rebuilt, the cached
+# files are copied.
 # The source is extracted once per package version and built out of tree, so
 # a changed config rebuilds incrementally. After `make olddefconfig` every
 # option of the fragment is checked: a missing one of the "core" section fails
 # the build, one of an "extra" section prints a warning.
-# Needs: linux-source-6.1 build-essential flex bison bc libelf-dev xz-utils.
+# Needs: linux-source-6.1 build-essential flex bison bc libelf-dev xz-utils python3.
 #
 # Everything runs from main(), called on the last line: bash parses the whole
 # file first, so editing this script does not disturb a build in progress.
@@ -100,7 +102,7 @@ main() {
     die "cannot read the version of the Debian package $src_pkg"
 
   local hash
-  hash=$({ cat "$fragment" "${BASH_SOURCE[0]}"; echo "$pkg_version"; } | sha256sum | cut -c1-16)
+  hash=$({ cat "$fragment" "${BASH_SOURCE[0]}" "$here/sparse_text.py"; echo "$pkg_version"; } | sha256sum | cut -c1-16)
   result=$cache/kernel/$hash
   start=$(date +%s.%N)
 
@@ -136,7 +138,9 @@ main() {
 
   local tmp
   tmp=$(mktemp -d "$cache/kernel/.tmp.XXXXXX")
-  cp "$obj/vmlinux" "$tmp/vmlinux"
+  # The text's int3 alignment filler as holes: what the VMM reads is what
+  # the guest runs (sparse_text.py says why).
+  python3 "$here/sparse_text.py" "$obj/vmlinux" "$tmp/vmlinux"
   cp "$obj/arch/x86/boot/bzImage" "$tmp/bzImage"
   cp "$obj/.config" "$tmp/config"
   rm -rf "$result"

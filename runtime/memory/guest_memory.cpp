@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cinttypes>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -143,7 +144,7 @@ Result<GuestMemory> GuestMemory::create(const std::vector<RegionSpec>& specs, Ba
       HUSK_TRY_ASSIGN(GuestRegion region, GuestRegion::map_huge_anonymous(spec.gpa, spec.size));
       regions.push_back(std::move(region));
     }
-    return GuestMemory(std::move(regions), UniqueFd());
+    return GuestMemory(std::move(regions), UniqueFd(), true);
   }
   UniqueFd memfd(::memfd_create("husk-guest-ram", MFD_CLOEXEC));
   if (!memfd) return fail_errno("memfd_create for guest memory");
@@ -218,11 +219,8 @@ Result<void> pread_exact(int fd, uint8_t* dst, uint64_t file_offset, uint64_t le
 
 }  // namespace
 
-Result<void> GuestMemory::read_file(GuestAddress gpa, int fd, uint64_t file_offset, uint64_t len,
-                                    Destination dest) const {
-  HUSK_TRY_ASSIGN(std::span<uint8_t> dst, slice(gpa, len));
-  // Safe: slice() proved [gpa, gpa + len) lies inside one region.
-  if (dest == Destination::kAny) return pread_exact(fd, dst.data(), file_offset, len);
+Result<std::vector<GuestExtent>> GuestMemory::data_extents(GuestAddress gpa, int fd, uint64_t file_offset,
+                                                          uint64_t len) {
   struct stat st{};
   if (::fstat(fd, &st) < 0) return fail_errno("stat a file to read into guest memory");
   const uint64_t size = static_cast<uint64_t>(std::max<off_t>(st.st_size, 0));
@@ -230,21 +228,59 @@ Result<void> GuestMemory::read_file(GuestAddress gpa, int fd, uint64_t file_offs
     return fail(fmt::format("the file ends {} bytes short of what goes into guest memory",
                             file_offset + len - std::min(size, file_offset + len)));
   }
-  // Only the file's data extents: its holes read as zero, as `dst` does.
+  std::vector<GuestExtent> extents;
   const uint64_t end = file_offset + len;
   for (uint64_t at = file_offset; at < end;) {
     const off_t data = ::lseek(fd, static_cast<off_t>(at), SEEK_DATA);
     if (data < 0 && errno == ENXIO) break;  // a hole up to the end of the file
-    // A file system without SEEK_DATA: read all that is left.
-    if (data < 0) return pread_exact(fd, dst.data() + (at - file_offset), at, end - at);
+    if (data < 0) {  // a file system without SEEK_DATA: all that is left
+      extents.push_back({gpa + (at - file_offset), end - at});
+      break;
+    }
     if (static_cast<uint64_t>(data) >= end) break;
     const off_t hole = ::lseek(fd, data, SEEK_HOLE);
     const uint64_t stop = hole < 0 ? end : std::min<uint64_t>(static_cast<uint64_t>(hole), end);
-    HUSK_TRY(pread_exact(fd, dst.data() + (static_cast<uint64_t>(data) - file_offset), static_cast<uint64_t>(data),
-                         stop - static_cast<uint64_t>(data)));
+    extents.push_back({gpa + (static_cast<uint64_t>(data) - file_offset), stop - static_cast<uint64_t>(data)});
     at = stop;
   }
+  return extents;
+}
+
+Result<void> GuestMemory::read_file(GuestAddress gpa, int fd, uint64_t file_offset, uint64_t len,
+                                    Destination dest) const {
+  HUSK_TRY_ASSIGN(std::span<uint8_t> dst, slice(gpa, len));
+  // Safe: slice() proved [gpa, gpa + len) lies inside one region.
+  if (dest == Destination::kAny) return pread_exact(fd, dst.data(), file_offset, len);
+  // Only the file's data extents: its holes read as zero, as `dst` does.
+  HUSK_TRY_ASSIGN(const std::vector<GuestExtent> extents, data_extents(gpa, fd, file_offset, len));
+  for (const GuestExtent& e : extents) {
+    HUSK_TRY(pread_exact(fd, dst.data() + (e.gpa - gpa), file_offset + (e.gpa - gpa), e.len));
+  }
   return {};
+}
+
+void GuestMemory::fit_page_sizes(std::span<const GuestExtent> writes) const {
+  if (!huge_pages_) return;
+  // Bytes written into each 2 MiB of guest-physical memory.
+  std::map<GuestAddress, uint64_t> filled;
+  for (const GuestExtent& w : writes) {
+    if (w.gpa + w.len < w.gpa) continue;  // wraps around: no load writes that
+    for (GuestAddress at = w.gpa; at < w.gpa + w.len;) {
+      const GuestAddress chunk = at & ~(kHugePage - 1);
+      const uint64_t n = std::min(w.gpa + w.len, chunk + kHugePage) - at;
+      filled[chunk] += n;
+      at += n;
+    }
+  }
+  for (const auto& [chunk, bytes] : filled) {
+    if (bytes >= kFewBytes) continue;
+    for (const GuestRegion& r : regions_) {
+      // The part of the 2 MiB in this region (regions are page aligned).
+      const GuestAddress from = std::max(chunk, r.gpa());
+      const GuestAddress to = std::min(chunk + kHugePage, r.gpa() + r.size());
+      if (from < to) ::madvise(r.host() + (from - r.gpa()), to - from, MADV_NOHUGEPAGE);
+    }
+  }
 }
 
 uint64_t GuestMemory::total_size() const {

@@ -8,7 +8,8 @@
 // (read_file()), not mapped from their files: under a mapping, every page
 // the guest touched first would cost a guest exit and a 4 KiB page of
 // second-level paging, and every page it wrote a copy-on-write fault;
-// copied, they sit in the RAM's huge pages, and a file changed later does
+// copied, they sit in the RAM's huge pages (but where they write only a
+// few pages of a 2 MiB: fit_page_sizes()), and a file changed later does
 // not change a running guest. A restored VM's RAM is a private mapping of
 // the snapshot's memory file: pages come in on demand, on first touch, and
 // a write copies the page (the file never changes), so a restore costs the
@@ -70,6 +71,12 @@ struct RegionSpec {
   uint64_t size;
 };
 
+// A range of guest memory that a load writes.
+struct GuestExtent {
+  GuestAddress gpa;
+  uint64_t len;
+};
+
 // What GuestMemory::read_file may assume of the memory it writes to.
 enum class Destination : uint8_t {
   kAny,     // anything: every byte of the range is written
@@ -118,6 +125,23 @@ class GuestMemory {
   // saves their copy and, for whole huge pages, their first touch.
   [[nodiscard]] Result<void> read_file(GuestAddress gpa, int fd, uint64_t file_offset, uint64_t len,
                                        Destination dest = Destination::kAny) const;
+  // What read_file(gpa, fd, file_offset, len, Destination::kZeroed) writes:
+  // the file's data extents in that range (all of it where the file system
+  // cannot tell data from holes), as guest ranges.
+  [[nodiscard]] static Result<std::vector<GuestExtent>> data_extents(GuestAddress gpa, int fd, uint64_t file_offset,
+                                                                     uint64_t len);
+  // Before a load into a new VM's RAM of Backing::kHugeAnonymous, with
+  // every range the load will write: each 2 MiB of RAM that they touch
+  // with less than kFewBytes gets 4 KiB pages (MADV_NOHUGEPAGE). A huge
+  // page's first touch clears all of its 2 MiB, a cost out of all
+  // proportion to a few pages written (a vmlinux's entry text, alone in its
+  // 2 MiB; the code after it, alone in the next). Where a load writes more
+  // the huge page stays: the guest runs its kernel from it, and gets the
+  // rest back as RAM. Advice only: pages already touched stay as they are,
+  // and the other backings ignore it.
+  void fit_page_sizes(std::span<const GuestExtent> writes) const;
+  static constexpr uint64_t kFewBytes = 64 * 1024;
+
   [[nodiscard]] Result<void> read(GuestAddress gpa, std::span<uint8_t> out) const;
   [[nodiscard]] Result<void> fill(GuestAddress gpa, uint8_t value, uint64_t len) const;
 
@@ -138,8 +162,8 @@ class GuestMemory {
   }
 
  private:
-  GuestMemory(std::vector<GuestRegion> regions, UniqueFd memfd)
-      : regions_(std::move(regions)), memfd_(std::move(memfd)) {}
+  GuestMemory(std::vector<GuestRegion> regions, UniqueFd memfd, bool huge_pages = false)
+      : regions_(std::move(regions)), memfd_(std::move(memfd)), huge_pages_(huge_pages) {}
   // The regions in address order, checked not to overlap.
   static Result<std::vector<RegionSpec>> sorted_regions(const std::vector<RegionSpec>& specs);
   static Result<GuestMemory> map_all(const std::vector<RegionSpec>& specs, int fd, bool shared, UniqueFd owned);
@@ -147,6 +171,7 @@ class GuestMemory {
 
   std::vector<GuestRegion> regions_;
   UniqueFd memfd_;  // create()'s with Backing::kMemfd; empty otherwise
+  bool huge_pages_ = false;  // create()'s with Backing::kHugeAnonymous
 };
 
 }  // namespace husk

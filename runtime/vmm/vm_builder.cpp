@@ -128,6 +128,8 @@ Result<uint64_t> load_guest(const VmConfig& config, const std::string& cmdline,
     HUSK_TRY_ASSIGN(ImageFile initrd, ImageFile::open(config.initrd_path, memory.total_size()));
     auto addr = x86::place_initrd(memory, initrd.bytes().size(), *kernel);
     if (!addr) return wrap("initrd " + config.initrd_path, addr.error());
+    HUSK_TRY_ASSIGN(const auto writes, GuestMemory::data_extents(*addr, initrd.fd(), 0, initrd.bytes().size()));
+    memory.fit_page_sizes(writes);
     HUSK_TRY(memory.read_file(*addr, initrd.fd(), 0, initrd.bytes().size(), Destination::kZeroed));
     boot.initrd_addr = *addr;
     boot.initrd_size = initrd.bytes().size();

@@ -112,6 +112,22 @@ Result<KernelImage> load_elf(const GuestMemory& memory, std::span<const uint8_t>
     return fail(fmt::format("ELF entry point {:#x} is not inside any loaded segment", ehdr.e_entry));
   }
 
+  // A new VM's memory: the page size of each 2 MiB to suit what the
+  // segments write into it (GuestMemory::fit_page_sizes).
+  if (dest == Destination::kZeroed) {
+    std::vector<GuestExtent> writes;
+    for (const Elf64_Phdr& p : loads) {
+      if (fd < 0) {
+        writes.push_back({p.p_paddr, p.p_filesz});
+        continue;
+      }
+      HUSK_TRY_ASSIGN(const std::vector<GuestExtent> data,
+                      GuestMemory::data_extents(p.p_paddr, fd, p.p_offset, p.p_filesz));
+      writes.insert(writes.end(), data.begin(), data.end());
+    }
+    memory.fit_page_sizes(writes);
+  }
+
   KernelImage image;
   image.entry = *entry;
   image.load_start = UINT64_MAX;

@@ -3,7 +3,7 @@
 // bytes at any offset and address, nothing of the file is mapped (a change
 // to the file later does not reach the guest), huge anonymous memory takes
 // it too, a file that ends early and a range outside memory are errors, and
-// a snapshot holds what was read.
+// a snapshot holds what was read; data_extents names a sparse file's data.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -120,11 +120,9 @@ TEST_CASE("guest memory: read_file into huge anonymous memory", "[unit]") {
   CHECK(read_back(*mem, 2 * kMiB, content.size()) == content);
 }
 
-TEST_CASE("guest memory: read_file into zeroed memory reads only a sparse file's data", "[unit]") {
-  test::TempDir dir;
-  // 64 KiB of data at 0 and at 1 MiB, holes between, after and at the end.
-  const std::vector<uint8_t> data = pattern(64 * 1024);
-  const std::string path = dir.file("vmlinux");
+// A sparse file at `path`: `data` at 0 and at 1 MiB, holes between, after
+// and at the end (2 MiB + 100 bytes in all), opened read-only.
+UniqueFd sparse_file(const std::string& path, const std::vector<uint8_t>& data) {
   {
     UniqueFd w(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     REQUIRE(w);
@@ -134,8 +132,41 @@ TEST_CASE("guest memory: read_file into zeroed memory reads only a sparse file's
   }
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   REQUIRE(fd);
-  // The file system must report the holes for this test to mean anything.
+  // The file system must report the holes for these tests to mean anything.
   REQUIRE(::lseek(fd.get(), 0, SEEK_HOLE) == static_cast<off_t>(data.size()));
+  return fd;
+}
+
+TEST_CASE("guest memory: data_extents are a sparse file's data, as guest ranges", "[unit]") {
+  test::TempDir dir;
+  const std::vector<uint8_t> data = pattern(64 * 1024);
+  const UniqueFd fd = sparse_file(dir.file("vmlinux"), data);
+  // From 4 KiB into the first extent to 100 bytes short of the end.
+  auto extents = GuestMemory::data_extents(0x300000, fd.get(), 0x1000, 2 * kMiB - 0x1000);
+  REQUIRE(extents);
+  REQUIRE(extents->size() == 2);
+  CHECK((*extents)[0].gpa == 0x300000);
+  CHECK((*extents)[0].len == data.size() - 0x1000);
+  CHECK((*extents)[1].gpa == 0x300000 + kMiB - 0x1000);
+  CHECK((*extents)[1].len == data.size());
+  // A range that ends inside an extent is cut there; one inside a hole is empty.
+  auto cut = GuestMemory::data_extents(0, fd.get(), kMiB, 100);
+  REQUIRE(cut);
+  REQUIRE(cut->size() == 1);
+  CHECK((*cut)[0].len == 100);
+  auto hole = GuestMemory::data_extents(0, fd.get(), 0x20000, 0x1000);
+  REQUIRE(hole);
+  CHECK(hole->empty());
+  // Past the end of the file: an error that says by how much.
+  auto past = GuestMemory::data_extents(0, fd.get(), 2 * kMiB, 0x1000);
+  REQUIRE_FALSE(past);
+  CHECK(past.error().message.find(std::to_string(0x1000 - 100) + " bytes short") != std::string::npos);
+}
+
+TEST_CASE("guest memory: read_file into zeroed memory reads only a sparse file's data", "[unit]") {
+  test::TempDir dir;
+  const std::vector<uint8_t> data = pattern(64 * 1024);
+  const UniqueFd fd = sparse_file(dir.file("vmlinux"), data);
   const uint64_t len = 2 * kMiB + 100 - 0x1000;
   const std::vector<uint8_t> marker(4096, 0xAA);
 

@@ -4,8 +4,10 @@
 
 #include <cstddef>
 #include <limits>
+#include <string>
 
 #include "runtime/common/unique_fd.h"
+#include "tests/support/smaps.h"
 #include "tests/support/temp_dir.h"
 #include "tests/unit/arch/x86_64/test_images.h"
 
@@ -64,6 +66,32 @@ TEST_CASE("load_elf from the file's descriptor: the bss is zeroed unless the mem
     const uint8_t bss = dest == Destination::kAny ? 0 : 0xcc;
     CHECK(read_guest(memory, kVmlinuxPhys + 0x300, 0x3000 - 0x300) == std::vector<uint8_t>(0x3000 - 0x300, bss));
   }
+}
+
+TEST_CASE("load_elf into new huge-page memory: 4 KiB pages where a segment writes a few pages of 2 MiB",
+          "[arch][elf]") {
+  // A text segment that fills most of 16-18 MiB and a few bytes at 20 MiB
+  // (as a vmlinux's entry text), read from a file.
+  husk::test::TempDir dir;
+  const std::vector<uint8_t> file = make_elf(kVmlinuxPhys, {{kVmlinuxPhys, kVmlinuxVirt, pattern(0x180000), 0x180000},
+                                                            {0x1400000, 0xffffffff81400000, pattern(0x1200, 3), 0x1200}});
+  UniqueFd fd(::open(dir.write("vmlinux", file).c_str(), O_RDONLY | O_CLOEXEC));
+  REQUIRE(fd);
+  auto memory = GuestMemory::create({{0, 64 * kMiB}}, GuestMemory::Backing::kHugeAnonymous);
+  REQUIRE(memory);
+  REQUIRE(load_elf(*memory, file, fd.get(), Destination::kZeroed));
+  CHECK(read_guest(*memory, 0x1400000, 0x1200) == pattern(0x1200, 3));
+  const auto advised_small = [&](uint64_t gpa) {
+    return husk::test::vm_flags_at(memory->regions()[0].host() + gpa).find(" nh") != std::string::npos;
+  };
+  CHECK_FALSE(advised_small(kVmlinuxPhys));
+  CHECK(advised_small(0x1400000));
+  // Memory that is not new (Destination::kAny) is left as it is.
+  auto other = GuestMemory::create({{0, 64 * kMiB}}, GuestMemory::Backing::kHugeAnonymous);
+  REQUIRE(other);
+  REQUIRE(load_elf(*other, file, fd.get(), Destination::kAny));
+  memory = std::move(other);
+  CHECK_FALSE(advised_small(0x1400000));
 }
 
 TEST_CASE("load_elf spans several segments", "[arch][elf]") {
