@@ -1,6 +1,7 @@
 // make_tiny_elf: wraps raw x86_64 machine code in a minimal vmlinux-shaped
 // ELF (one PT_LOAD at a physical address, entry at its start), so KVM tests
-// can boot hand-made guests through the same loader path as a real kernel.
+// can boot hand-made guests through the same loader path as a real kernel;
+// elf64_exec_header for tests that lay out their own ELF files.
 #pragma once
 
 #include <elf.h>
@@ -11,8 +12,9 @@
 
 namespace husk::test {
 
-inline std::vector<uint8_t> make_tiny_elf(const std::vector<uint8_t>& code,
-                                          uint64_t paddr = 0x1000000, uint64_t memsz = 0) {
+// The header of an x86_64 executable whose `phnum` program headers follow
+// it at once.
+inline Elf64_Ehdr elf64_exec_header(uint64_t entry, uint16_t phnum) {
   Elf64_Ehdr eh{};
   std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
   eh.e_ident[EI_CLASS] = ELFCLASS64;
@@ -21,11 +23,17 @@ inline std::vector<uint8_t> make_tiny_elf(const std::vector<uint8_t>& code,
   eh.e_type = ET_EXEC;
   eh.e_machine = EM_X86_64;
   eh.e_version = EV_CURRENT;
-  eh.e_entry = paddr;
+  eh.e_entry = entry;
   eh.e_phoff = sizeof(Elf64_Ehdr);
   eh.e_ehsize = sizeof(Elf64_Ehdr);
   eh.e_phentsize = sizeof(Elf64_Phdr);
-  eh.e_phnum = 1;
+  eh.e_phnum = phnum;
+  return eh;
+}
+
+inline std::vector<uint8_t> make_tiny_elf(const std::vector<uint8_t>& code,
+                                          uint64_t paddr = 0x1000000, uint64_t memsz = 0) {
+  const Elf64_Ehdr eh = elf64_exec_header(paddr, 1);
   Elf64_Phdr ph{};
   ph.p_type = PT_LOAD;
   ph.p_flags = PF_R | PF_X;

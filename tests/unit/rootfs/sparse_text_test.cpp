@@ -18,6 +18,7 @@
 #include "runtime/common/unique_fd.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/tiny_elf.h"
 
 using namespace husk;
 
@@ -46,18 +47,7 @@ void fill_page(std::vector<uint8_t>& image, size_t page, uint8_t value) {
 std::vector<uint8_t> image() {
   std::vector<uint8_t> bytes(9 * kPage + 100, 0xcc);
   fill_page(bytes, 0, 0);
-  Elf64_Ehdr eh{};
-  std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
-  eh.e_ident[EI_CLASS] = ELFCLASS64;
-  eh.e_ident[EI_DATA] = ELFDATA2LSB;
-  eh.e_ident[EI_VERSION] = EV_CURRENT;
-  eh.e_type = ET_EXEC;
-  eh.e_machine = EM_X86_64;
-  eh.e_version = EV_CURRENT;
-  eh.e_phoff = sizeof(Elf64_Ehdr);
-  eh.e_ehsize = sizeof(Elf64_Ehdr);
-  eh.e_phentsize = sizeof(Elf64_Phdr);
-  eh.e_phnum = 2;
+  const Elf64_Ehdr eh = test::elf64_exec_header(0x1000000, 2);
   std::memcpy(bytes.data(), &eh, sizeof(eh));
   const Elf64_Phdr text{PT_LOAD, PF_R | PF_X, 1 * kPage, 0, 0x1000000, 5 * kPage, 5 * kPage, kPage};
   const Elf64_Phdr data{PT_LOAD, PF_R | PF_W, 6 * kPage, 0, 0x1006000, 2 * kPage, 2 * kPage, kPage};
