@@ -141,6 +141,7 @@ def main():
     p.add_argument("--log-dir", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--report-only", action="store_true", help="print the table of an earlier --out")
+    p.add_argument("--check-only", action="store_true", help="check the variants and exit (0, or 2)")
     p.add_argument("variants", nargs="*")
     a = p.parse_args()
     if a.report_only:
@@ -158,6 +159,8 @@ def main():
     if len(variants) < 2 or len({v["name"] for v in variants}) != len(variants):
         print("ab: give two or more variants with different names", file=sys.stderr)
         return 2
+    if a.check_only:
+        return 0
     results = cmd_run(a, variants)
     return 0 if report(variants, results) else 1
 
