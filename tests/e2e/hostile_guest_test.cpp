@@ -401,8 +401,11 @@ TEST_CASE("hostile guest: raw writes fill a copy-on-write disk to its size and n
     std::ofstream(image).close();
     fs::resize_file(image, kDisk);
   }
+  // The overlay's size is sampled every 200 ms while husk runs, and the
+  // overlay goes with husk: the guest holds the full disk a second after
+  // `sync`, so that a sample sees it however soon the rest ends.
   const std::string script =
-      "dd if=/dev/zero of=/dev/vda bs=1M; echo raw-dd=$?; sync; "
+      "dd if=/dev/zero of=/dev/vda bs=1M; echo raw-dd=$?; sync; sleep 1; "
       "dd if=/dev/zero of=/dev/vdb bs=1M count=1; echo ro-dd=$?; echo alive";
   const Monitored m = monitored_husk(sb,
                                      {"exec", "--kernel", guest_file("vmlinux"), "--initrd",
