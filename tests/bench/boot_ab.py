@@ -23,7 +23,7 @@ import tempfile
 
 from bench_stats import read_json, summary, write_json
 from boot_bench import AGENT_RE, BOOT_CMDLINE, load_vhost_vsock, timed_run
-from boot_phases import MARKS_RE, guest_phases, parse_marks
+from boot_phases import MARKS_RE, guest_phases, parse_marks, split_summary
 
 KEYS = ("vmm", "kernel", "initrd", "append", "memory")
 
@@ -114,17 +114,10 @@ def report(variants, results):
             "" if name == base else "%d of %d" % (faster, pairs)))
     print("ab: guest phases (boot marks), ms since the one before, median:")
     print("  %-46s" % "" + "".join(" %12s" % n[:12] for n in names))
-    labels = []
-    per = {}
-    for name in names:
-        per[name] = {}
-        for r in results[name]:
-            for label, ms in guest_phases(r.get("marks") or {}):
-                if label not in labels:
-                    labels.append(label)
-                per[name].setdefault(label, []).append(ms)
-    for label in labels:
-        cells = [summary(per[n].get(label, []))["median"] for n in names]
+    splits = {n: split_summary(results[n], lambda r: guest_phases(r.get("marks") or {})) for n in names}
+    labels = [label for n in names for label in splits[n]]
+    for label in dict.fromkeys(labels):
+        cells = [(splits[n].get(label) or {}).get("median") for n in names]
         print("  %-46s" % label[:46] + "".join(" %12s" % ("-" if c is None else "%.1f" % c) for c in cells))
     return ok
 
