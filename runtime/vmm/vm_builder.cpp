@@ -33,6 +33,7 @@
 #include "runtime/kvm/vcpu_state.h"
 #include "runtime/snapshot/machine_state.h"
 #include "runtime/snapshot/snapshot_file.h"
+#include "runtime/vmm/kernel_copy.h"
 
 namespace husk::vmm {
 
@@ -45,50 +46,6 @@ int64_t monotonic_ns() {
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
-
-// A kernel image larger than this is not a kernel.
-constexpr uint64_t kMaxKernelFile = 512ull << 20;
-
-// A kernel or initrd file, open and mapped read-only without populating
-// (MappedFile populates the whole file): the loaders read its headers
-// through the mapping and its contents from `fd` (GuestMemory::read_file),
-// so no page of the mapping is touched but the headers'.
-class ImageFile {
- public:
-  static Result<ImageFile> open(const std::string& path, uint64_t max_size) {
-    ImageFile f;
-    f.fd_.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!f.fd_) return fail_errno("open " + path);
-    struct stat st{};
-    if (::fstat(f.fd_.get(), &st) < 0) return fail_errno("stat " + path);
-    if (!S_ISREG(st.st_mode)) return fail(path + " is not a regular file");
-    if (static_cast<uint64_t>(st.st_size) > max_size) {
-      return fail(fmt::format("{} is {} MiB, more than the {} MiB allowed", path, st.st_size >> 20, max_size >> 20));
-    }
-    f.size_ = static_cast<size_t>(st.st_size);
-    if (f.size_ == 0) return f;
-    void* p = ::mmap(nullptr, f.size_, PROT_READ, MAP_PRIVATE, f.fd_.get(), 0);
-    if (p == MAP_FAILED) return fail_errno("mmap " + path);
-    f.data_ = static_cast<const uint8_t*>(p);
-    return f;
-  }
-  ImageFile(ImageFile&& o) noexcept
-      : fd_(std::move(o.fd_)), data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
-  ImageFile& operator=(ImageFile&&) = delete;
-  ImageFile(const ImageFile&) = delete;
-  ImageFile& operator=(const ImageFile&) = delete;
-  ~ImageFile() {
-    if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
-  }
-  [[nodiscard]] std::span<const uint8_t> bytes() const { return {data_, size_}; }
-  [[nodiscard]] int fd() const { return fd_.get(); }
-
- private:
-  ImageFile() = default;
-  UniqueFd fd_;
-  const uint8_t* data_ = nullptr;
-  size_t size_ = 0;
-};
 
 Result<void> setup_vm(const kvm::Vm& vm) {
   HUSK_TRY(vm.set_tss_addr(x86::kKvmTssAddr));
@@ -106,16 +63,11 @@ Result<void> register_memory(const kvm::Vm& vm, const GuestMemory& memory) {
   return {};
 }
 
-// Loads kernel and initrd and writes every boot structure into guest memory.
-// Returns the kernel's 64-bit entry point.
-Result<uint64_t> load_guest(const VmConfig& config, const std::string& cmdline,
-                            const GuestMemory& memory, BootTimeline& timeline) {
-  HUSK_TRY_ASSIGN(ImageFile kernel_file, ImageFile::open(config.kernel_path, kMaxKernelFile));
-  // `memory` is new: nothing has written it yet (build_machine).
-  auto kernel = x86::load_kernel(memory, kernel_file.bytes(), kernel_file.fd(), Destination::kZeroed);
-  if (!kernel) return wrap("kernel " + config.kernel_path, kernel.error());
-  timeline.mark(BootPhase::kKernelLoaded);
-
+// Reads the initrd into guest memory above the kernel, waits for the
+// kernel's copy and writes every boot structure. Returns the kernel's
+// 64-bit entry point.
+Result<uint64_t> load_guest(const VmConfig& config, const std::string& cmdline, const GuestMemory& memory,
+                            KernelCopy& kernel_copy, BootTimeline& timeline) {
   x86::BootConfig boot;
   boot.cmdline = cmdline;
   if (!config.initrd_path.empty()) {
@@ -126,19 +78,23 @@ Result<uint64_t> load_guest(const VmConfig& config, const std::string& cmdline,
                               config.initrd_path, size >> 20, memory.total_size() >> 20));
     }
     HUSK_TRY_ASSIGN(ImageFile initrd, ImageFile::open(config.initrd_path, memory.total_size()));
-    auto addr = x86::place_initrd(memory, initrd.bytes().size(), *kernel);
+    auto addr = x86::place_initrd(memory, initrd.bytes().size(), kernel_copy.image());
     if (!addr) return wrap("initrd " + config.initrd_path, addr.error());
     HUSK_TRY_ASSIGN(const auto writes, GuestMemory::data_extents(*addr, initrd.fd(), 0, initrd.bytes().size()));
+    // Above the kernel's footprint (place_initrd): no byte the copy
+    // thread writes.
     memory.fit_page_sizes(writes);
     HUSK_TRY(memory.read_file(*addr, initrd.fd(), 0, initrd.bytes().size(), Destination::kZeroed));
     boot.initrd_addr = *addr;
     boot.initrd_size = initrd.bytes().size();
   }
-  HUSK_TRY(x86::write_boot_params(memory, *kernel, boot));
+  timeline.mark(BootPhase::kInitrdLoaded);
+  HUSK_TRY_ASSIGN(const x86::KernelImage kernel, kernel_copy.finish(timeline));
+  HUSK_TRY(x86::write_boot_params(memory, kernel, boot));
   HUSK_TRY(x86::write_mptable(memory, config.vcpus));
   HUSK_TRY(x86::write_identity_page_tables(memory));
   HUSK_TRY(x86::write_boot_gdt(memory));
-  return kernel->entry;
+  return kernel.entry;
 }
 
 Result<void> setup_vcpu(const kvm::Vcpu& vcpu, std::span<const kvm_cpuid_entry2> supported,
@@ -280,7 +236,16 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config, const Boo
   HUSK_TRY_ASSIGN(auto stop, StopState::create());
   std::unique_ptr<Machine> m(new Machine(std::move(kvm), std::move(vm), std::move(memory), std::move(stop)));
 
-  // 3. Devices. Every port, IRQ and irqfd of the machine is wired here.
+  // 3. The kernel, planned from its headers (a bad kernel file fails here)
+  // and copied on a thread of its own from now until step 5. A restored
+  // guest has it in its memory. Declared after `m`: joined before the
+  // machine and its memory can go.
+  std::unique_ptr<KernelCopy> kernel_copy;
+  if (!saved) {
+    HUSK_TRY_ASSIGN(kernel_copy, KernelCopy::start(config.kernel_path, m->memory_));
+  }
+
+  // 4. Devices. Every port, IRQ and irqfd of the machine is wired here.
   UniqueFd console_file;
   int console_fd = config.console_fd;
   if (!config.console_path.empty()) {
@@ -312,15 +277,14 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config, const Boo
   if (!init_args.empty()) cmdline += (cmdline.empty() ? "" : " ") + init_args;
   timeline.mark(BootPhase::kDevicesReady);
 
-  // 4. The kernel, the initrd and the boot structures (the command line now
-  // names every virtio device). A restored guest has them in its memory.
+  // 5. The initrd, the kernel's copy joined and the boot structures (the
+  // command line now names every virtio device).
   uint64_t kernel_entry = 0;
   if (!saved) {
-    HUSK_TRY_ASSIGN(kernel_entry, load_guest(config, cmdline, m->memory_, timeline));
-    timeline.mark(BootPhase::kInitrdLoaded);
+    HUSK_TRY_ASSIGN(kernel_entry, load_guest(config, cmdline, m->memory_, *kernel_copy, timeline));
   }
 
-  // 5. vCPUs.
+  // 6. vCPUs.
   // KVM emulates the TSC-deadline timer in its in-kernel LAPIC but never
   // lists it in KVM_GET_SUPPORTED_CPUID; the capability says whether it can.
   const bool tsc_deadline = m->kvm_.check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0;
@@ -336,7 +300,7 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config, const Boo
     m->vcpus_.push_back(std::move(vcpu));
   }
 
-  // 6. Snapshots: a restored machine takes its saved state; one that may
+  // 7. Snapshots: a restored machine takes its saved state; one that may
   // be saved learns which MSRs to save.
   m->pause_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!m->pause_fd_) return fail_errno("eventfd for pausing the VM");

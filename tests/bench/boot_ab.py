@@ -12,8 +12,9 @@ marks line), median per variant: where a difference comes from.
 
     boot_ab.py --husk PATH --runs N --log-dir DIR --out FILE VARIANT...
 
-VARIANT: NAME[:vmm=husk|qemu][:kernel=PATH][:initrd=PATH][:append=WORDS]
-[:memory=MIB]. Stdlib only."""
+VARIANT: NAME[:vmm=husk|qemu][:husk=PATH][:kernel=PATH][:initrd=PATH]
+[:append=WORDS][:memory=MIB]; husk=PATH is the husk binary of that
+variant (default --husk: one build against another). Stdlib only."""
 
 import argparse
 import os
@@ -25,11 +26,11 @@ from bench_stats import read_json, summary, write_json
 from boot_bench import AGENT_RE, BOOT_CMDLINE, load_vhost_vsock, timed_run
 from boot_phases import MARKS_RE, guest_phases, parse_marks, split_summary
 
-KEYS = ("vmm", "kernel", "initrd", "append", "memory")
+KEYS = ("vmm", "husk", "kernel", "initrd", "append", "memory")
 
 
 def parse_variant(spec, defaults):
-    """{"name", "vmm", "kernel", "initrd", "append", "memory"} or ValueError."""
+    """{"name", "vmm", "husk", "kernel", "initrd", "append", "memory"} or ValueError."""
     name, *items = spec.split(":")
     if not name or "=" in name:
         raise ValueError("variant %r: starts with a name (NAME[:key=value]...)" % spec)
@@ -46,13 +47,15 @@ def parse_variant(spec, defaults):
     for key in ("kernel", "initrd"):
         if not os.path.isfile(v[key]):
             raise ValueError("variant %r: %s %s does not exist" % (spec, key, v[key]))
+    if v["vmm"] == "husk" and not (os.path.isfile(v["husk"]) and os.access(v["husk"], os.X_OK)):
+        raise ValueError("variant %r: husk %s is not an executable file" % (spec, v["husk"]))
     return v
 
 
 def argv_of(v, a, vsock, cid, vhost):
     cmdline = " ".join(w for w in (BOOT_CMDLINE, v["append"]) if w)
     if v["vmm"] == "husk":
-        return [a.husk, "boot", "--kernel", v["kernel"], "--initrd", v["initrd"], "--cmdline", cmdline,
+        return [v["husk"], "boot", "--kernel", v["kernel"], "--initrd", v["initrd"], "--cmdline", cmdline,
                 "--vcpus", "1", "--memory", v["memory"], "--no-input", "--vsock", vsock]
     return ([a.qemu, "-M", "microvm", "-enable-kvm", "-cpu", "host", "-m", v["memory"], "-smp", "1",
              "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio", "-no-reboot",
@@ -143,7 +146,7 @@ def main():
             print("ab: no results in %s" % a.out, file=sys.stderr)
             return 2
         return 0 if report(data["variants"], data["runs"]) else 1
-    defaults = {"vmm": "husk", "kernel": a.kernel, "initrd": a.initrd, "append": "", "memory": a.memory}
+    defaults = {"vmm": "husk", "husk": a.husk, "kernel": a.kernel, "initrd": a.initrd, "append": "", "memory": a.memory}
     try:
         variants = [parse_variant(s, defaults) for s in a.variants]
     except ValueError as e:

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "runtime/arch/x86_64/kernel_writer.h"
 #include "runtime/arch/x86_64/layout.h"
 #include "runtime/arch/x86_64/units.h"
 
@@ -129,8 +130,7 @@ std::optional<Placement> place_kernel(const GuestMemory& memory, const setup_hea
 
 }  // namespace
 
-Result<KernelImage> load_bzimage(const GuestMemory& memory, std::span<const uint8_t> file, int fd,
-                                 Destination dest) {
+Result<KernelPlan> plan_bzimage(const GuestMemory& memory, std::span<const uint8_t> file) {
   HUSK_TRY_ASSIGN(setup_header hdr, read_setup_header(file));
   HUSK_TRY(check_setup_header(hdr));
 
@@ -160,27 +160,29 @@ Result<KernelImage> load_bzimage(const GuestMemory& memory, std::span<const uint
                             memory.total_size() / kMiB));
   }
 
-  // Safe: kernel_offset < file.size() was checked, and place_kernel proved
-  // [addr, addr + footprint) lies in guest memory with payload <= footprint.
-  if (fd >= 0) {
-    HUSK_TRY(memory.read_file(placement->addr, fd, kernel_offset, file.size() - kernel_offset, dest));
-  } else {
-    HUSK_TRY(memory.write(placement->addr, file.subspan(kernel_offset)));
-  }
-
   // boot.rst: the loader sets code32_start to the loaded code and may lower
   // kernel_alignment to the alignment it actually used.
   hdr.code32_start = static_cast<uint32_t>(placement->addr);
   hdr.kernel_alignment = static_cast<uint32_t>(placement->alignment);
 
-  KernelImage image;
+  KernelPlan plan;
+  // Safe: kernel_offset < file.size() was checked, and place_kernel proved
+  // [addr, addr + footprint) lies in guest memory with payload <= footprint.
+  plan.segments.push_back({placement->addr, kernel_offset, payload, payload});
+  KernelImage& image = plan.image;
   image.entry = placement->addr + kStartup64Offset;
   image.load_start = placement->addr;
   image.load_end = placement->addr + footprint;
   image.bzimage = true;
   image.setup = hdr;
   image.initrd_addr_max = hdr.initrd_addr_max;
-  return image;
+  return plan;
+}
+
+Result<KernelImage> load_bzimage(const GuestMemory& memory, std::span<const uint8_t> file, int fd,
+                                 Destination dest) {
+  HUSK_TRY_ASSIGN(const KernelPlan plan, plan_bzimage(memory, file));
+  return write_kernel(memory, plan, file, fd, dest);
 }
 
 }  // namespace husk::x86_64

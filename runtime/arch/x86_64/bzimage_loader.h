@@ -28,9 +28,10 @@ inline constexpr uint64_t kStartup64Offset = 0x200;
 // relocatable kernel goes at pref_address or the lowest aligned address that
 // fits; one that is not relocatable runs at pref_address, so it goes there.
 // KernelImage::setup gets code32_start and the kernel_alignment used.
-// With the file's descriptor `fd`, the payload is read from it
-// (GuestMemory::read_file, with `dest`) rather than copied from `file`'s
-// pages.
+// Nothing is written.
+[[nodiscard]] Result<KernelPlan> plan_bzimage(const GuestMemory& memory, std::span<const uint8_t> file);
+
+// plan_bzimage, then write_kernel (kernel_writer.h: `fd` and `dest`).
 [[nodiscard]] Result<KernelImage> load_bzimage(const GuestMemory& memory, std::span<const uint8_t> file,
                                                int fd = -1, Destination dest = Destination::kAny);
 

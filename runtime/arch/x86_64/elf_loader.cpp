@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "runtime/arch/x86_64/kernel_writer.h"
 #include "runtime/arch/x86_64/layout.h"
 #include "runtime/arch/x86_64/units.h"
 
@@ -90,11 +91,11 @@ std::optional<uint64_t> physical_entry(uint64_t entry, std::span<const Elf64_Phd
 
 }  // namespace
 
-Result<KernelImage> load_elf(const GuestMemory& memory, std::span<const uint8_t> file, int fd, Destination dest) {
+Result<KernelPlan> plan_elf(const GuestMemory& memory, std::span<const uint8_t> file) {
   HUSK_TRY_ASSIGN(const Elf64_Ehdr ehdr, read_header(file));
 
-  // Validate every segment before copying any, so a bad file leaves guest
-  // memory untouched.
+  // Every segment is validated before any is copied, so a bad file leaves
+  // guest memory untouched.
   std::vector<Elf64_Phdr> loads;
   for (uint16_t i = 0; i < ehdr.e_phnum; ++i) {
     Elf64_Phdr phdr;
@@ -112,41 +113,21 @@ Result<KernelImage> load_elf(const GuestMemory& memory, std::span<const uint8_t>
     return fail(fmt::format("ELF entry point {:#x} is not inside any loaded segment", ehdr.e_entry));
   }
 
-  // A new VM's memory: the page size of each 2 MiB to suit what the
-  // segments write into it (GuestMemory::fit_page_sizes).
-  if (dest == Destination::kZeroed) {
-    std::vector<GuestExtent> writes;
-    for (const Elf64_Phdr& p : loads) {
-      if (fd < 0) {
-        writes.push_back({p.p_paddr, p.p_filesz});
-        continue;
-      }
-      HUSK_TRY_ASSIGN(const std::vector<GuestExtent> data,
-                      GuestMemory::data_extents(p.p_paddr, fd, p.p_offset, p.p_filesz));
-      writes.insert(writes.end(), data.begin(), data.end());
-    }
-    memory.fit_page_sizes(writes);
-  }
-
-  KernelImage image;
-  image.entry = *entry;
-  image.load_start = UINT64_MAX;
+  KernelPlan plan;
+  plan.fit_page_sizes = true;
+  plan.image.entry = *entry;
+  plan.image.load_start = UINT64_MAX;
   for (const Elf64_Phdr& p : loads) {
-    // Safe: check_segment proved the file range and the guest range. With
-    // the file's descriptor, read straight from it: no page of the mapping
-    // `file` is touched (GuestMemory::read_file says why nothing is mapped).
-    if (fd >= 0) {
-      HUSK_TRY(memory.read_file(p.p_paddr, fd, p.p_offset, p.p_filesz, dest));
-    } else {
-      HUSK_TRY(memory.write(p.p_paddr, file.subspan(p.p_offset, p.p_filesz)));
-    }
-    // bss: zeroed unless the memory is known to be (touching it would cost
-    // its pages now rather than when the guest uses them).
-    if (dest != Destination::kZeroed) HUSK_TRY(memory.fill(p.p_paddr + p.p_filesz, 0, p.p_memsz - p.p_filesz));
-    image.load_start = std::min(image.load_start, p.p_paddr);
-    image.load_end = std::max(image.load_end, p.p_paddr + p.p_memsz);
+    plan.segments.push_back({p.p_paddr, p.p_offset, p.p_filesz, p.p_memsz});
+    plan.image.load_start = std::min(plan.image.load_start, p.p_paddr);
+    plan.image.load_end = std::max(plan.image.load_end, p.p_paddr + p.p_memsz);
   }
-  return image;
+  return plan;
+}
+
+Result<KernelImage> load_elf(const GuestMemory& memory, std::span<const uint8_t> file, int fd, Destination dest) {
+  HUSK_TRY_ASSIGN(const KernelPlan plan, plan_elf(memory, file));
+  return write_kernel(memory, plan, file, fd, dest);
 }
 
 }  // namespace husk::x86_64

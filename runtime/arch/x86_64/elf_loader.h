@@ -12,11 +12,11 @@
 
 namespace husk::x86_64 {
 
-// Every header field is checked against the file and guest memory before
-// anything is copied; a hostile file gets an error, never a stray write.
-// With the file's descriptor `fd`, segments are read from it
-// (GuestMemory::read_file, with `dest`) rather than copied from `file`'s
-// pages. Destination::kZeroed also leaves the bss to the zero it has.
+// Every header field is checked against the file and guest memory; a
+// hostile file gets an error, never a stray write. Nothing is written.
+[[nodiscard]] Result<KernelPlan> plan_elf(const GuestMemory& memory, std::span<const uint8_t> file);
+
+// plan_elf, then write_kernel (kernel_writer.h: `fd` and `dest`).
 [[nodiscard]] Result<KernelImage> load_elf(const GuestMemory& memory, std::span<const uint8_t> file, int fd = -1,
                                            Destination dest = Destination::kAny);
 

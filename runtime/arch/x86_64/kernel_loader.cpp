@@ -6,6 +6,7 @@
 
 #include "runtime/arch/x86_64/bzimage_loader.h"
 #include "runtime/arch/x86_64/elf_loader.h"
+#include "runtime/arch/x86_64/kernel_writer.h"
 
 namespace husk::x86_64 {
 
@@ -25,11 +26,16 @@ bool has_hdrs_magic(std::span<const uint8_t> file) {
 
 }  // namespace
 
+Result<KernelPlan> plan_kernel(const GuestMemory& memory, std::span<const uint8_t> file) {
+  if (has_elf_magic(file)) return plan_elf(memory, file);
+  if (has_hdrs_magic(file)) return plan_bzimage(memory, file);
+  return fail("not a vmlinux ELF or a bzImage (no ELF magic, no HdrS header)");
+}
+
 Result<KernelImage> load_kernel(const GuestMemory& memory, std::span<const uint8_t> file, int fd,
                                 Destination dest) {
-  if (has_elf_magic(file)) return load_elf(memory, file, fd, dest);
-  if (has_hdrs_magic(file)) return load_bzimage(memory, file, fd, dest);
-  return fail("not a vmlinux ELF or a bzImage (no ELF magic, no HdrS header)");
+  HUSK_TRY_ASSIGN(const KernelPlan plan, plan_kernel(memory, file));
+  return write_kernel(memory, plan, file, fd, dest);
 }
 
 }  // namespace husk::x86_64

@@ -11,6 +11,11 @@
 
 namespace husk::x86_64 {
 
+// Where each piece of the kernel in `file` goes, from its headers, checked
+// against guest memory; nothing is written (write_kernel does that).
+[[nodiscard]] Result<KernelPlan> plan_kernel(const GuestMemory& memory, std::span<const uint8_t> file);
+
+// plan_kernel, then write_kernel.
 // `file` is the kernel's bytes (its headers are read there); with its
 // descriptor `fd` too, a vmlinux's segments are read from the file, and
 // with Destination::kZeroed (memory of a VM being built) the file's holes

@@ -1,5 +1,7 @@
 #include "runtime/arch/x86_64/kernel_loader.h"
 
+#include "runtime/arch/x86_64/kernel_writer.h"
+
 #include "tests/unit/arch/x86_64/test_images.h"
 
 namespace husk::x86_64 {
@@ -40,6 +42,46 @@ TEST_CASE("load_kernel refuses a file that is neither format", "[arch][kernel]")
     REQUIRE_FALSE(image);
     CHECK(image.error().message == expected);
   }
+}
+
+// build_machine plans the kernel first and copies it on another thread:
+// the plan must write nothing, and its copy must be the one-step load's.
+TEST_CASE("plan_kernel writes nothing; write_kernel of its plan is load_kernel", "[arch][kernel]") {
+  for (const std::vector<uint8_t>& file : {make_vmlinux(), make_bzimage()}) {
+    GuestMemory planned = make_memory();
+    auto plan = plan_kernel(planned, file);
+    REQUIRE(plan);
+    REQUIRE_FALSE(plan->segments.empty());
+    const uint64_t span = plan->image.load_end - plan->image.load_start;
+    std::vector<uint8_t> before(span);
+    REQUIRE(planned.read(plan->image.load_start, before));
+    CHECK(before == std::vector<uint8_t>(span, 0));
+
+    auto written = write_kernel(planned, *plan, file, -1, Destination::kAny);
+    REQUIRE(written);
+    GuestMemory loaded = make_memory();
+    auto image = load_kernel(loaded, file);
+    REQUIRE(image);
+    CHECK(written->entry == image->entry);
+    CHECK(written->load_end == image->load_end);
+    std::vector<uint8_t> a(span);
+    std::vector<uint8_t> b(span);
+    REQUIRE(planned.read(plan->image.load_start, a));
+    REQUIRE(loaded.read(image->load_start, b));
+    CHECK(a == b);
+    CHECK(a != before);
+  }
+}
+
+TEST_CASE("write_kernel refuses a plan whose segment runs past the file", "[arch][kernel]") {
+  GuestMemory memory = make_memory();
+  const std::vector<uint8_t> file = make_vmlinux();
+  auto plan = plan_kernel(memory, file);
+  REQUIRE(plan);
+  plan->segments[0].file_len = file.size();
+  auto written = write_kernel(memory, *plan, file, -1, Destination::kAny);
+  REQUIRE_FALSE(written);
+  CHECK_THAT(written.error().message, Catch::Matchers::Contains("past the end of the file"));
 }
 
 }  // namespace
