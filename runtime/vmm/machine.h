@@ -53,7 +53,8 @@ enum class BootPhase : uint8_t {
   kMemoryReady,     // guest memory mapped and registered with KVM
   kDevicesReady,    // serial, i8042 and the virtio devices wired
   kKernelLoaded,    // the kernel's segments in guest memory (copied on a thread of its own
-                    // from memory_ready on: may come before devices_ready or after initrd_loaded)
+                    // from the memory's mapping on: may come before memory_ready, before
+                    // devices_ready or after initrd_loaded)
   kInitrdLoaded,    // the initrd in guest memory (after devices_ready)
   kVcpusReady,      // the kernel's copy joined, the boot structures written and every vCPU
                     // set up (the end of build_machine)

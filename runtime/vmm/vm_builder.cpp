@@ -229,23 +229,25 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config, const Boo
                                                                : GuestMemory::Backing::kHugeAnonymous;
     HUSK_TRY_ASSIGN(ram, GuestMemory::create(ram_regions(config.memory_mib), backing));
   }
-  GuestMemory memory = std::move(*ram);
-  HUSK_TRY(register_memory(vm, memory));
-  timeline.mark(BootPhase::kMemoryReady);
-
   HUSK_TRY_ASSIGN(auto stop, StopState::create());
-  std::unique_ptr<Machine> m(new Machine(std::move(kvm), std::move(vm), std::move(memory), std::move(stop)));
+  std::unique_ptr<Machine> m(new Machine(std::move(kvm), std::move(vm), std::move(*ram), std::move(stop)));
 
   // 3. The kernel, planned from its headers (a bad kernel file fails here)
-  // and copied on a thread of its own from now until step 5. A restored
-  // guest has it in its memory. Declared after `m`: joined before the
-  // machine and its memory can go.
+  // and copied on a thread of its own from now until step 6, while KVM
+  // takes the memory, the devices are wired and the initrd read. A restored guest has it in its
+  // memory. Declared after `m`: joined before the machine and its memory
+  // can go.
   std::unique_ptr<KernelCopy> kernel_copy;
   if (!saved) {
     HUSK_TRY_ASSIGN(kernel_copy, KernelCopy::start(config.kernel_path, m->memory_));
   }
 
-  // 4. Devices. Every port, IRQ and irqfd of the machine is wired here.
+  // 4. The memory registered with KVM: a slot update waits out a grace
+  // period (synchronize_srcu), milliseconds in which the copy goes on.
+  HUSK_TRY(register_memory(m->vm_, m->memory_));
+  timeline.mark(BootPhase::kMemoryReady);
+
+  // 5. Devices. Every port, IRQ and irqfd of the machine is wired here.
   UniqueFd console_file;
   int console_fd = config.console_fd;
   if (!config.console_path.empty()) {
@@ -277,14 +279,14 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config, const Boo
   if (!init_args.empty()) cmdline += (cmdline.empty() ? "" : " ") + init_args;
   timeline.mark(BootPhase::kDevicesReady);
 
-  // 5. The initrd, the kernel's copy joined and the boot structures (the
+  // 6. The initrd, the kernel's copy joined and the boot structures (the
   // command line now names every virtio device).
   uint64_t kernel_entry = 0;
   if (!saved) {
     HUSK_TRY_ASSIGN(kernel_entry, load_guest(config, cmdline, m->memory_, *kernel_copy, timeline));
   }
 
-  // 6. vCPUs.
+  // 7. vCPUs.
   // KVM emulates the TSC-deadline timer in its in-kernel LAPIC but never
   // lists it in KVM_GET_SUPPORTED_CPUID; the capability says whether it can.
   const bool tsc_deadline = m->kvm_.check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0;
@@ -300,7 +302,7 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config, const Boo
     m->vcpus_.push_back(std::move(vcpu));
   }
 
-  // 7. Snapshots: a restored machine takes its saved state; one that may
+  // 8. Snapshots: a restored machine takes its saved state; one that may
   // be saved learns which MSRs to save.
   m->pause_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!m->pause_fd_) return fail_errno("eventfd for pausing the VM");

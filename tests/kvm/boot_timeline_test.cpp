@@ -26,8 +26,8 @@ const std::string kHusk = HUSK_BIN;
 
 // `husk boot`'s main thread's phases, in the order it goes through them
 // (no jail, and its filters are compiled as its threads start). The
-// kernel is copied on a thread of its own from memory_ready until
-// vcpus_ready: kernel_loaded falls anywhere between those two.
+// kernel is copied on a thread of its own from the memory's mapping (after
+// kvm_opened) until vcpus_ready: kernel_loaded falls anywhere between.
 const std::vector<std::string> kBootOrder{"process_start", "args_parsed",   "kvm_opened",      "memory_ready",
                                           "devices_ready", "initrd_loaded", "vcpus_ready",     "threads_started",
                                           "seccomp_installed", "first_kvm_run"};
@@ -64,9 +64,9 @@ TEST_CASE("husk boot writes every host phase of its start in increasing order, s
   }
   REQUIRE(phases.contains("kernel_loaded"));
   CHECK(phases.size() == kBootOrder.size() + 1);
-  CHECK(phases["kernel_loaded"].get<double>() >= phases["memory_ready"].get<double>());
+  CHECK(phases["kernel_loaded"].get<double>() >= phases["kvm_opened"].get<double>());
   CHECK(phases["kernel_loaded"].get<double>() <= phases["vcpus_ready"].get<double>());
-  CHECK(cpu["kernel_loaded"].get<double>() >= cpu["memory_ready"].get<double>());
+  CHECK(cpu["kernel_loaded"].get<double>() >= cpu["kvm_opened"].get<double>());
   CHECK(cpu["kernel_loaded"].get<double>() <= cpu["vcpus_ready"].get<double>());
   CHECK(phases["process_start"].get<double>() == 0.0);
   // A start takes time and CPU, but not seconds of it.
@@ -107,8 +107,9 @@ TEST_CASE("a VMM process sends its phases from its fork to its first KVM_RUN", "
     last = t.at(p).ns;
   }
   CHECK(t.first_run_ns >= last);
-  // Copied beside the devices and the initrd, joined before the vCPUs.
-  CHECK(t.at(vmm::BootPhase::kKernelLoaded).ns >= t.at(vmm::BootPhase::kMemoryReady).ns);
+  // Copied beside KVM's memory slot, the devices and the initrd, joined
+  // before the vCPUs.
+  CHECK(t.at(vmm::BootPhase::kKernelLoaded).ns >= t.at(vmm::BootPhase::kKvmOpened).ns);
   CHECK(t.at(vmm::BootPhase::kKernelLoaded).ns <= t.at(vmm::BootPhase::kVcpusReady).ns);
   // Its CPU clock starts at its fork: the fork's stamp has none of it.
   CHECK(t.at(vmm::BootPhase::kProcessStart).cpu_ns == 0);
