@@ -7,6 +7,7 @@
 // flight finish.
 #include "runtime/serve/http_front.h"
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <condition_variable>
@@ -139,10 +140,13 @@ TEST_CASE("a POST body reaches the function whole and its answer comes back", "[
   CHECK(f.calls[2].json);
   CHECK(f.calls[3].json);
 
+  // A line is written after its answer goes out, by the thread that
+  // served it: the next request's line may come first.
   const auto log = f.log_lines(4);
   REQUIRE(log.size() == 4);
-  CHECK(log[0] == "POST /any/path 200 OK 7 ms");
-  CHECK(log[1] == "POST / 500 RE 7 ms");
+  CHECK(std::count(log.begin(), log.end(), "POST /any/path 200 OK 7 ms") == 1);
+  CHECK(std::count(log.begin(), log.end(), "POST / 500 RE 7 ms") == 1);
+  CHECK(std::count(log.begin(), log.end(), "POST / 200 OK 7 ms") == 2);
 }
 
 TEST_CASE("a body is bytes whatever its type: a large form body is not parsed or cut, NULs pass", "[unit][serve]") {
