@@ -33,7 +33,7 @@
 #include "runtime/kvm/vcpu_state.h"
 #include "runtime/snapshot/machine_state.h"
 #include "runtime/snapshot/snapshot_file.h"
-#include "runtime/vmm/kernel_copy.h"
+#include "runtime/vmm/boot_images.h"
 
 namespace husk::vmm {
 
@@ -63,38 +63,20 @@ Result<void> register_memory(const kvm::Vm& vm, const GuestMemory& memory) {
   return {};
 }
 
-// Reads the initrd into guest memory above the kernel, waits for the
-// kernel's copy and writes every boot structure. Returns the kernel's
-// 64-bit entry point.
+// Waits for the kernel's and the initrd's copies and writes every boot
+// structure. Returns the kernel's 64-bit entry point.
 Result<uint64_t> load_guest(const VmConfig& config, const std::string& cmdline, const GuestMemory& memory,
-                            KernelCopy& kernel_copy, BootTimeline& timeline) {
+                            BootImages& images, BootTimeline& timeline) {
+  HUSK_TRY_ASSIGN(const PlacedImages placed, images.finish(timeline));
   x86::BootConfig boot;
   boot.cmdline = cmdline;
-  if (!config.initrd_path.empty()) {
-    std::error_code ec;
-    const uint64_t size = std::filesystem::file_size(config.initrd_path, ec);
-    if (!ec && size > memory.total_size()) {
-      return fail(fmt::format("initrd {} is {} MiB, more than the VM's {} MiB of memory",
-                              config.initrd_path, size >> 20, memory.total_size() >> 20));
-    }
-    HUSK_TRY_ASSIGN(ImageFile initrd, ImageFile::open(config.initrd_path, memory.total_size()));
-    auto addr = x86::place_initrd(memory, initrd.bytes().size(), kernel_copy.image());
-    if (!addr) return wrap("initrd " + config.initrd_path, addr.error());
-    HUSK_TRY_ASSIGN(const auto writes, GuestMemory::data_extents(*addr, initrd.fd(), 0, initrd.bytes().size()));
-    // Above the kernel's footprint (place_initrd): no byte the copy
-    // thread writes.
-    memory.fit_page_sizes(writes);
-    HUSK_TRY(memory.read_file(*addr, initrd.fd(), 0, initrd.bytes().size(), Destination::kZeroed));
-    boot.initrd_addr = *addr;
-    boot.initrd_size = initrd.bytes().size();
-  }
-  timeline.mark(BootPhase::kInitrdLoaded);
-  HUSK_TRY_ASSIGN(const x86::KernelImage kernel, kernel_copy.finish(timeline));
-  HUSK_TRY(x86::write_boot_params(memory, kernel, boot));
+  boot.initrd_addr = placed.initrd_addr;
+  boot.initrd_size = placed.initrd_size;
+  HUSK_TRY(x86::write_boot_params(memory, placed.kernel, boot));
   HUSK_TRY(x86::write_mptable(memory, config.vcpus));
   HUSK_TRY(x86::write_identity_page_tables(memory));
   HUSK_TRY(x86::write_boot_gdt(memory));
-  return kernel.entry;
+  return placed.kernel.entry;
 }
 
 Result<void> setup_vcpu(const kvm::Vcpu& vcpu, std::span<const kvm_cpuid_entry2> supported,
@@ -232,18 +214,18 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config, const Boo
   HUSK_TRY_ASSIGN(auto stop, StopState::create());
   std::unique_ptr<Machine> m(new Machine(std::move(kvm), std::move(vm), std::move(*ram), std::move(stop)));
 
-  // 3. The kernel, planned from its headers (a bad kernel file fails here)
-  // and copied on a thread of its own from now until step 6, while KVM
-  // takes the memory, the devices are wired and the initrd read. A restored guest has it in its
-  // memory. Declared after `m`: joined before the machine and its memory
-  // can go.
-  std::unique_ptr<KernelCopy> kernel_copy;
+  // 3. The kernel and the initrd, checked and placed from their headers
+  // (a bad file fails here, before anything is written), then each copied
+  // on a thread of its own until step 6, while KVM takes the memory and
+  // the devices are wired. A restored guest has them in its memory.
+  // Declared after `m`: joined before the machine and its memory can go.
+  std::unique_ptr<BootImages> images;
   if (!saved) {
-    HUSK_TRY_ASSIGN(kernel_copy, KernelCopy::start(config.kernel_path, m->memory_));
+    HUSK_TRY_ASSIGN(images, BootImages::start(config.kernel_path, config.initrd_path, m->memory_));
   }
 
   // 4. The memory registered with KVM: a slot update waits out a grace
-  // period (synchronize_srcu), milliseconds in which the copy goes on.
+  // period (synchronize_srcu), milliseconds in which the copies go on.
   HUSK_TRY(register_memory(m->vm_, m->memory_));
   timeline.mark(BootPhase::kMemoryReady);
 
@@ -279,11 +261,11 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config, const Boo
   if (!init_args.empty()) cmdline += (cmdline.empty() ? "" : " ") + init_args;
   timeline.mark(BootPhase::kDevicesReady);
 
-  // 6. The initrd, the kernel's copy joined and the boot structures (the
-  // command line now names every virtio device).
+  // 6. The copies joined and the boot structures written (the command
+  // line now names every virtio device).
   uint64_t kernel_entry = 0;
   if (!saved) {
-    HUSK_TRY_ASSIGN(kernel_entry, load_guest(config, cmdline, m->memory_, *kernel_copy, timeline));
+    HUSK_TRY_ASSIGN(kernel_entry, load_guest(config, cmdline, m->memory_, *images, timeline));
   }
 
   // 7. vCPUs.
