@@ -7,8 +7,11 @@ spawn to the agent's "listening" line, as in `make bench-boot`.
 
 The report gives each variant's median and spread, and for every variant
 against the first: the median of the per-round differences and in how many
-rounds it was the faster one. Then the guest's phases (the agent's boot
-marks line), median per variant: where a difference comes from.
+rounds it was the faster one. Then, for husk's variants, husk's own start
+by its timeline (`husk boot --timeline-json`): main's first line to the
+first KVM_RUN and the process's CPU then, against the first husk variant
+the same way. Then the guest's phases (the agent's boot marks line),
+median per variant: where a difference comes from.
 
     boot_ab.py --husk PATH --runs N --log-dir DIR --out FILE VARIANT...
 
@@ -52,11 +55,12 @@ def parse_variant(spec, defaults):
     return v
 
 
-def argv_of(v, a, vsock, cid, vhost):
+def argv_of(v, a, vsock, cid, vhost, timeline):
     cmdline = " ".join(w for w in (BOOT_CMDLINE, v["append"]) if w)
     if v["vmm"] == "husk":
         return [v["husk"], "boot", "--kernel", v["kernel"], "--initrd", v["initrd"], "--cmdline", cmdline,
-                "--vcpus", "1", "--memory", v["memory"], "--no-input", "--vsock", vsock]
+                "--vcpus", "1", "--memory", v["memory"], "--no-input", "--vsock", vsock,
+                "--timeline-json", timeline]
     return ([a.qemu, "-M", "microvm", "-enable-kvm", "-cpu", "host", "-m", v["memory"], "-smp", "1",
              "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio", "-no-reboot",
              "-kernel", v["kernel"], "-initrd", v["initrd"], "-append", cmdline] +
@@ -77,10 +81,12 @@ def cmd_run(a, variants):
         for v in order:
             base = os.path.join(a.log_dir, "%s-%02d" % (v["name"], i + 1))
             vsock = os.path.join(sock_dir, "%s-%02d.vsock" % (v["name"], i + 1))
-            r = timed_run(argv_of(v, a, vsock, 1000 + i, vhost), base + ".console", base + ".stderr",
+            timeline = base + ".timeline.json"
+            r = timed_run(argv_of(v, a, vsock, 1000 + i, vhost, timeline), base + ".console", base + ".stderr",
                           a.timeout, stop_re=MARKS_RE, agent_re=AGENT_RE)
             with open(base + ".console", "rb") as f:
                 r["marks"] = parse_marks(f.read())
+            r.update(host_start(timeline))
             r["round"] = i + 1
             if os.path.exists(vsock):
                 os.unlink(vsock)
@@ -92,11 +98,22 @@ def cmd_run(a, variants):
     return results
 
 
-def compare(base_runs, runs):
-    """Median per-round difference (ms) of runs against base_runs, and how
-    many rounds of those both finished were faster."""
-    pairs = [(r["agent_ms"], b["agent_ms"]) for r, b in zip(runs, base_runs)
-             if r["agent_ms"] is not None and b["agent_ms"] is not None]
+def host_start(path):
+    """husk's own start from its timeline file: main to the first KVM_RUN
+    and the CPU then, in ms; None for each without the file (QEMU)."""
+    t = read_json(path) if os.path.exists(path) else None
+    try:
+        return {"start_ms": (t["first_kvm_run_monotonic_ns"] - t["process_start_monotonic_ns"]) / 1e6,
+                "start_cpu_ms": t["first_kvm_run_cpu_ms"]}
+    except (TypeError, KeyError):
+        return {"start_ms": None, "start_cpu_ms": None}
+
+
+def compare(base_runs, runs, key="agent_ms"):
+    """Median per-round difference (ms) of runs against base_runs in `key`,
+    and how many rounds of those both finished were lower."""
+    pairs = [(r.get(key), b.get(key)) for r, b in zip(runs, base_runs)
+             if r.get(key) is not None and b.get(key) is not None]
     diffs = summary([x - y for x, y in pairs])
     return diffs["median"], sum(1 for x, y in pairs if x < y), len(pairs)
 
@@ -115,6 +132,18 @@ def report(variants, results):
             name, s["runs"], s["median"], s["min"], s["max"],
             "" if name == base else "%+.0f" % diff if diff is not None else "-",
             "" if name == base else "%d of %d" % (faster, pairs)))
+    husks = [v["name"] for v in variants if v["vmm"] == "husk"]
+    if husks:
+        print("ab: husk's own start (--timeline-json), main to the first KVM_RUN and CPU then, ms "
+              "(differences against %s, per round)" % husks[0])
+        print("  %-16s %8s %10s %8s %10s" % ("variant", "wall", "diff", "CPU", "diff"))
+        for name in husks:
+            cells = []
+            for key in ("start_ms", "start_cpu_ms"):
+                diff, _, _ = compare(results[husks[0]], results[name], key)
+                cells += [summary(r.get(key) for r in results[name])["median"],
+                          "" if name == husks[0] or diff is None else "%+.1f" % diff]
+            print("  %-16s %8s %10s %8s %10s" % (name, *cells))
     print("ab: guest phases (boot marks), ms since the one before, median:")
     print("  %-46s" % "" + "".join(" %12s" % n[:12] for n in names))
     splits = {n: split_summary(results[n], lambda r: guest_phases(r.get("marks") or {})) for n in names}
