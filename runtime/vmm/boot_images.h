@@ -1,7 +1,7 @@
 // ImageFile: a kernel or initrd file, open and mapped read-only for its
 // headers. BootImages: the guest's kernel and initrd, checked and placed
 // from their headers (every error in them found at once, before anything
-// is written), then each copied into a new VM's memory on a thread of its
+// is written), then copied into a new VM's memory on a thread of their
 // own while the VMM registers the memory with KVM and wires the devices
 // (build_machine). Most of a copy is the host clearing the fresh huge pages
 // it lands in, work that one core does a page at a time.
@@ -11,8 +11,10 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "runtime/arch/x86_64/kernel_image.h"
+#include "runtime/arch/x86_64/kernel_writer.h"
 #include "runtime/common/joining_thread.h"
 #include "runtime/common/result.h"
 #include "runtime/common/unique_fd.h"
@@ -53,44 +55,45 @@ struct PlacedImages {
 class BootImages {
  public:
   // Opens, checks and places the kernel at `kernel_path` and the initrd at
-  // `initrd_path` (none when empty), then starts copying each into
+  // `initrd_path` (none when empty), then starts copying them into
   // `memory`, a new VM's (Destination::kZeroed), which must outlive the
   // copies. An error here (a missing file, a malformed or too-large kernel
   // or initrd) has written nothing.
   [[nodiscard]] static Result<std::unique_ptr<BootImages>> start(const std::string& kernel_path,
                                                                  const std::string& initrd_path,
                                                                  const GuestMemory& memory);
-  ~BootImages() = default;  // joins the copies (their threads are the last members)
+  ~BootImages() = default;  // joins the copy (its thread is the last member)
   BootImages(const BootImages&) = delete;
   BootImages& operator=(const BootImages&) = delete;
 
-  // Waits for both copies. Stamps `timeline`'s kernel_loaded and
+  // Waits for the copy. Stamps `timeline`'s kernel_loaded and
   // initrd_loaded with the moments each ended.
   [[nodiscard]] Result<PlacedImages> finish(BootTimeline& timeline);
 
  private:
-  // One file's copy: its outcome and end, written by its thread and read
-  // after the join.
+  // One file's copy: its outcome and end, written by the copying thread
+  // and read after the join.
   struct Copy {
     Result<void> outcome{fail("not copied yet")};
     PhaseStamp done;
-    JoiningThread thread;
   };
   BootImages(std::string kernel_path, ImageFile kernel, x86_64::KernelPlan plan);
-  // Runs `work` on a thread of its own, or here when the system will not
-  // give one (a pids limit costs the overlap, not the boot).
-  template <typename F>
-  void run(Copy& copy, const char* what, F work);
+  // The kernel, then the initrd: on the copying thread.
+  void copy();
 
   std::string kernel_path_;
   ImageFile kernel_file_;
   x86_64::KernelPlan plan_;
+  std::vector<x86_64::FilePiece> kernel_pieces_;
   std::string initrd_path_;
   std::optional<ImageFile> initrd_file_;
   uint64_t initrd_addr_ = 0;
-  // Last: joined before the members they use go.
+  std::vector<x86_64::FilePiece> initrd_pieces_;
+  const GuestMemory* memory_ = nullptr;
   Copy kernel_copy_;
   Copy initrd_copy_;
+  // Last: joined before the members it uses go.
+  JoiningThread thread_;
 };
 
 }  // namespace husk::vmm

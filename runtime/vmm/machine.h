@@ -53,10 +53,10 @@ enum class BootPhase : uint8_t {
   kMemoryReady,     // guest memory mapped and registered with KVM
   kDevicesReady,    // serial, i8042 and the virtio devices wired
   kKernelLoaded,    // the kernel's segments in guest memory
-  kInitrdLoaded,    // the initrd in guest memory; each copied on a thread of its own from
-                    // the memory's mapping on (BootImages): either may come before
+  kInitrdLoaded,    // the initrd in guest memory; both copied on a thread of their own
+                    // from the memory's mapping on (BootImages): either may come before
                     // memory_ready or devices_ready
-  kVcpusReady,      // the copies joined, the boot structures written and every vCPU
+  kVcpusReady,      // the copy joined, the boot structures written and every vCPU
                     // set up (the end of build_machine)
   kJailEntered,     // the VMM process dropped its privileges (a jailed VMM only)
   kFiltersCompiled, // every thread class's seccomp filter compiled (a VMM process)

@@ -215,9 +215,9 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config, const Boo
   std::unique_ptr<Machine> m(new Machine(std::move(kvm), std::move(vm), std::move(*ram), std::move(stop)));
 
   // 3. The kernel and the initrd, checked and placed from their headers
-  // (a bad file fails here, before anything is written), then each copied
-  // on a thread of its own until step 6, while KVM takes the memory and
-  // the devices are wired. A restored guest has them in its memory.
+  // (a bad file fails here, before anything is written), then copied on
+  // a thread of their own until step 6, while KVM takes the memory and the
+  // devices are wired. A restored guest has them in its memory.
   // Declared after `m`: joined before the machine and its memory can go.
   std::unique_ptr<BootImages> images;
   if (!saved) {

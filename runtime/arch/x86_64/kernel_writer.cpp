@@ -1,34 +1,42 @@
 #include "runtime/arch/x86_64/kernel_writer.h"
 
-#include <vector>
-
 namespace husk::x86_64 {
 
-namespace {
-
-// Every range the segments will write into a new VM's memory, for
-// GuestMemory::fit_page_sizes: the file's data, not its holes.
-Result<std::vector<GuestExtent>> planned_writes(const KernelPlan& plan, int fd) {
-  std::vector<GuestExtent> writes;
+Result<std::vector<FilePiece>> kernel_data(const KernelPlan& plan, int fd) {
+  std::vector<FilePiece> pieces;
   for (const KernelSegment& s : plan.segments) {
-    if (fd < 0) {
-      writes.push_back({s.gpa, s.file_len});
-      continue;
-    }
     HUSK_TRY_ASSIGN(const std::vector<GuestExtent> data,
                     GuestMemory::data_extents(s.gpa, fd, s.file_offset, s.file_len));
-    writes.insert(writes.end(), data.begin(), data.end());
+    for (const GuestExtent& e : data) pieces.push_back({e.gpa, s.file_offset + (e.gpa - s.gpa), e.len});
   }
-  return writes;
+  return pieces;
 }
 
-}  // namespace
+Result<void> read_pieces(const GuestMemory& memory, int fd, std::span<const FilePiece> pieces) {
+  for (const FilePiece& p : pieces) HUSK_TRY(memory.read_file(p.gpa, fd, p.file_offset, p.len, Destination::kAny));
+  return {};
+}
+
+void fit_page_sizes(const GuestMemory& memory, std::span<const FilePiece> pieces) {
+  std::vector<GuestExtent> writes;
+  writes.reserve(pieces.size());
+  for (const FilePiece& p : pieces) writes.push_back({p.gpa, p.len});
+  memory.fit_page_sizes(writes);
+}
 
 Result<KernelImage> write_kernel(const GuestMemory& memory, const KernelPlan& plan, std::span<const uint8_t> file,
                                  int fd, Destination dest) {
-  if (dest == Destination::kZeroed && plan.fit_page_sizes) {
-    HUSK_TRY_ASSIGN(const std::vector<GuestExtent> writes, planned_writes(plan, fd));
-    memory.fit_page_sizes(writes);
+  if (fd >= 0 && dest == Destination::kZeroed) {
+    // Only the file's data: its holes and the bss read as zero already.
+    HUSK_TRY_ASSIGN(const std::vector<FilePiece> pieces, kernel_data(plan, fd));
+    if (plan.fit_page_sizes) fit_page_sizes(memory, pieces);
+    HUSK_TRY(read_pieces(memory, fd, pieces));
+    return plan.image;
+  }
+  if (dest == Destination::kZeroed && plan.fit_page_sizes) {  // from `file`: every byte of it
+    std::vector<FilePiece> pieces;
+    for (const KernelSegment& s : plan.segments) pieces.push_back({s.gpa, s.file_offset, s.file_len});
+    fit_page_sizes(memory, pieces);
   }
   for (const KernelSegment& s : plan.segments) {
     // Safe: the plan checked the file range and the guest range.

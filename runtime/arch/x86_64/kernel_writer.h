@@ -4,12 +4,32 @@
 #pragma once
 
 #include <span>
+#include <vector>
 
 #include "runtime/arch/x86_64/kernel_image.h"
 #include "runtime/common/result.h"
 #include "runtime/memory/guest_memory.h"
 
 namespace husk::x86_64 {
+
+// A run of the kernel file's bytes bound for guest memory.
+struct FilePiece {
+  uint64_t gpa = 0;
+  uint64_t file_offset = 0;
+  uint64_t len = 0;
+};
+
+// The data of the planned segments in the file `fd`, its holes left out
+// (a new VM's memory reads as zero there; GuestMemory::data_extents).
+[[nodiscard]] Result<std::vector<FilePiece>> kernel_data(const KernelPlan& plan, int fd);
+
+// Reads `pieces` of the file `fd` into guest memory, as they are: no
+// allocation, so a thread of its own can do it without a malloc arena.
+[[nodiscard]] Result<void> read_pieces(const GuestMemory& memory, int fd, std::span<const FilePiece> pieces);
+
+// Before a load into a new VM's memory: page sizes to suit the pieces
+// (GuestMemory::fit_page_sizes).
+void fit_page_sizes(const GuestMemory& memory, std::span<const FilePiece> pieces);
 
 // `file` is the kernel's bytes and `fd` its descriptor (or -1). With the
 // descriptor, the segments are read from it (GuestMemory::read_file, with
