@@ -96,16 +96,16 @@ Result<std::unique_ptr<BootImages>> BootImages::start(const std::string& kernel_
     images->initrd_file_.emplace(std::move(*initrd));
     images->initrd_addr_ = *addr;
   }
-  // What each copy reads, and the page sizes to suit it, decided here:
-  // the threads only read, and allocate nothing (no malloc arena each).
+  // What the copy reads, and the page sizes to suit it, decided here: the
+  // copying thread only reads, and allocates nothing (no malloc arena).
   HUSK_TRY_ASSIGN(images->kernel_pieces_, x86_64::kernel_data(images->plan_, images->kernel_file_.fd()));
   if (images->plan_.fit_page_sizes) x86_64::fit_page_sizes(memory, images->kernel_pieces_);
   if (images->initrd_file_) {
     HUSK_TRY_ASSIGN(images->initrd_pieces_, initrd_data(*images->initrd_file_, images->initrd_addr_));
     x86_64::fit_page_sizes(memory, images->initrd_pieces_);
   }
-  // The threads run before the guest does and read only the user's files
-  // into memory that nothing else writes yet; they are joined before
+  // The thread runs before the guest does and reads only the user's files
+  // into memory that nothing else writes yet; it is joined before
   // build_machine returns, so before any seccomp filter goes in (the
   // threads that live on are started through spawn_thread).
   // One thread for both: beside the main thread, which mostly sleeps in
