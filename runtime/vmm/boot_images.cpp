@@ -22,16 +22,6 @@ namespace {
 // A kernel image larger than this is not a kernel.
 constexpr uint64_t kMaxKernelFile = 512ull << 20;
 
-// The initrd's data, its holes left out (a new VM's memory reads as zero
-// there).
-Result<std::vector<x86_64::FilePiece>> initrd_data(const ImageFile& file, uint64_t addr) {
-  HUSK_TRY_ASSIGN(const std::vector<GuestExtent> data,
-                  GuestMemory::data_extents(addr, file.fd(), 0, file.bytes().size()));
-  std::vector<x86_64::FilePiece> pieces;
-  for (const GuestExtent& e : data) pieces.push_back({e.gpa, e.gpa - addr, e.len});
-  return pieces;
-}
-
 }  // namespace
 
 Result<ImageFile> ImageFile::open(const std::string& path, uint64_t max_size) {
@@ -101,7 +91,8 @@ Result<std::unique_ptr<BootImages>> BootImages::start(const std::string& kernel_
   HUSK_TRY_ASSIGN(images->kernel_pieces_, x86_64::kernel_data(images->plan_, images->kernel_file_.fd()));
   if (images->plan_.fit_page_sizes) x86_64::fit_page_sizes(memory, images->kernel_pieces_);
   if (images->initrd_file_) {
-    HUSK_TRY_ASSIGN(images->initrd_pieces_, initrd_data(*images->initrd_file_, images->initrd_addr_));
+    HUSK_TRY_ASSIGN(images->initrd_pieces_, x86_64::file_data(images->initrd_file_->fd(), images->initrd_addr_, 0,
+                                                                      images->initrd_file_->bytes().size()));
     x86_64::fit_page_sizes(memory, images->initrd_pieces_);
   }
   // The thread runs before the guest does and reads only the user's files

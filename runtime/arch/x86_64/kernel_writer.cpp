@@ -2,12 +2,19 @@
 
 namespace husk::x86_64 {
 
+Result<std::vector<FilePiece>> file_data(int fd, uint64_t gpa, uint64_t file_offset, uint64_t len) {
+  HUSK_TRY_ASSIGN(const std::vector<GuestExtent> data, GuestMemory::data_extents(gpa, fd, file_offset, len));
+  std::vector<FilePiece> pieces;
+  pieces.reserve(data.size());
+  for (const GuestExtent& e : data) pieces.push_back({e.gpa, file_offset + (e.gpa - gpa), e.len});
+  return pieces;
+}
+
 Result<std::vector<FilePiece>> kernel_data(const KernelPlan& plan, int fd) {
   std::vector<FilePiece> pieces;
   for (const KernelSegment& s : plan.segments) {
-    HUSK_TRY_ASSIGN(const std::vector<GuestExtent> data,
-                    GuestMemory::data_extents(s.gpa, fd, s.file_offset, s.file_len));
-    for (const GuestExtent& e : data) pieces.push_back({e.gpa, s.file_offset + (e.gpa - s.gpa), e.len});
+    HUSK_TRY_ASSIGN(const std::vector<FilePiece> data, file_data(fd, s.gpa, s.file_offset, s.file_len));
+    pieces.insert(pieces.end(), data.begin(), data.end());
   }
   return pieces;
 }

@@ -19,8 +19,12 @@ struct FilePiece {
   uint64_t len = 0;
 };
 
-// The data of the planned segments in the file `fd`, its holes left out
-// (a new VM's memory reads as zero there; GuestMemory::data_extents).
+// The data of `len` bytes of the file `fd` from `file_offset`, bound for
+// `gpa`, its holes left out (a new VM's memory reads as zero there;
+// GuestMemory::data_extents).
+[[nodiscard]] Result<std::vector<FilePiece>> file_data(int fd, uint64_t gpa, uint64_t file_offset, uint64_t len);
+
+// file_data of every planned segment.
 [[nodiscard]] Result<std::vector<FilePiece>> kernel_data(const KernelPlan& plan, int fd);
 
 // Reads `pieces` of the file `fd` into guest memory, as they are: no
