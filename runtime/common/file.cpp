@@ -40,6 +40,19 @@ Result<OpenFile> open_regular(const std::string& path, uint64_t max_size) {
 
 }  // namespace
 
+Result<void> read_exact_at(int fd, std::span<uint8_t> dst, uint64_t offset) {
+  for (size_t done = 0; done < dst.size();) {
+    const ssize_t n = ::pread(fd, dst.data() + done, dst.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail_errno("read a file into guest memory");
+    if (n == 0) {
+      return fail(fmt::format("the file ends {} bytes short of what goes into guest memory", dst.size() - done));
+    }
+    done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
 Result<std::vector<uint8_t>> read_file(const std::string& path, uint64_t max_size) {
   HUSK_TRY_ASSIGN(OpenFile file, open_regular(path, max_size));
   const UniqueFd& fd = file.fd;

@@ -20,6 +20,11 @@ namespace husk {
 inline constexpr uint64_t kMaxTextFile = uint64_t{1} << 30;
 [[nodiscard]] Result<std::string> read_text_file(const std::string& path, uint64_t max_size = kMaxTextFile);
 
+// Fills `dst` with the bytes of `fd` from `offset` (pread, EINTR retried):
+// a file that ends early is an error, what was read stays. Allocates only
+// for an error, so a thread may use it without a malloc arena.
+[[nodiscard]] Result<void> read_exact_at(int fd, std::span<uint8_t> dst, uint64_t offset);
+
 // A whole host file mapped read-only: the kernel and initrd loaders copy
 // straight from the page cache into guest memory, with no heap copy.
 class MappedFile {

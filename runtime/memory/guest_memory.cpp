@@ -12,6 +12,8 @@
 
 #include <fmt/format.h>
 
+#include "runtime/common/file.h"
+
 namespace husk {
 
 namespace {
@@ -201,24 +203,6 @@ Result<uint64_t> GuestMemory::save(int fd) const {
   return written;
 }
 
-namespace {
-
-// pread until `len` bytes are in `dst`; a file that ends first is an error.
-Result<void> pread_exact(int fd, uint8_t* dst, uint64_t file_offset, uint64_t len) {
-  for (uint64_t done = 0; done < len;) {
-    const ssize_t n = ::pread(fd, dst + done, static_cast<size_t>(len - done), static_cast<off_t>(file_offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail_errno("read a file into guest memory");
-    if (n == 0) {
-      return fail(fmt::format("the file ends {} bytes short of what goes into guest memory", len - done));
-    }
-    done += static_cast<uint64_t>(n);
-  }
-  return {};
-}
-
-}  // namespace
-
 Result<std::vector<GuestExtent>> GuestMemory::data_extents(GuestAddress gpa, int fd, uint64_t file_offset,
                                                           uint64_t len) {
   struct stat st{};
@@ -250,11 +234,11 @@ Result<void> GuestMemory::read_file(GuestAddress gpa, int fd, uint64_t file_offs
                                     Destination dest) const {
   HUSK_TRY_ASSIGN(std::span<uint8_t> dst, slice(gpa, len));
   // Safe: slice() proved [gpa, gpa + len) lies inside one region.
-  if (dest == Destination::kAny) return pread_exact(fd, dst.data(), file_offset, len);
+  if (dest == Destination::kAny) return read_exact_at(fd, dst, file_offset);
   // Only the file's data extents: its holes read as zero, as `dst` does.
   HUSK_TRY_ASSIGN(const std::vector<GuestExtent> extents, data_extents(gpa, fd, file_offset, len));
   for (const GuestExtent& e : extents) {
-    HUSK_TRY(pread_exact(fd, dst.data() + (e.gpa - gpa), file_offset + (e.gpa - gpa), e.len));
+    HUSK_TRY(read_exact_at(fd, dst.subspan(e.gpa - gpa, e.len), file_offset + (e.gpa - gpa)));
   }
   return {};
 }

@@ -53,10 +53,10 @@ BootImages::BootImages(std::string kernel_path, ImageFile kernel, x86_64::Kernel
     : kernel_path_(std::move(kernel_path)), kernel_file_(std::move(kernel)), plan_(std::move(plan)) {}
 
 void BootImages::copy() {
-  kernel_copy_.outcome = x86_64::read_pieces(*memory_, kernel_file_.fd(), kernel_pieces_);
+  kernel_copy_.outcome = x86_64::read_pieces(kernel_file_.fd(), kernel_pieces_);
   kernel_copy_.done = stamp_now();
   if (kernel_copy_.outcome && initrd_file_) {
-    initrd_copy_.outcome = x86_64::read_pieces(*memory_, initrd_file_->fd(), initrd_pieces_);
+    initrd_copy_.outcome = x86_64::read_pieces(initrd_file_->fd(), initrd_pieces_);
   } else {
     initrd_copy_.outcome = {};
   }
@@ -86,14 +86,19 @@ Result<std::unique_ptr<BootImages>> BootImages::start(const std::string& kernel_
     images->initrd_file_.emplace(std::move(*initrd));
     images->initrd_addr_ = *addr;
   }
-  // What the copy reads, and the page sizes to suit it, decided here: the
-  // copying thread only reads, and allocates nothing (no malloc arena).
-  HUSK_TRY_ASSIGN(images->kernel_pieces_, x86_64::kernel_data(images->plan_, images->kernel_file_.fd()));
-  if (images->plan_.fit_page_sizes) x86_64::fit_page_sizes(memory, images->kernel_pieces_);
+  // What the copy reads, the page sizes to suit it and the host memory it
+  // lands in, decided here: the copying thread only reads, needs nothing
+  // of `memory` but its mappings, and allocates nothing.
+  HUSK_TRY_ASSIGN(const std::vector<x86_64::FilePiece> kernel_pieces,
+                  x86_64::kernel_data(images->plan_, images->kernel_file_.fd()));
+  if (images->plan_.fit_page_sizes) x86_64::fit_page_sizes(memory, kernel_pieces);
+  HUSK_TRY_ASSIGN(images->kernel_pieces_, x86_64::resolve_pieces(memory, kernel_pieces));
   if (images->initrd_file_) {
-    HUSK_TRY_ASSIGN(images->initrd_pieces_, x86_64::file_data(images->initrd_file_->fd(), images->initrd_addr_, 0,
-                                                                      images->initrd_file_->bytes().size()));
-    x86_64::fit_page_sizes(memory, images->initrd_pieces_);
+    HUSK_TRY_ASSIGN(const std::vector<x86_64::FilePiece> initrd_pieces,
+                    x86_64::file_data(images->initrd_file_->fd(), images->initrd_addr_, 0,
+                                      images->initrd_file_->bytes().size()));
+    x86_64::fit_page_sizes(memory, initrd_pieces);
+    HUSK_TRY_ASSIGN(images->initrd_pieces_, x86_64::resolve_pieces(memory, initrd_pieces));
   }
   // The thread runs before the guest does and reads only the user's files
   // into memory that nothing else writes yet; it is joined before
@@ -104,7 +109,6 @@ Result<std::unique_ptr<BootImages>> BootImages::start(const std::string& kernel_
   // gain little wall time for more CPU (each thread's start and exit).
   // If the system will not give a thread (a pids limit), the copy is done
   // here: that costs the overlap, not the boot.
-  images->memory_ = &memory;
   BootImages* self = images.get();
   auto thread = JoiningThread::start("guest image copy", [self] { self->copy(); });
   if (thread) {

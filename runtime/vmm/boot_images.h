@@ -56,8 +56,9 @@ class BootImages {
  public:
   // Opens, checks and places the kernel at `kernel_path` and the initrd at
   // `initrd_path` (none when empty), then starts copying them into
-  // `memory`, a new VM's (Destination::kZeroed), which must outlive the
-  // copies. An error here (a missing file, a malformed or too-large kernel
+  // `memory`, a new VM's (Destination::kZeroed), whose mappings must
+  // outlive the copies (the GuestMemory object may move meanwhile, into
+  // the Machine: the copy may start before KVM is opened). An error here (a missing file, a malformed or too-large kernel
   // or initrd) has written nothing.
   [[nodiscard]] static Result<std::unique_ptr<BootImages>> start(const std::string& kernel_path,
                                                                  const std::string& initrd_path,
@@ -84,12 +85,11 @@ class BootImages {
   std::string kernel_path_;
   ImageFile kernel_file_;
   x86_64::KernelPlan plan_;
-  std::vector<x86_64::FilePiece> kernel_pieces_;
+  std::vector<x86_64::HostPiece> kernel_pieces_;
   std::string initrd_path_;
   std::optional<ImageFile> initrd_file_;
   uint64_t initrd_addr_ = 0;
-  std::vector<x86_64::FilePiece> initrd_pieces_;
-  const GuestMemory* memory_ = nullptr;
+  std::vector<x86_64::HostPiece> initrd_pieces_;
   Copy kernel_copy_;
   Copy initrd_copy_;
   // Last: joined before the members it uses go.

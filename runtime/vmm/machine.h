@@ -49,13 +49,14 @@ namespace husk::vmm {
 enum class BootPhase : uint8_t {
   kProcessStart,    // main()'s first line (`husk boot`), or husk's fork of the VMM process
   kArgsParsed,      // the command line parsed (`husk boot`)
-  kKvmOpened,       // /dev/kvm open, its capabilities checked, the VM created
-  kMemoryReady,     // guest memory mapped and registered with KVM
+  kKvmOpened,       // guest memory mapped and its copies started, /dev/kvm open, its
+                    // capabilities checked, the VM created
+  kMemoryReady,     // guest memory registered with KVM
   kDevicesReady,    // serial, i8042 and the virtio devices wired
   kKernelLoaded,    // the kernel's segments in guest memory
   kInitrdLoaded,    // the initrd in guest memory; both copied on a thread of their own
                     // from the memory's mapping on (BootImages): either may come before
-                    // memory_ready or devices_ready
+                    // kvm_opened, memory_ready or devices_ready
   kVcpusReady,      // the copy joined, the boot structures written and every vCPU
                     // set up (the end of build_machine)
   kJailEntered,     // the VMM process dropped its privileges (a jailed VMM only)

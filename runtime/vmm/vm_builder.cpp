@@ -185,15 +185,12 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config, const Boo
   const int64_t start = monotonic_ns();
   HUSK_TRY(validate(config));
 
-  // 1. KVM and the VM.
-  HUSK_TRY_ASSIGN(kvm::Kvm kvm, kvm::Kvm::open(config.kvm_path));
-  HUSK_TRY(kvm::check_capabilities(kvm));
-  HUSK_TRY_ASSIGN(std::vector<kvm_cpuid_entry2> supported_cpuid, kvm.supported_cpuid());
-  HUSK_TRY_ASSIGN(kvm::Vm vm, kvm.create_vm());
-  HUSK_TRY(setup_vm(vm));
-  timeline.mark(BootPhase::kKvmOpened);
+  // Declared first, so destroyed last: after the image copy below is
+  // joined, whether the guest memory is still `ram`'s or already the
+  // machine's.
+  std::unique_ptr<Machine> m;
 
-  // 2. Guest memory: new and zero for a boot; for a restore the snapshot's
+  // 1. Guest memory: new and zero for a boot; for a restore the snapshot's
   // memory file, mapped copy-on-write, with its state checked whole first.
   std::optional<snapshot::StateFile> saved;
   std::optional<GuestMemory> ram;
@@ -211,18 +208,28 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config, const Boo
                                                                : GuestMemory::Backing::kHugeAnonymous;
     HUSK_TRY_ASSIGN(ram, GuestMemory::create(ram_regions(config.memory_mib), backing));
   }
-  HUSK_TRY_ASSIGN(auto stop, StopState::create());
-  std::unique_ptr<Machine> m(new Machine(std::move(kvm), std::move(vm), std::move(*ram), std::move(stop)));
 
-  // 3. The kernel and the initrd, checked and placed from their headers
+  // 2. The kernel and the initrd, checked and placed from their headers
   // (a bad file fails here, before anything is written), then copied on
-  // a thread of their own until step 6, while KVM takes the memory and the
-  // devices are wired. A restored guest has them in its memory.
-  // Declared after `m`: joined before the machine and its memory can go.
+  // a thread of their own until step 6, while KVM makes the VM, takes the
+  // memory and the devices are wired: the copy needs the memory's
+  // mappings, not the VM. A restored guest has them in its memory.
+  // `ram` moves into the machine below; its mappings, which the copy
+  // writes, stay where they are.
   std::unique_ptr<BootImages> images;
   if (!saved) {
-    HUSK_TRY_ASSIGN(images, BootImages::start(config.kernel_path, config.initrd_path, m->memory_));
+    HUSK_TRY_ASSIGN(images, BootImages::start(config.kernel_path, config.initrd_path, *ram));
   }
+
+  // 3. KVM and the VM.
+  HUSK_TRY_ASSIGN(kvm::Kvm kvm, kvm::Kvm::open(config.kvm_path));
+  HUSK_TRY(kvm::check_capabilities(kvm));
+  HUSK_TRY_ASSIGN(std::vector<kvm_cpuid_entry2> supported_cpuid, kvm.supported_cpuid());
+  HUSK_TRY_ASSIGN(kvm::Vm vm, kvm.create_vm());
+  HUSK_TRY(setup_vm(vm));
+  timeline.mark(BootPhase::kKvmOpened);
+  HUSK_TRY_ASSIGN(auto stop, StopState::create());
+  m.reset(new Machine(std::move(kvm), std::move(vm), std::move(*ram), std::move(stop)));
 
   // 4. The memory registered with KVM: a slot update waits out a grace
   // period (synchronize_srcu), milliseconds in which the copies go on.

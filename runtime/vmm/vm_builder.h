@@ -1,7 +1,7 @@
 // build_machine: turns a VmConfig into a Machine ready to run. The whole
-// boot order is in this one function, step by step: KVM checks, the VM and
-// its interrupt controllers, guest memory, the kernel's and the initrd's
-// copy started (on a thread of its own, BootImages), the memory
+// boot order is in this one function, step by step: guest memory, the
+// kernel's and the initrd's copy started (on a thread of its own,
+// BootImages), KVM checks, the VM and its interrupt controllers, the memory
 // registered with KVM, the devices (with their ports, IRQs and irqfds in
 // one visible place), the copy joined and the boot structures, then the
 // vCPUs.

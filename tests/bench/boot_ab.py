@@ -26,7 +26,7 @@ import sys
 import tempfile
 
 from bench_stats import read_json, summary, write_json
-from boot_bench import AGENT_RE, BOOT_CMDLINE, load_vhost_vsock, timed_run
+from boot_bench import AGENT_RE, BOOT_CMDLINE, load_vhost_vsock, stage_paths, timed_run
 from boot_phases import MARKS_RE, guest_phases, parse_marks, split_summary
 
 KEYS = ("vmm", "husk", "kernel", "initrd", "append", "memory")
@@ -72,10 +72,14 @@ def cmd_run(a, variants):
     vhost = any(v["vmm"] == "qemu" for v in variants) and not load_vhost_vsock()
     sock_dir = tempfile.mkdtemp(prefix="husk-ab-")
     results = {v["name"]: [] for v in variants}
+    stage, run_as = None, variants
+    if a.stage:
+        stage, copies = stage_paths([v[k] for v in variants for k in ("husk", "kernel", "initrd")])
+        run_as = [dict(v, **{k: copies[v[k]] for k in ("husk", "kernel", "initrd")}) for v in variants]
     for i in range(a.runs):
         # Rotate the order, and reverse it every other round: with two
         # variants this is ABBA, so neither always follows the other.
-        order = variants[i % len(variants):] + variants[:i % len(variants)]
+        order = run_as[i % len(run_as):] + run_as[:i % len(run_as)]
         if i % 2:
             order = order[::-1]
         for v in order:
@@ -95,6 +99,8 @@ def cmd_run(a, variants):
                 i + 1, v["name"], "-" if r["agent_ms"] is None else "%.0f ms" % r["agent_ms"]), flush=True)
         write_json(a.out, {"variants": variants, "runs": results})
     shutil.rmtree(sock_dir, ignore_errors=True)
+    if stage:
+        shutil.rmtree(stage, ignore_errors=True)
     return results
 
 
@@ -165,6 +171,9 @@ def main():
     p.add_argument("--timeout", type=float, default=300)
     p.add_argument("--log-dir", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--stage", action="store_true",
+                   help="run every variant's husk, kernel and initrd from copies in the local /tmp "
+                        "(the test host: its repository share caches no file pages)")
     p.add_argument("--report-only", action="store_true", help="print the table of an earlier --out")
     p.add_argument("--check-only", action="store_true", help="check the variants and exit (0, or 2)")
     p.add_argument("variants", nargs="*")

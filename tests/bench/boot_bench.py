@@ -180,23 +180,30 @@ def load_vhost_vsock():
     return "" if p.returncode == 0 else (p.stdout.strip() or "load_vhost_vsock failed")
 
 
-def stage_files(a):
-    """Copies husk, the kernel and the initrd into a fresh folder of the local
-    /tmp and points `a` at the copies. In the test host the repository is a
-    9p share mounted cache=mmap: every exec of husk there read its code pages
-    over 9p again (about 110 ms more per start, measured 2026-12-01), and both
-    VMMs read the kernel and the initrd over it, while QEMU and its libraries
-    come from the host root mounted cache=loose, kept in the page cache like
-    any local disk. Staged, all three come from memory for both VMMs, as on a
-    real machine."""
+def stage_paths(paths):
+    """Copies each file of `paths` into one fresh folder of the local /tmp.
+    Returns the folder and {path: its copy}. In the test host the
+    repository is a 9p share mounted cache=mmap: every exec of husk there
+    read its code pages over 9p again (about 110 ms more per start, measured
+    2026-12-01), and both VMMs read the kernel and the initrd over it, while
+    QEMU and its libraries come from the host root mounted cache=loose, kept
+    in the page cache like any local disk. Staged, they all come from memory
+    for both VMMs, as on a real machine."""
     stage = tempfile.mkdtemp(prefix="husk-bench-stage-")
-    for attr in ("husk", "kernel", "initrd"):
-        src = getattr(a, attr)
-        dst = os.path.join(stage, os.path.basename(src))
+    copies = {}
+    for i, src in enumerate(sorted(set(paths))):
+        dst = os.path.join(stage, "%d-%s" % (i, os.path.basename(src)))
         shutil.copy2(src, dst)
-        setattr(a, attr, dst)
-    print("bench: staged husk, the kernel and the initrd in %s (local memory, as QEMU's files)" % stage,
-          flush=True)
+        copies[src] = dst
+    print("bench: staged %d files in %s (local memory, as QEMU's files)" % (len(copies), stage), flush=True)
+    return stage, copies
+
+
+def stage_files(a):
+    """stage_paths of husk, the kernel and the initrd, `a` pointed at the copies."""
+    stage, copies = stage_paths([a.husk, a.kernel, a.initrd])
+    for attr in ("husk", "kernel", "initrd"):
+        setattr(a, attr, copies[getattr(a, attr)])
     return stage
 
 

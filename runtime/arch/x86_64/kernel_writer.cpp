@@ -1,5 +1,7 @@
 #include "runtime/arch/x86_64/kernel_writer.h"
 
+#include "runtime/common/file.h"
+
 namespace husk::x86_64 {
 
 Result<std::vector<FilePiece>> file_data(int fd, uint64_t gpa, uint64_t file_offset, uint64_t len) {
@@ -19,8 +21,18 @@ Result<std::vector<FilePiece>> kernel_data(const KernelPlan& plan, int fd) {
   return pieces;
 }
 
-Result<void> read_pieces(const GuestMemory& memory, int fd, std::span<const FilePiece> pieces) {
-  for (const FilePiece& p : pieces) HUSK_TRY(memory.read_file(p.gpa, fd, p.file_offset, p.len, Destination::kAny));
+Result<std::vector<HostPiece>> resolve_pieces(const GuestMemory& memory, std::span<const FilePiece> pieces) {
+  std::vector<HostPiece> host;
+  host.reserve(pieces.size());
+  for (const FilePiece& p : pieces) {
+    HUSK_TRY_ASSIGN(const std::span<uint8_t> dst, memory.slice(p.gpa, p.len));
+    host.push_back({dst, p.file_offset});
+  }
+  return host;
+}
+
+Result<void> read_pieces(int fd, std::span<const HostPiece> pieces) {
+  for (const HostPiece& p : pieces) HUSK_TRY(read_exact_at(fd, p.dst, p.file_offset));
   return {};
 }
 
@@ -37,7 +49,8 @@ Result<KernelImage> write_kernel(const GuestMemory& memory, const KernelPlan& pl
     // Only the file's data: its holes and the bss read as zero already.
     HUSK_TRY_ASSIGN(const std::vector<FilePiece> pieces, kernel_data(plan, fd));
     if (plan.fit_page_sizes) fit_page_sizes(memory, pieces);
-    HUSK_TRY(read_pieces(memory, fd, pieces));
+    HUSK_TRY_ASSIGN(const std::vector<HostPiece> host, resolve_pieces(memory, pieces));
+    HUSK_TRY(read_pieces(fd, host));
     return plan.image;
   }
   if (dest == Destination::kZeroed && plan.fit_page_sizes) {  // from `file`: every byte of it

@@ -27,9 +27,23 @@ struct FilePiece {
 // file_data of every planned segment.
 [[nodiscard]] Result<std::vector<FilePiece>> kernel_data(const KernelPlan& plan, int fd);
 
-// Reads `pieces` of the file `fd` into guest memory, as they are: no
-// allocation, so a thread of its own can do it without a malloc arena.
-[[nodiscard]] Result<void> read_pieces(const GuestMemory& memory, int fd, std::span<const FilePiece> pieces);
+// A FilePiece resolved to the host memory it lands in. Valid as long as
+// the guest memory's mappings are: moving the GuestMemory object that owns
+// them does not move them, so a copy may start before the VM that will own
+// the memory exists.
+struct HostPiece {
+  std::span<uint8_t> dst;
+  uint64_t file_offset = 0;
+};
+
+// `pieces` in `memory` (GuestMemory::slice): an error for a piece outside
+// one region.
+[[nodiscard]] Result<std::vector<HostPiece>> resolve_pieces(const GuestMemory& memory,
+                                                            std::span<const FilePiece> pieces);
+
+// Reads `pieces` of the file `fd` into place, as they are; allocates only
+// for an error.
+[[nodiscard]] Result<void> read_pieces(int fd, std::span<const HostPiece> pieces);
 
 // Before a load into a new VM's memory: page sizes to suit the pieces
 // (GuestMemory::fit_page_sizes).
