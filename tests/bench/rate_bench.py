@@ -48,12 +48,14 @@ import platform
 import re
 import resource
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
 from bench_stats import percentile, read_json, write_json
+from boot_bench import stage_paths
 
 MARKER = b"HUSK_READY"
 MARKER_RE = re.compile(rb"HUSK_READY uptime=([0-9.]+)")
@@ -281,6 +283,18 @@ def plan(a):
 
 
 def cmd_measure(a):
+    stage = None
+    if a.stage and not a.dry_run:
+        stage, copies = stage_paths([a.husk, a.kernel, a.initrd])
+        a.husk, a.kernel, a.initrd = copies[a.husk], copies[a.kernel], copies[a.initrd]
+    try:
+        return measure(a)
+    finally:
+        if stage:
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def measure(a):
     argvs = command_lines(a)
     steps = plan(a)
     if a.dry_run:
@@ -455,6 +469,9 @@ def main():
     sub = p.add_subparsers(dest="cmd", required=True)
     ms = sub.add_parser("measure")
     ms.add_argument("--husk", default="build/bin/husk")
+    ms.add_argument("--stage", action="store_true",
+                    help="run husk, the kernel and the initrd from copies in the local /tmp "
+                         "(the test host: its repository share caches no file pages)")
     ms.add_argument("--qemu", default="qemu-system-x86_64")
     ms.add_argument("--qemu-machine", default="microvm,x-option-roms=off,rtc=off,acpi=off,pcie=off")
     ms.add_argument("--kernel", default="build/guest/vmlinux")
