@@ -41,7 +41,7 @@ build: $(BUILD)/build.ninja
 # The guest kernel (cached by config hash) and the initramfs.
 guest: build
 	rootfs/kernel/build.sh $(GUEST)
-	rootfs/initramfs/build.sh $(GUEST)/initramfs.cpio.gz --agent $(BUILD)/bin/husk-agent
+	rootfs/initramfs/build.sh $(GUEST)/initramfs.cpio --agent $(BUILD)/bin/husk-agent
 
 test: build guest
 	ctest --test-dir $(BUILD) --output-on-failure
@@ -201,7 +201,7 @@ tsan: build
 	cmake -S . -B $(BUILD_TSAN) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHUSK_TSAN=ON
 	ninja -C $(BUILD_TSAN) -j $(JOBS) husk husk-kvm-tests husk-e2e-tests
 	rootfs/kernel/build.sh $(BUILD_TSAN)/guest
-	rootfs/initramfs/build.sh $(BUILD_TSAN)/guest/initramfs.cpio.gz --agent $(BUILD)/bin/husk-agent
+	rootfs/initramfs/build.sh $(BUILD_TSAN)/guest/initramfs.cpio --agent $(BUILD)/bin/husk-agent
 	rm -f $(BUILD_TSAN)/tsan.*
 	TSAN_OPTIONS="$(TSAN_RUN_OPTIONS)" $(BUILD_TSAN)/bin/husk-kvm-tests
 	TSAN_OPTIONS="$(TSAN_RUN_OPTIONS)" tests/e2e/launch $(BUILD_TSAN)/bin/husk $(BUILD_TSAN)/bin/husk-e2e-tests $(TSAN_E2E_FILTER)

@@ -18,6 +18,6 @@ std::string beside_binary(const char* env, const char* name) {
 }  // namespace
 
 std::string default_kernel_path() { return beside_binary("HUSK_KERNEL", "vmlinux"); }
-std::string default_initrd_path() { return beside_binary("HUSK_INITRD", "initramfs.cpio.gz"); }
+std::string default_initrd_path() { return beside_binary("HUSK_INITRD", "initramfs.cpio"); }
 
 }  // namespace husk::cli

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# rootfs/initramfs/build.sh: builds the husk guest's initramfs, a gzip'd newc
-# cpio with busybox-static and all its applets, a /dev/console node and
+# rootfs/initramfs/build.sh: builds the husk guest's initramfs, an uncompressed
+# newc cpio with busybox-static and all its applets, a /dev/console node and
 # rootfs/initramfs/init (which prints `HUSK_READY uptime=... cpus=...` and
 # resets the VM, or starts the agent). The archive depends only on its
 # inputs (mkcpio.sh: fixed owners, mtimes and order).
 #
 # Usage: rootfs/initramfs/build.sh OUT_FILE [--agent PATH]
 #   --agent PATH  also install PATH, stripped, as /sbin/husk-agent
-# Needs: busybox-static cpio gzip. Runs as any user (no mknod needed).
+# Needs: busybox-static cpio. Runs as any user (no mknod needed).
 set -euo pipefail
 
 die() { echo "initramfs/build.sh: error: $*" >&2; exit 1; }

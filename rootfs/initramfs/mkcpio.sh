@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# rootfs/initramfs/mkcpio.sh: packs a staging folder into a gzip'd newc cpio
-# archive usable as a Linux initramfs, and adds a /dev/console character node
+# rootfs/initramfs/mkcpio.sh: packs a staging folder into an uncompressed
+# newc cpio archive usable as a Linux initramfs, and adds a /dev/console character node
 # (5,1) without needing root or fakeroot: the node is written as a second,
 # hand-made newc archive appended to the first (the kernel unpacks
 # concatenated archives). Owners are 0:0, mtimes 0, inodes renumbered, so the
 # output depends only on the staging folder's content and modes.
+# Uncompressed: the guest then copies the archive into its page cache
+# instead of inflating it first, which was a tenth of its boot (README.md,
+# Cold start), for 1.5 MB more for the VMM to read.
 #
 # Usage: rootfs/initramfs/mkcpio.sh STAGING_DIR OUT_FILE
-# Needs: cpio gzip (Debian packages cpio, gzip).
+# Needs: cpio (Debian package cpio).
 set -euo pipefail
 
 die() { echo "mkcpio.sh: error: $*" >&2; exit 1; }
@@ -17,7 +20,6 @@ staging=$1
 out=$2
 [[ -d $staging ]] || die "staging folder $staging does not exist"
 command -v cpio >/dev/null || die "missing 'cpio': install the Debian package cpio"
-command -v gzip >/dev/null || die "missing 'gzip': install the Debian package gzip"
 
 # One newc header (see the kernel's Documentation/driver-api/early-userspace/
 # buffer-format.rst): magic, then 13 fields of 8 hex digits, then the
@@ -41,7 +43,7 @@ find "$staging" -exec touch -h -d @0 {} +
     cpio -o -H newc -R 0:0 --reproducible --quiet)
   newc_entry dev/console $((8#020600)) 1 5 1
   newc_entry TRAILER!!! 0 1 0 0
-} | gzip -9 -n >"$tmp"
+} >"$tmp"
 chmod 0644 "$tmp"
 mv "$tmp" "$out"
 trap - EXIT

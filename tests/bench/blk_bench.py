@@ -236,7 +236,7 @@ def main():
     for name in ("run", "report"):
         sp = sub.add_parser(name)
         sp.add_argument("--kernel", default="build/guest/vmlinux")
-        sp.add_argument("--initrd", default="build/guest/initramfs.cpio.gz")
+        sp.add_argument("--initrd", default="build/guest/initramfs.cpio")
         sp.add_argument("--memory", type=int, default=512)
         sp.add_argument("--mib", type=int, default=256, help="MiB per sequential pass")
         sp.add_argument("--seconds", type=float, default=10.0, help="random-read duration")

@@ -675,7 +675,7 @@ def main():
         sp.add_argument("--qemu-machine",
                         default="microvm,x-option-roms=off,rtc=off,acpi=off,pcie=off")
         sp.add_argument("--kernel", default="build/guest/vmlinux")
-        sp.add_argument("--initrd", default="build/guest/initramfs.cpio.gz")
+        sp.add_argument("--initrd", default="build/guest/initramfs.cpio")
         # The same for both VMMs: what husk exec boots (runtime/agent/
         # vm_session.cpp) and the agent's boot marks line. Every boot is
         # stopped with SIGTERM once that line is out, so reboot= never matters.

@@ -475,7 +475,7 @@ def main():
     ms.add_argument("--qemu", default="qemu-system-x86_64")
     ms.add_argument("--qemu-machine", default="microvm,x-option-roms=off,rtc=off,acpi=off,pcie=off")
     ms.add_argument("--kernel", default="build/guest/vmlinux")
-    ms.add_argument("--initrd", default="build/guest/initramfs.cpio.gz")
+    ms.add_argument("--initrd", default="build/guest/initramfs.cpio")
     ms.add_argument("--husk-cmdline", default="console=ttyS0 reboot=k panic=-1")
     ms.add_argument("--qemu-cmdline", default="console=ttyS0 reboot=t panic=-1")
     ms.add_argument("--append", default="",

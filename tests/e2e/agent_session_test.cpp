@@ -41,7 +41,7 @@ const char* const kKillAgentScript =
 std::unique_ptr<agent::VmSession> start_session(uint64_t memory_mib = 256) {
   vmm::VmConfig config;
   config.kernel_path = guest_file("vmlinux");
-  config.initrd_path = guest_file("initramfs.cpio.gz");
+  config.initrd_path = guest_file("initramfs.cpio");
   config.cmdline = "console=ttyS0 reboot=k panic=-1 quiet";
   config.memory_mib = memory_mib;
   auto session = agent::VmSession::start(config, agent::SessionOptions{});
@@ -337,7 +337,7 @@ TEST_CASE("VmSession: when the agent dies, the waiting call fails and the VM has
 
 TEST_CASE("husk exec: a dead agent is exit 125 and 'lost the guest agent'", "[e2e][agent][exec]") {
   const ProcessResult r = run_process({husk_bin(), "exec", "--kernel", guest_file("vmlinux"), "--initrd",
-                                       guest_file("initramfs.cpio.gz"), "--", "sh", "-c", kKillAgentScript},
+                                       guest_file("initramfs.cpio"), "--", "sh", "-c", kKillAgentScript},
                                       300);
   INFO("stderr: " << r.err);
   REQUIRE_FALSE(r.timed_out);

@@ -41,7 +41,7 @@ TEST_CASE("the guest reads a known file from a read-only ext4 disk and cannot wr
       "mkdir /m; mount -o ro /dev/vda /m && cat /m/known.txt; "
       "if dd if=/dev/zero of=/dev/vda bs=512 count=1 conv=fsync 2>/dev/null; then echo RO_WRITE_OK; "
       "else echo RO_WRITE_REFUSED; fi",
-      {"--disk", image + ",ro"}, guest_file("initramfs.cpio.gz"));
+      {"--disk", image + ",ro"}, guest_file("initramfs.cpio"));
   INFO(r.out << r.err);
   CHECK(r.exit_code == 0);
   CHECK(r.out.find("the quick brown fox") != std::string::npos);
@@ -57,7 +57,7 @@ TEST_CASE("a copy-on-write disk takes writes and leaves its file untouched", "[e
       "mkdir /m; mount /dev/vda /m && dd if=/dev/urandom of=/m/big bs=1024 count=2048 2>/dev/null; "
       "echo cow-data > /m/new.txt; sync; echo 3 > /proc/sys/vm/drop_caches; "
       "cat /m/new.txt; umount /m; mount /dev/vda /m && cat /m/new.txt /m/known.txt",
-      {"--disk", image + ",cow"}, guest_file("initramfs.cpio.gz"));
+      {"--disk", image + ",cow"}, guest_file("initramfs.cpio"));
   INFO(r.out << r.err);
   CHECK(r.exit_code == 0);
   // Read back after a remount: the data came from the overlay.
@@ -73,7 +73,7 @@ TEST_CASE("a persistent disk keeps what the guest wrote", "[e2e]") {
   TempDir dir;
   const std::string image = make_ext4(dir, "rw.img", 16);
   auto r = run_guest_script("mkdir /m; mount /dev/vda /m && echo persisted-$((6*7)) > /m/out.txt; umount /m",
-                            {"--disk", image + ",rw"}, guest_file("initramfs.cpio.gz"));
+                            {"--disk", image + ",rw"}, guest_file("initramfs.cpio"));
   INFO(r.out << r.err);
   CHECK(r.exit_code == 0);
   CHECK(host_read_ext4(image, "/out.txt") == "persisted-42\n");
@@ -86,7 +86,7 @@ TEST_CASE("several disks appear in order as vda, vdb, vdc", "[e2e]") {
   const std::string c = make_ext4(dir, "c.img", 16);
   auto r = run_guest_script("cat /sys/block/vda/size /sys/block/vdb/size /sys/block/vdc/size",
                             {"--disk", a + ",ro", "--disk", b + ",cow", "--disk", c + ",rw"},
-                            guest_file("initramfs.cpio.gz"));
+                            guest_file("initramfs.cpio"));
   INFO(r.out << r.err);
   CHECK(r.out.find("16384\n24576\n32768\n") != std::string::npos);
 }
@@ -95,7 +95,7 @@ TEST_CASE("the guest reads entropy from /dev/hwrng", "[e2e]") {
   auto r = run_guest_script(
       "cat /sys/class/misc/hw_random/rng_current; head -c 32 /dev/hwrng | od -An -tx1 | tr -d ' \\n'; echo; "
       "head -c 32 /dev/hwrng | od -An -tx1 | tr -d ' \\n'; echo",
-      {"--rng"}, guest_file("initramfs.cpio.gz"));
+      {"--rng"}, guest_file("initramfs.cpio"));
   INFO(r.out << r.err);
   CHECK(r.exit_code == 0);
   CHECK(r.out.find("virtio_rng") != std::string::npos);

@@ -31,7 +31,7 @@ std::string guest_file(const std::string& name) {
 husk::test::ProcessResult boot(const std::string& kernel, const std::vector<std::string>& extra,
                                const std::string& cmdline = "console=ttyS0 reboot=k panic=-1") {
   std::vector<std::string> args{kHusk, "boot", "--no-input", "--kernel", kernel, "--initrd",
-                                guest_file("initramfs.cpio.gz"), "--cmdline", cmdline};
+                                guest_file("initramfs.cpio"), "--cmdline", cmdline};
   args.insert(args.end(), extra.begin(), extra.end());
   return run_process(args, 180);
 }

@@ -83,7 +83,7 @@ TEST_CASE("every command in the README and docs/ runs and exits 0", "[e2e][docs]
     }
     const std::string command = std::regex_replace(c.text, husk_word, "$1" + husk_bin() + " ");
     const ProcessResult r = run_process({"env", "HUSK_KERNEL=" + guest_file("vmlinux"),
-                                         "HUSK_INITRD=" + guest_file("initramfs.cpio.gz"),
+                                         "HUSK_INITRD=" + guest_file("initramfs.cpio"),
                                          "HUSK_SNAPSHOT_CACHE=" + snapshots.file("cache"), "bash", "-c",
                                          "cd '" + root + "' && { " + command + "\n} </dev/null"},
                                         300);

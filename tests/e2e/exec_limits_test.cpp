@@ -24,7 +24,7 @@ constexpr double kExecTimeoutS = 300;
 
 ProcessResult husk_exec(const std::vector<std::string>& command, const std::string& stdin_data = "") {
   std::vector<std::string> argv{husk_bin(), "exec", "--kernel", guest_file("vmlinux"), "--initrd",
-                                guest_file("initramfs.cpio.gz"), "--"};
+                                guest_file("initramfs.cpio"), "--"};
   argv.insert(argv.end(), command.begin(), command.end());
   return run_process(argv, kExecTimeoutS, stdin_data);
 }
@@ -87,7 +87,7 @@ TEST_CASE("agent in the guest: argv and env past one frame, the bound, open_file
           "[e2e][agent]") {
   vmm::VmConfig config;
   config.kernel_path = guest_file("vmlinux");
-  config.initrd_path = guest_file("initramfs.cpio.gz");
+  config.initrd_path = guest_file("initramfs.cpio");
   config.cmdline = "console=ttyS0 reboot=k panic=-1 quiet";
   config.memory_mib = 256;
   auto started = agent::VmSession::start(config, agent::SessionOptions{});

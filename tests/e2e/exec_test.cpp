@@ -20,7 +20,7 @@ constexpr double kExecTimeoutS = 300;
 ProcessResult husk_exec(const std::vector<std::string>& options, const std::vector<std::string>& command,
                         const std::string& stdin_data = "") {
   std::vector<std::string> argv{husk_bin(), "exec", "--kernel", guest_file("vmlinux"), "--initrd",
-                                guest_file("initramfs.cpio.gz")};
+                                guest_file("initramfs.cpio")};
   argv.insert(argv.end(), options.begin(), options.end());
   argv.push_back("--");
   argv.insert(argv.end(), command.begin(), command.end());

@@ -48,7 +48,7 @@ inline std::string initrd_with_tools(const TempDir& dir) {
   std::filesystem::create_directories(staging + "/bin");
   std::filesystem::copy_file(HUSK_VSOCK_TOOL, staging + "/bin/vsock_tool");
   const std::string cmd = "cd '" + staging + "' && find . | cpio -o -H newc 2>/dev/null | gzip > '" +
-                          dir.file("tools.cpio.gz") + "' && cat '" + guest_file("initramfs.cpio.gz") +
+                          dir.file("tools.cpio.gz") + "' && cat '" + guest_file("initramfs.cpio") +
                           "' '" + dir.file("tools.cpio.gz") + "' > '" + out + "'";
   if (shell(cmd) != 0) throw std::runtime_error("cannot build " + out);
   return out;

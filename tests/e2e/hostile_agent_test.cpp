@@ -157,7 +157,7 @@ TEST_CASE("hostile agent: `husk exec --timeout` holds when the command stops the
   fs::copy_file(attack_tool(), staging + "/bin/agent_attack");
   const std::string initrd = sb.dir.file("initrd.gz");
   REQUIRE(shell("cd '" + staging + "' && find . | cpio -o -H newc 2>/dev/null | gzip > '" + sb.dir.file("tools.gz") +
-                "' && cat '" + guest_file("initramfs.cpio.gz") + "' '" + sb.dir.file("tools.gz") + "' > '" + initrd +
+                "' && cat '" + guest_file("initramfs.cpio") + "' '" + sb.dir.file("tools.gz") + "' > '" + initrd +
                 "'") == 0);
   constexpr double kTimeoutS = 3;
   const ProcessResult r =

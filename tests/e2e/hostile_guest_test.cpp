@@ -330,7 +330,7 @@ TEST_CASE("hostile guest: a job fills its root file system and /tmp until ENOSPC
     const std::string staging = sb.dir.file("root");
     fs::create_directories(staging);
     const ProcessResult unpack = run_process(
-        {"sh", "-c", "gzip -dc \"$1\" | (cd \"$2\" && cpio -idm --quiet)", "sh", guest_file("initramfs.cpio.gz"), staging},
+        {"sh", "-c", "cd \"$2\" && cpio -idm --quiet < \"$1\"", "sh", guest_file("initramfs.cpio"), staging},
         120);
     INFO("unpack: " << unpack.err);
     REQUIRE(unpack.exit_code == 0);
@@ -409,7 +409,7 @@ TEST_CASE("hostile guest: raw writes fill a copy-on-write disk to its size and n
       "dd if=/dev/zero of=/dev/vdb bs=1M count=1; echo ro-dd=$?; echo alive";
   const Monitored m = monitored_husk(sb,
                                      {"exec", "--kernel", guest_file("vmlinux"), "--initrd",
-                                      guest_file("initramfs.cpio.gz"), "--disk", image + ",cow", "--disk",
+                                      guest_file("initramfs.cpio"), "--disk", image + ",cow", "--disk",
                                       image + ",ro", "--timeout", "120", "--", "sh", "-c", script},
                                      kRunTimeoutS, kGuestMib);
   report("raw copy-on-write disk full", m);
@@ -496,7 +496,7 @@ TEST_CASE("hostile guest: husk exec of a fork bomb names the limit that stopped 
   Sandbox sb;
   const Monitored m = monitored_husk(sb,
                                      {"exec", "--kernel", guest_file("vmlinux"), "--initrd",
-                                      guest_file("initramfs.cpio.gz"), "--pids-limit", "64", "--timeout", "10", "--",
+                                      guest_file("initramfs.cpio"), "--pids-limit", "64", "--timeout", "10", "--",
                                       "sh", "-c", "b() { b & b; }; b"},
                                      kRunTimeoutS, kGuestMib);
   report("exec fork bomb", m);

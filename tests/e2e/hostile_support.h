@@ -346,7 +346,7 @@ inline Monitored monitored_run(run::Sandbox& sb, const std::string& job, uint64_
   const std::string result_path = sb.dir.file("result-" + std::to_string(sb.runs + 1) + ".json");
   Monitored m = monitored_husk(sb,
                                {"run", job, "--kernel", guest_file("vmlinux"), "--initrd",
-                                guest_file("initramfs.cpio.gz"), "--json", "--result", result_path},
+                                guest_file("initramfs.cpio"), "--json", "--result", result_path},
                                timeout_s, guest_mib, on_vm_dir);
   INFO("husk stderr (tail): " << run::tail(m.err));
   REQUIRE_FALSE(m.timed_out);

@@ -208,7 +208,7 @@ TEST_CASE("kill -9 of a jailed husk ends its VMM; the next run sweeps its cgroup
   // SIGKILL once the VMM runs (the job sleeps 4 s after boot).
   auto running = std::async(std::launch::async, [&] {
     return run_process({"env", "TMPDIR=" + sb.tmp, husk_bin(), "run", job_path("sleep3.toml"), "--kernel",
-                        guest_file("vmlinux"), "--initrd", guest_file("initramfs.cpio.gz")},
+                        guest_file("vmlinux"), "--initrd", guest_file("initramfs.cpio")},
                        kRunTimeoutS);
   });
   REQUIRE(eventually([&] { return vmm_pid(sb) > 0; }, std::chrono::seconds(120)));
@@ -266,7 +266,7 @@ TEST_CASE("a jailed husk exec takes a kernel and an initrd given by relative pat
   const ProcessResult r = run_process(
       {"sh", "-c",
        "cd '" + guest.string() + "' && exec env TMPDIR='" + sb.tmp + "' '" + husk_bin() +
-           "' exec --jail --kernel vmlinux --initrd initramfs.cpio.gz -- echo relative-ok"},
+           "' exec --jail --kernel vmlinux --initrd initramfs.cpio -- echo relative-ok"},
       kRunTimeoutS);
   INFO(r.err);
   CHECK(r.exit_code == 0);

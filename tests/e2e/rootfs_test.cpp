@@ -51,7 +51,7 @@ std::string make_root_image(const TempDir& dir, const std::string& marker) {
 ProcessResult exec_in_root(const std::string& disk, const std::string& root_args,
                            const std::vector<std::string>& command) {
   std::vector<std::string> args{husk_bin(),  "exec",   "--kernel", guest_file("vmlinux"), "--initrd",
-                                guest_file("initramfs.cpio.gz"), "--disk", disk, "--cmdline",
+                                guest_file("initramfs.cpio"), "--disk", disk, "--cmdline",
                                 std::string(kCmdline) + " " + root_args, "--"};
   args.insert(args.end(), command.begin(), command.end());
   ProcessResult r = run_process(args, 300);
@@ -118,7 +118,7 @@ TEST_CASE("a husk.root= that names no disk fails the boot", "[e2e]") {
   TempDir dir;
   const std::string image = make_root_image(dir, "unused");
   std::vector<std::string> args{husk_bin(), "boot", "--no-input", "--kernel", guest_file("vmlinux"),
-                                "--initrd", guest_file("initramfs.cpio.gz"), "--disk", image + ",ro",
+                                "--initrd", guest_file("initramfs.cpio"), "--disk", image + ",ro",
                                 "--cmdline", std::string(kCmdline) + " husk.root=/dev/vdb"};
   ProcessResult r = run_process(args, 300);
   INFO(r.out << r.err);

@@ -113,7 +113,7 @@ inline HuskRun husk_run(Sandbox& sb, const std::string& job, const std::vector<s
   std::vector<std::string> argv{"env", "TMPDIR=" + sb.tmp};
   argv.insert(argv.end(), sb.env.begin(), sb.env.end());
   argv.insert(argv.end(), {husk_bin(), "run", job, "--kernel", guest_file("vmlinux"), "--initrd",
-                           guest_file("initramfs.cpio.gz")});
+                           guest_file("initramfs.cpio")});
   std::string result_path;
   if (json_result) {
     result_path = sb.dir.file("result-" + std::to_string(++sb.runs) + ".json");

@@ -541,7 +541,7 @@ TEST_CASE("husk run: stdout closed early (| head -1) ends it within seconds and 
       "\"$@\" | head -n 1; echo \"husk-exit=${PIPESTATUS[0]}\" >&2";
   const ProcessResult r = run_process({"env", "TMPDIR=" + sb.tmp, "bash", "-c", script, "bash", husk_bin(), "run",
                                        job_path("yes.toml"), "--kernel", guest_file("vmlinux"), "--initrd",
-                                       guest_file("initramfs.cpio.gz"), "--json", "--result", result},
+                                       guest_file("initramfs.cpio"), "--json", "--result", result},
                                       kRunTimeoutS);
   INFO("stderr: " << tail(r.err));
   REQUIRE_FALSE(r.timed_out);

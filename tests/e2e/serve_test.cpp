@@ -49,7 +49,7 @@ class ServeProcess {
  public:
   ServeProcess(Sandbox& sb, const std::vector<std::string>& extra) : err_path_(sb.dir.file("serve.err")) {
     std::vector<std::string> argv{"env", "TMPDIR=" + sb.tmp, husk_bin(), "serve", job_path("serve/fn.toml"),
-                                  "--kernel", guest_file("vmlinux"), "--initrd", guest_file("initramfs.cpio.gz")};
+                                  "--kernel", guest_file("vmlinux"), "--initrd", guest_file("initramfs.cpio")};
     argv.insert(argv.end(), extra.begin(), extra.end());
     pid_ = ::fork();
     if (pid_ == 0) {

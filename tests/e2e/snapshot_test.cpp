@@ -139,7 +139,7 @@ TEST_CASE("snapshot create --out and husk run --snapshot; damaged and foreign sn
   Sandbox sb;
   const std::string job = job_path("warm_fresh.toml");
   const std::string out = sb.dir.file("snap");
-  const std::vector<std::string> guest{"--kernel", guest_file("vmlinux"), "--initrd", guest_file("initramfs.cpio.gz")};
+  const std::vector<std::string> guest{"--kernel", guest_file("vmlinux"), "--initrd", guest_file("initramfs.cpio")};
   std::vector<std::string> create{"env", "TMPDIR=" + sb.tmp, husk_bin(), "snapshot", "create", job, "--out", out};
   create.insert(create.end(), guest.begin(), guest.end());
   const ProcessResult made = run_process(create, kRunTimeoutS);
@@ -197,7 +197,7 @@ TEST_CASE("VmSession: a running VM's snapshot (it runs on), restored twice at on
   TempDir dir;
   vmm::VmConfig config;
   config.kernel_path = guest_file("vmlinux");
-  config.initrd_path = guest_file("initramfs.cpio.gz");
+  config.initrd_path = guest_file("initramfs.cpio");
   config.cmdline = "console=ttyS0 reboot=k panic=-1 quiet";
   config.rng = true;
   UniqueFd state(::open(dir.file("state").c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));

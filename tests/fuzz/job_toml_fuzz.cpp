@@ -43,13 +43,13 @@ struct Fixture {
     const std::pair<const char*, const char*> files[] = {
         {"in.txt", "1 2\n"},      {"expected.txt", "3\n"},         {"sum.sh", "#!/bin/sh\n"},
         {"checker.sh", "exit 0\n"}, {"tests/1.in", "4 5\n"},       {"tests/1.out", "9\n"},
-        {"src/main.c", "int main;"}, {"vmlinux", "ELF"},           {"initramfs.cpio.gz", "cpio"},
+        {"src/main.c", "int main;"}, {"vmlinux", "ELF"},           {"initramfs.cpio", "cpio"},
         {"root.ext4", "ext4"},
     };
     for (const auto& [name, text] : files) std::ofstream(dir / name) << text;
     job_file = (dir / "job.toml").string();
     options.default_kernel = (dir / "vmlinux").string();
-    options.default_initramfs = (dir / "initramfs.cpio.gz").string();
+    options.default_initramfs = (dir / "initramfs.cpio").string();
     options.host_env = {{"HOME", "/root"}, {"PATH", "/usr/bin:/bin"}, {"LANG", "C"}};
   }
 };

@@ -674,7 +674,7 @@ def agent_frames_guest():
 
 # --- job_toml (job_toml_fuzz.cpp: the file's text; paths relative to a
 # folder holding in.txt, expected.txt, sum.sh, checker.sh, tests/, src/,
-# vmlinux, initramfs.cpio.gz and root.ext4) ---
+# vmlinux, initramfs.cpio and root.ext4) ---
 
 JOBS = {
     "hello.toml": """version = 1
@@ -801,7 +801,7 @@ PATH = "/bin"
 
 [vm]
 kernel = "vmlinux"
-initramfs = "initramfs.cpio.gz"
+initramfs = "initramfs.cpio"
 root_disk = "root.ext4"
 root_disk_mode = "ro"
 vcpus = 4

@@ -128,7 +128,7 @@ class LabBase {
     // call's command line into the log. exec: the keeper husk-oci leaves is
     // husk-oci itself, as it would be without the wrapper.
     w << "#!/bin/sh\n"
-      << "export HUSK_KERNEL='" << guest_file("vmlinux") << "' HUSK_INITRD='" << guest_file("initramfs.cpio.gz")
+      << "export HUSK_KERNEL='" << guest_file("vmlinux") << "' HUSK_INITRD='" << guest_file("initramfs.cpio")
       << "'\nexport HUSK_OCI_CACHE='" << (build_dir() / "oci" / "husk-oci-cache").string() << "'\n"
       << "{ date +%T.%N | tr -d '\\n'; for a in \"$@\"; do printf \" '%s'\" \"$a\"; done; echo; } >>'" << calls_
       << "' 2>/dev/null\n";

@@ -19,7 +19,7 @@ using namespace testing;
 struct ExampleOptions {
   ExampleOptions() {
     options.default_kernel = stand_ins.write("vmlinux", {});
-    options.default_initramfs = stand_ins.write("initramfs.cpio.gz", {});
+    options.default_initramfs = stand_ins.write("initramfs.cpio", {});
   }
   test::TempDir stand_ins;
   LoadOptions options;

@@ -53,7 +53,7 @@ class JobDir {
  public:
   JobDir() {
     options.default_kernel = write("guest/vmlinux", "kernel");
-    options.default_initramfs = write("guest/initramfs.cpio.gz", "initramfs");
+    options.default_initramfs = write("guest/initramfs.cpio", "initramfs");
   }
 
   // Writes `contents` to `name` under the folder (parents created); returns its path.
