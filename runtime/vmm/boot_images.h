@@ -58,8 +58,9 @@ class BootImages {
   // `initrd_path` (none when empty), then starts copying them into
   // `memory`, a new VM's (Destination::kZeroed), whose mappings must
   // outlive the copies (the GuestMemory object may move meanwhile, into
-  // the Machine: the copy may start before KVM is opened). An error here (a missing file, a malformed or too-large kernel
-  // or initrd) has written nothing.
+  // the Machine: the copy may start before KVM is opened). An error here
+  // (a missing file, a malformed or too-large kernel or initrd) has
+  // written nothing.
   [[nodiscard]] static Result<std::unique_ptr<BootImages>> start(const std::string& kernel_path,
                                                                  const std::string& initrd_path,
                                                                  const GuestMemory& memory);

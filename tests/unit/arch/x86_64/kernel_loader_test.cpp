@@ -2,6 +2,13 @@
 
 #include "runtime/arch/x86_64/kernel_writer.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <optional>
+
+#include "runtime/common/unique_fd.h"
+#include "tests/support/temp_dir.h"
 #include "tests/unit/arch/x86_64/test_images.h"
 
 namespace husk::x86_64 {
@@ -82,6 +89,42 @@ TEST_CASE("write_kernel refuses a plan whose segment runs past the file", "[arch
   auto written = write_kernel(memory, *plan, file, -1, Destination::kAny);
   REQUIRE_FALSE(written);
   CHECK_THAT(written.error().message, Catch::Matchers::Contains("past the end of the file"));
+}
+
+// build_machine starts the copy before the VM exists and moves the memory
+// into the machine while it runs: the resolved pieces must stay valid.
+TEST_CASE("resolve_pieces outlives a move of the memory; read_pieces fills the pieces", "[arch][kernel]") {
+  husk::test::TempDir dir;
+  const std::vector<uint8_t> bytes = pattern(3 * 4096, 7);
+  UniqueFd fd(::open(dir.write("image", bytes).c_str(), O_RDONLY | O_CLOEXEC));
+  REQUIRE(fd);
+  std::optional<GuestMemory> before(make_memory());
+  const std::vector<FilePiece> pieces{{0x100000, 4096, 4096}, {0x200000, 0, 100}};
+  auto host = resolve_pieces(*before, pieces);
+  REQUIRE(host);
+  REQUIRE(host->size() == 2);
+  GuestMemory after = std::move(*before);
+  before.reset();
+  REQUIRE(read_pieces(fd.get(), *host));
+  std::vector<uint8_t> got(4096);
+  REQUIRE(after.read(0x100000, got));
+  CHECK(got == std::vector<uint8_t>(bytes.begin() + 4096, bytes.begin() + 8192));
+  got.resize(100);
+  REQUIRE(after.read(0x200000, got));
+  CHECK(got == std::vector<uint8_t>(bytes.begin(), bytes.begin() + 100));
+
+  SECTION("a piece outside guest memory is refused") {
+    const std::vector<FilePiece> outside{{64 * kMiB - 100, 0, 200}};
+    CHECK_FALSE(resolve_pieces(after, outside));
+  }
+  SECTION("a file that ends early is an error naming how much is missing") {
+    const std::vector<FilePiece> past{{0x300000, 2 * 4096, 2 * 4096}};
+    auto resolved = resolve_pieces(after, past);
+    REQUIRE(resolved);
+    auto read = read_pieces(fd.get(), *resolved);
+    REQUIRE_FALSE(read);
+    CHECK_THAT(read.error().message, Catch::Matchers::Contains("ends 4096 bytes short"));
+  }
 }
 
 }  // namespace
