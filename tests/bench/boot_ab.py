@@ -25,8 +25,8 @@ import shutil
 import sys
 import tempfile
 
-from bench_stats import read_json, summary, write_json
-from boot_bench import AGENT_RE, BOOT_CMDLINE, load_vhost_vsock, stage_paths, timed_run
+from bench_stats import read_json, stage_paths, summary, write_json
+from boot_bench import AGENT_RE, BOOT_CMDLINE, load_vhost_vsock, timed_run
 from boot_phases import MARKS_RE, guest_phases, parse_marks, split_summary
 
 KEYS = ("vmm", "husk", "kernel", "initrd", "append", "memory")

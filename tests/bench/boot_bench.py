@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 
-from bench_stats import TCG_NOTE, delta, ratio, read_json, summary, write_json
+from bench_stats import TCG_NOTE, delta, ratio, read_json, stage_paths, summary, write_json
 from boot_matrix import cmd_matrix, matrix_report, print_matrix
 from boot_phases import MARKS_RE, parse_marks, print_split
 from boot_phases import report as phases_report
@@ -178,25 +178,6 @@ def load_vhost_vsock():
                         os.path.join(here, "vhost_vsock.sh")],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return "" if p.returncode == 0 else (p.stdout.strip() or "load_vhost_vsock failed")
-
-
-def stage_paths(paths):
-    """Copies each file of `paths` into one fresh folder of the local /tmp.
-    Returns the folder and {path: its copy}. In the test host the
-    repository is a 9p share mounted cache=mmap: every exec of husk there
-    read its code pages over 9p again (about 110 ms more per start, measured
-    2026-12-01), and both VMMs read the kernel and the initrd over it, while
-    QEMU and its libraries come from the host root mounted cache=loose, kept
-    in the page cache like any local disk. Staged, they all come from memory
-    for both VMMs, as on a real machine."""
-    stage = tempfile.mkdtemp(prefix="husk-bench-stage-")
-    copies = {}
-    for i, src in enumerate(sorted(set(paths))):
-        dst = os.path.join(stage, "%d-%s" % (i, os.path.basename(src)))
-        shutil.copy2(src, dst)
-        copies[src] = dst
-    print("bench: staged %d files in %s (local memory, as QEMU's files)" % (len(copies), stage), flush=True)
-    return stage, copies
 
 
 def stage_files(a):

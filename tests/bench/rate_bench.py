@@ -54,8 +54,7 @@ import subprocess
 import sys
 import time
 
-from bench_stats import percentile, read_json, write_json
-from boot_bench import stage_paths
+from bench_stats import percentile, read_json, stage_paths, write_json
 
 MARKER = b"HUSK_READY"
 MARKER_RE = re.compile(rb"HUSK_READY uptime=([0-9.]+)")
