@@ -1,11 +1,13 @@
-"""tests/bench/bench_stats.py: statistics, JSON and file-staging helpers of the
-benchmarks' modules (boot_bench.py, boot_matrix.py, boot_phases.py, boot_ab.py,
-rate_bench.py). Stdlib only."""
+"""tests/bench/bench_stats.py: statistics, JSON, file-staging and page-recycling
+helpers of the benchmarks' modules (boot_bench.py, boot_matrix.py,
+boot_phases.py, boot_ab.py, rate_bench.py). Stdlib only."""
 
 import json
+import mmap
 import os
 import shutil
 import tempfile
+import time
 
 # ---------------------------------------------------------------- statistics
 def percentile(sorted_vals, q):
@@ -84,3 +86,33 @@ def stage_paths(paths):
         copies[src] = dst
     print("bench: staged %d files in %s (local memory, as QEMU's files)" % (len(copies), stage), flush=True)
     return stage, copies
+
+
+def recycle_pages(mib):
+    """Writes one byte to every 4 KiB page of `mib` MiB of fresh anonymous
+    memory (transparent huge pages, as both VMMs ask for guest RAM), then
+    frees it. Returns the milliseconds it took.
+
+    For the nested test host, before each timed boot. There, the memory a
+    VM's guest used is slow for whoever writes it next, once: after a
+    husk boot, writing 16 MiB of fresh memory took 182 and 194 ms against
+    11 ms on pages no VM had used, and a boot that came straight after
+    another spent 244 to 268 ms of guest clock in the kernel's memory
+    set-up against 47 to 56 ms after recycling 512 MiB first (2026-12-01,
+    build/tmp experiments in the issue 16 notes). The likely cause is QEMU
+    TCG's tracking of the code it translated from the inner guest's pages;
+    hardware has no such cost. The page allocator hands out what was freed
+    last, so each timed boot would otherwise pay for the one before it, by
+    an amount that depends on which pages it gets: recycling puts both
+    VMMs on pages no VM used just before."""
+    size = mib << 20
+    start = time.monotonic()
+    m = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    try:
+        if hasattr(mmap, "MADV_HUGEPAGE"):
+            m.madvise(mmap.MADV_HUGEPAGE)
+        for off in range(0, size, 4096):
+            m[off] = 1
+    finally:
+        m.close()
+    return (time.monotonic() - start) * 1000.0

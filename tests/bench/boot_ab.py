@@ -25,7 +25,7 @@ import shutil
 import sys
 import tempfile
 
-from bench_stats import read_json, stage_paths, summary, write_json
+from bench_stats import read_json, recycle_pages, stage_paths, summary, write_json
 from boot_bench import AGENT_RE, BOOT_CMDLINE, load_vhost_vsock, timed_run
 from boot_phases import MARKS_RE, guest_phases, parse_marks, split_summary
 
@@ -86,6 +86,8 @@ def cmd_run(a, variants):
             base = os.path.join(a.log_dir, "%s-%02d" % (v["name"], i + 1))
             vsock = os.path.join(sock_dir, "%s-%02d.vsock" % (v["name"], i + 1))
             timeline = base + ".timeline.json"
+            if a.recycle_mib:
+                recycle_pages(a.recycle_mib)
             r = timed_run(argv_of(v, a, vsock, 1000 + i, vhost, timeline), base + ".console", base + ".stderr",
                           a.timeout, stop_re=MARKS_RE, agent_re=AGENT_RE)
             with open(base + ".console", "rb") as f:
@@ -174,6 +176,9 @@ def main():
     p.add_argument("--stage", action="store_true",
                    help="run every variant's husk, kernel and initrd from copies in the local /tmp "
                         "(the test host: its repository share caches no file pages)")
+    p.add_argument("--recycle-mib", type=int, default=0,
+                   help="before each boot, write and free this many MiB of fresh memory "
+                        "(the test host: bench_stats.py recycle_pages); 0: not")
     p.add_argument("--report-only", action="store_true", help="print the table of an earlier --out")
     p.add_argument("--check-only", action="store_true", help="check the variants and exit (0, or 2)")
     p.add_argument("variants", nargs="*")

@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 
-from bench_stats import TCG_NOTE, delta, ratio, read_json, stage_paths, summary, write_json
+from bench_stats import TCG_NOTE, delta, ratio, read_json, recycle_pages, stage_paths, summary, write_json
 from boot_matrix import cmd_matrix, matrix_report, print_matrix
 from boot_phases import MARKS_RE, parse_marks, print_split
 from boot_phases import report as phases_report
@@ -223,9 +223,11 @@ def cmd_boots(a):
             else:
                 argv = qemu_argv + ([] if no_vhost else
                                     ["-device", "vhost-vsock-device,guest-cid=%d" % (1000 + i)])
+            recycled_ms = recycle_pages(a.recycle_mib) if a.recycle_mib else None
             r = timed_run(argv, base + ".console", base + ".stderr", a.timeout,
                           stop_re=MARKS_RE, agent_re=AGENT_RE)
             r["run"] = i + 1
+            r["recycled_mib"], r["recycled_ms"] = a.recycle_mib, recycled_ms
             with open(base + ".console", "rb") as f:
                 r["marks"] = parse_marks(f.read())
             if os.path.exists(vsock):
@@ -239,9 +241,11 @@ def cmd_boots(a):
                         r["first_kvm_run_ms"] = (fk - r["spawn_monotonic_ns"]) / 1e6
             runs[vmm].append(r)
             fmt = lambda v: "-" if v is None else "%.0f ms" % v
-            print("bench: run %2d %-4s HUSK_READY %-10s agent listening %-10s CPU %-10s code %s%s" % (
+            print("bench: run %2d %-4s HUSK_READY %-10s agent listening %-10s CPU %-10s code %s%s%s" % (
                 i + 1, vmm, fmt(r["marker_ms"]), fmt(r["agent_ms"]), fmt(r["agent_cpu_ms"]), r["exit_code"],
-                " TIMEOUT" if r["timed_out"] else ""), flush=True)
+                " TIMEOUT" if r["timed_out"] else "",
+                "" if recycled_ms is None else " (recycled %d MiB in %.0f ms first)" % (a.recycle_mib, recycled_ms)),
+                flush=True)
             # Partial results survive an interrupted session.
             write_json(a.out, {"runs": runs, "argv": {"husk": husk_argv, "qemu": qemu_argv},
                                "complete": False})
@@ -272,6 +276,7 @@ def cmd_boots(a):
         "memory_samples_guest_mib": a.mem_memory,
         "argv": {"husk": husk_argv, "qemu": qemu_argv},
         "staged": stage,
+        "recycled_mib_before_each_boot": a.recycle_mib,
         "complete": True,
         "machine": {"kernel_release": platform.release(), "nproc": os.cpu_count(),
                     "loadavg_after": os.getloadavg()},
@@ -467,6 +472,7 @@ def cmd_report(a):
                "argv": boots.get("argv"),
                "side_by_side_machine": boots.get("machine"),
                "side_by_side_files_staged_in": boots.get("staged"),
+               "side_by_side_recycled_mib_before_each_boot": boots.get("recycled_mib_before_each_boot"),
                "note": "times in ms from just before spawn; absolute times from a nested "
                        "test host are not hardware figures, compare the ratio",
            }}
@@ -590,6 +596,10 @@ def cmd_report(a):
           % (os.path.basename(a.kernel), a.runs, a.vcpus, a.memory, a.where))
     if "test host" in a.where:
         print("NOTE: " + TCG_NOTE)
+    if boots.get("recycled_mib_before_each_boot"):
+        print("NOTE: %d MiB of fresh memory written and freed before each boot (bench_stats.recycle_pages: "
+              "pages the previous VM's guest used are slow to write in the test host, once)"
+              % boots["recycled_mib_before_each_boot"])
     print("%-6s %-16s %8s %8s %8s %8s" % ("vmm", "ms from spawn", "median", "min", "p90", "max"))
     for vmm in ("husk", "qemu"):
         for key, label in (("time_to_marker_ms", "to HUSK_READY"), ("time_to_agent_ms", "to agent")):
@@ -680,6 +690,9 @@ def main():
     b.add_argument("--stage", action="store_true",
                    help="run husk, the kernel and the initrd from copies in the local /tmp "
                         "(the test host: its repository share caches no file pages)")
+    b.add_argument("--recycle-mib", type=int, default=0,
+                   help="before each timed boot, write and free this many MiB of fresh memory "
+                        "(the test host: bench_stats.recycle_pages); 0: not")
 
     m = sub.add_parser("matrix")
     common(m)
