@@ -35,6 +35,7 @@ import re
 import selectors
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -412,10 +413,34 @@ def sample_at_marker(argv, memory_mib, settle_s, timeout_s, console_log):
     return r
 
 
+def bare_images(folder):
+    """A kernel of 7 bytes (an ELF whose one segment resets the VM through
+    the i8042 at once) and an initrd of 4 KiB, written into `folder`: husk's
+    start with next to nothing to copy, so that the bench can tell the
+    VMM's own cost from the cost of the guest's images."""
+    code = bytes([0xb0, 0xfe, 0xe6, 0x64, 0xf4, 0xeb, 0xfd])  # mov al,0xfe; out 0x64,al; hlt; jmp hlt
+    paddr = 0x1000000
+    ehdr = (b"\x7fELF" + bytes([2, 1, 1]) + bytes(9) +
+            struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, paddr, 64, 0, 0, 64, 56, 1, 0, 0, 0))
+    phdr = struct.pack("<IIQQQQQQ", 1, 5, 0x1000, paddr, paddr, len(code), len(code), 0x1000)
+    elf = bytearray(0x1000 + len(code))
+    elf[:len(ehdr)] = ehdr
+    elf[len(ehdr):len(ehdr) + len(phdr)] = phdr
+    elf[0x1000:] = code
+    kernel, initrd = os.path.join(folder, "bare-kernel.elf"), os.path.join(folder, "bare-initrd.cpio")
+    with open(kernel, "wb") as f:
+        f.write(elf)
+    with open(initrd, "wb") as f:
+        f.write(bytes(4096))
+    return kernel, initrd
+
+
 def cmd_host(a):
     os.makedirs(a.log_dir, exist_ok=True)
     husk_runs, qemu_runs = [], []
     modes = [m for m in a.seccomp_modes.split(",") if m]
+    bare_kernel, bare_initrd = bare_images(a.log_dir)
+    fmt = lambda v: "-" if v is None else "%.1f" % v
     for i in range(a.runs):
         # Alternate which mode goes first so neither always runs on a warmer cache.
         order = modes if i % 2 == 0 else list(reversed(modes))
@@ -430,11 +455,22 @@ def cmd_host(a):
             r["run"] = i + 1
             r["seccomp"] = mode
             husk_runs.append(r)
-            fmt = lambda v: "-" if v is None else "%.1f" % v
             print("bench: host run %2d husk --seccomp=%-7s first KVM_RUN %s ms wall, %s ms CPU; "
                   "RSS beyond guest RAM %s KiB"
                   % (i + 1, mode, fmt(r.get("first_kvm_run_wall_ms")),
                      fmt(r.get("first_kvm_run_cpu_ms")), r.get("overhead_rss_kib", "-")), flush=True)
+        # The same start with the bare images (--seccomp=enforce): the VM
+        # resets at its first instruction and husk exits.
+        timeline = os.path.join(a.log_dir, "host-husk-bare-%02d.timeline.json" % (i + 1))
+        if os.path.exists(timeline):
+            os.unlink(timeline)
+        argv = [a.husk, "boot", "--kernel", bare_kernel, "--initrd", bare_initrd, "--vcpus", "1",
+                "--memory", str(a.memory), "--no-input", "--seccomp=enforce", "--timeline-json", timeline]
+        r = sample_process(argv, a.memory, 0.3, timeline)
+        r.update({"run": i + 1, "seccomp": "enforce", "bare": True})
+        husk_runs.append(r)
+        print("bench: host run %2d husk, bare images    first KVM_RUN %s ms wall, %s ms CPU"
+              % (i + 1, fmt(r.get("first_kvm_run_wall_ms")), fmt(r.get("first_kvm_run_cpu_ms"))), flush=True)
     if a.qemu:
         # QEMU's memory overhead, for reference: same guest size, same sampling.
         for i in range(a.qemu_runs):
@@ -510,7 +546,8 @@ def cmd_report(a):
         "cpu_to_agent": ratio(med("husk", "cpu_to_agent_ms"), med("qemu", "cpu_to_agent_ms")),
     }
 
-    host_all = host.get("husk", [])
+    bare = [r for r in host.get("husk", []) if r.get("bare")]
+    host_all = [r for r in host.get("husk", []) if not r.get("bare")]
     # The figures of record are the default's (--seccomp=enforce); runs from
     # before the modes existed have no "seccomp" key and were the default.
     hr = [r for r in host_all if r.get("seccomp", "enforce") == "enforce"]
@@ -529,6 +566,15 @@ def cmd_report(a):
         "note": "RSS summed over /proc/PID/smaps, except the anonymous mapping of "
                 "exactly the guest memory size",
     }
+    if bare:
+        host_out["bare_images"] = {
+            "note": "husk boot --seccomp=enforce with a 7-byte kernel that resets the VM and a 4 KiB "
+                    "initrd (boot_bench.py bare_images), runs interleaved with the others: the "
+                    "VMM's own start, without the copy of this guest's kernel and initrd",
+            "runs": len(bare),
+            "start_to_first_kvm_run_wall_ms": summary([r.get("first_kvm_run_wall_ms") for r in bare]),
+            "start_to_first_kvm_run_cpu_ms": summary([r.get("first_kvm_run_cpu_ms") for r in bare]),
+        }
     modes = host.get("seccomp_modes") or ["enforce"]
     host_out["seccomp_modes"] = {}
     for mode in modes:
@@ -625,6 +671,14 @@ def cmd_report(a):
               "KVM_RUN %s ms wall (p90 %s), %s ms CPU (p90 %s); RSS beyond guest RAM %s KiB"
               % (mode, fig["runs"], ms(w["median"]), ms(w["p90"]), ms(c["median"]), ms(c["p90"]),
                  "-" if rss is None else "%.0f" % rss))
+    bi = host_out.get("bare_images")
+    if bi:
+        w, c = bi["start_to_first_kvm_run_wall_ms"], bi["start_to_first_kvm_run_cpu_ms"]
+        full = host_out["start_to_first_kvm_run_cpu_ms"]["median"]
+        print("husk host side with bare images (a 7-byte kernel, a 4 KiB initrd; --seccomp=enforce, %d runs): "
+              "spawn to first KVM_RUN %s ms wall (p90 %s), %s ms CPU (p90 %s); this guest's kernel and "
+              "initrd add %s ms CPU" % (bi["runs"], ms(w["median"]), ms(w["p90"]), ms(c["median"]),
+                                        ms(c["p90"]), ms(delta(full, c["median"]))))
     for mode, dd in host_out.get("seccomp_minus_off", {}).items():
         if mode == "note":
             continue
