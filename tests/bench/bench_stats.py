@@ -99,7 +99,7 @@ def recycle_pages(mib):
     11 ms on pages no VM had used, and a boot that came straight after
     another spent 244 to 268 ms of guest clock in the kernel's memory
     set-up against 47 to 56 ms after recycling 512 MiB first (2026-12-01,
-    build/tmp experiments in the issue 16 notes). The likely cause is QEMU
+    4 boots each, alternating; the README's cold-start section). The likely cause is QEMU
     TCG's tracking of the code it translated from the inner guest's pages;
     hardware has no such cost. The page allocator hands out what was freed
     last, so each timed boot would otherwise pay for the one before it, by
