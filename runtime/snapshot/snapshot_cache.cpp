@@ -13,6 +13,7 @@
 
 #include "runtime/common/sha256.h"
 #include "runtime/common/unique_fd.h"
+#include "runtime/kvm/cpuid_cache.h"
 #include "runtime/kvm/kvm.h"
 #include "runtime/snapshot/snapshot_file.h"
 
@@ -85,8 +86,7 @@ Result<std::string> describe_config(const vmm::VmConfig& config) {
     // Its file changes with every VM: a snapshot's page cache would lie.
     return fail("a VM with a persistent (rw) disk cannot start from a snapshot; use a cow or ro disk");
   }
-  HUSK_TRY_ASSIGN(kvm::Kvm kvm, kvm::Kvm::open(config.kvm_path));
-  HUSK_TRY_ASSIGN(std::vector<kvm_cpuid_entry2> cpuid, kvm.supported_cpuid());
+  HUSK_TRY_ASSIGN(std::vector<kvm_cpuid_entry2> cpuid, kvm::host_cpuid(config.kvm_path, config.cpuid_cache_path));
   std::string d;
   d += fmt::format("husk_build={}\n", build_id());
   d += fmt::format("host_cpuid={}\n",

@@ -30,6 +30,7 @@
 #include "runtime/devices/virtio/rng/rng.h"
 #include "runtime/devices/virtio/vsock/vsock.h"
 #include "runtime/kvm/capabilities.h"
+#include "runtime/kvm/cpuid_cache.h"
 #include "runtime/kvm/vcpu_state.h"
 #include "runtime/snapshot/machine_state.h"
 #include "runtime/snapshot/snapshot_file.h"
@@ -224,7 +225,15 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config, const Boo
   // 3. KVM and the VM.
   HUSK_TRY_ASSIGN(kvm::Kvm kvm, kvm::Kvm::open(config.kvm_path));
   HUSK_TRY(kvm::check_capabilities(kvm));
-  HUSK_TRY_ASSIGN(std::vector<kvm_cpuid_entry2> supported_cpuid, kvm.supported_cpuid());
+  // What KVM supports: the caller's, the cache's (this boot, this
+  // /dev/kvm) or KVM's own answer, a hundred-odd CPUID instructions that
+  // each exit to the hypervisor where the host is a VM.
+  std::vector<kvm_cpuid_entry2> supported_cpuid;
+  if (config.host_cpuid) {
+    supported_cpuid = *config.host_cpuid;
+  } else {
+    HUSK_TRY_ASSIGN(supported_cpuid, kvm::host_cpuid(config.kvm_path, config.cpuid_cache_path, &kvm));
+  }
   HUSK_TRY_ASSIGN(kvm::Vm vm, kvm.create_vm());
   HUSK_TRY(setup_vm(vm));
   timeline.mark(BootPhase::kKvmOpened);

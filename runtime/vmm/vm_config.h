@@ -13,6 +13,7 @@
 #include "runtime/common/result.h"
 #include "runtime/devices/virtio/block/disk_image.h"
 #include "runtime/devices/virtio/net/net.h"
+#include "runtime/kvm/cpuid_cache.h"
 
 namespace husk::vmm {
 
@@ -76,6 +77,12 @@ struct VmConfig {
   // Host input for the guest console; -1 for none. Not owned.
   int console_input_fd = -1;
   std::string kvm_path = "/dev/kvm";
+  // Where KVM_GET_SUPPORTED_CPUID's answer is kept between VMs (runtime/kvm/
+  // cpuid_cache.h); empty: asked of KVM every time.
+  std::string cpuid_cache_path = kvm::default_cpuid_cache_path();
+  // That answer, when the caller already has it (a VMM process's parent
+  // asks before the jail hides the cache): then neither is asked.
+  std::optional<std::vector<kvm_cpuid_entry2>> host_cpuid;
   // virtio devices, in the order they get MMIO slots and IRQs.
   std::vector<DiskConfig> disks;
   bool rng = false;

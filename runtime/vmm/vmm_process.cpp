@@ -15,6 +15,7 @@
 
 #include "runtime/common/deadline.h"
 #include "runtime/common/signals.h"
+#include "runtime/kvm/cpuid_cache.h"
 #include "runtime/net/net_report_codec.h"
 #include "runtime/vmm/vm_builder.h"
 #include "runtime/vmm/vmm_channel.h"
@@ -231,6 +232,12 @@ Result<std::unique_ptr<VmmProcess>> VmmProcess::start(VmConfig config, const Vmm
   PhaseStamp fork_stamp;
   if (spec) {
     jail::sweep_stale();
+    // The jail hides the CPUID cache (runtime/kvm/cpuid_cache.h) from the
+    // VMM: ask it here. A failure is the VMM's to report, with KVM's error.
+    if (!config.host_cpuid) {
+      if (auto cpuid = kvm::host_cpuid(config.kvm_path, config.cpuid_cache_path)) config.host_cpuid = std::move(*cpuid);
+    }
+    config.cpuid_cache_path.clear();
     HUSK_TRY(confine(config, *spec));
     HUSK_TRY(jail::check(*spec));
     const pid_t husk = ::getpid();
