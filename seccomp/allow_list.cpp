@@ -356,6 +356,20 @@ AllowList watchdog_list() {
   return b.take();
 }
 
+AllowList loader_list() {
+  Builder b(ThreadClass::kLoader,
+            "the guest image copy (runtime/vmm/boot_images.cpp): reads the kernel and the initrd, files husk "
+            "opened, into the new VM's memory, then gives KVM the initrd's memory slot; it reads nothing of the "
+            "guest's and goes on beside the guest only until the initrd is in");
+  add_every_thread(b);
+  refuse_opens(b);
+  b.allow(HUSK_SYSCALL(pread64),
+          "the kernel's and the initrd's data, at offsets found before the thread started (x86_64::read_pieces)")
+      .allow(HUSK_SYSCALL(ioctl), "the initrd's memory slot, once the initrd is in it (BootImages, held-back RAM)",
+             {arg_in(1, {HUSK_VALUE(KVM_SET_USER_MEMORY_REGION)})});
+  return b.take();
+}
+
 std::array<AllowList, kAllThreadClasses.size()> build_all() {
   std::array<AllowList, kAllThreadClasses.size()> all;
   for (ThreadClass c : kAllThreadClasses) {
@@ -370,6 +384,7 @@ std::array<AllowList, kAllThreadClasses.size()> build_all() {
       case ThreadClass::kNet: list = net_list(); break;
       case ThreadClass::kConsole: list = console_list(); break;
       case ThreadClass::kWatchdog: list = watchdog_list(); break;
+      case ThreadClass::kLoader: list = loader_list(); break;
     }
     all[static_cast<size_t>(c)] = std::move(list);
   }

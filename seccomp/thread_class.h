@@ -22,13 +22,15 @@ enum class ThreadClass : uint8_t {
   kNet,       // virtio-net: its queues, the egress filter and the backend's open fd (passt, tap)
   kConsole,   // the serial console's input (the host terminal or a pipe)
   kWatchdog,  // a job's host-side deadline
+  kLoader,    // copies the guest's kernel and initrd into its memory, then gives KVM the initrd's memory slot
 };
 
-inline constexpr std::array<ThreadClass, 9> kAllThreadClasses{
-    ThreadClass::kMain,  ThreadClass::kVmm,   ThreadClass::kVcpu,    ThreadClass::kBlock,   ThreadClass::kRng,
-    ThreadClass::kVsock, ThreadClass::kNet,   ThreadClass::kConsole, ThreadClass::kWatchdog};
+inline constexpr std::array<ThreadClass, 10> kAllThreadClasses{
+    ThreadClass::kMain,  ThreadClass::kVmm, ThreadClass::kVcpu,    ThreadClass::kBlock,    ThreadClass::kRng,
+    ThreadClass::kVsock, ThreadClass::kNet, ThreadClass::kConsole, ThreadClass::kWatchdog, ThreadClass::kLoader};
 
-// "main", "vmm", "vcpu", "blk", "rng", "vsock", "net", "console", "watchdog".
+// "main", "vmm", "vcpu", "blk", "rng", "vsock", "net", "console", "watchdog",
+// "loader".
 [[nodiscard]] constexpr std::string_view class_name(ThreadClass c) {
   switch (c) {
     case ThreadClass::kMain: return "main";
@@ -40,6 +42,7 @@ inline constexpr std::array<ThreadClass, 9> kAllThreadClasses{
     case ThreadClass::kNet: return "net";
     case ThreadClass::kConsole: return "console";
     case ThreadClass::kWatchdog: return "watchdog";
+    case ThreadClass::kLoader: return "loader";
   }
   return "?";
 }

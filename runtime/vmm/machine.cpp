@@ -1,5 +1,7 @@
 #include "runtime/vmm/machine.h"
 
+#include "runtime/vmm/boot_images.h"
+
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -90,6 +92,7 @@ std::optional<net::NetReport> Machine::net_report() const {
 
 BootTimeline Machine::timeline() const {
   BootTimeline t = timeline_;
+  if (images_ && t.at(BootPhase::kInitrdLoaded).ns == 0) t.at(BootPhase::kInitrdLoaded) = images_->initrd_loaded();
   t.first_run_ns = first_run_ns_.load();
   t.first_run_cpu_ns = first_run_cpu_ns_.load();
   return t;
@@ -234,6 +237,8 @@ Result<VmExit> Machine::run() {
     vcpu_threads_.push_back(vcpu_threads.back().native_handle());
   }
 
+  // A held-back initrd's loader, waiting for the guest's start.
+  if (images_ && !stop_->stopped()) images_->start_initrd_copy();
   timeline_.mark(BootPhase::kThreadsStarted);
   // Every thread has its own filter now; this one takes its own last.
   if (control_filter_ && !stop_->stopped()) {
@@ -250,6 +255,7 @@ Result<VmExit> Machine::run() {
     vcpus_released_ = true;
   }
   release_cv_.notify_all();
+  if (images_) images_->copy_initrd_now();
   // The control thread waits for a stop request or a stop signal.
   control_loop(signals);
   timeline_.stop_ns = monotonic_ns();

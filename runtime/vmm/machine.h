@@ -42,6 +42,8 @@ struct MachineState;
 
 namespace husk::vmm {
 
+class BootImages;
+
 // The host side of a VM's start, phase by phase, in the order a VMM does
 // them (issue 16: a timeline that explains every millisecond). A phase a
 // VMM does not go through (the jail in `husk boot`, the kernel load of a
@@ -219,6 +221,10 @@ class Machine {
   std::condition_variable release_cv_;
   bool vcpus_released_ = false;
   bool ran_ = false;
+  // The guest images' copy, when it outlives the build (a held-back
+  // initrd). Last: its thread, which writes memory_ and gives vm_ a slot,
+  // is joined before anything else goes.
+  std::unique_ptr<BootImages> images_;
 };
 
 }  // namespace husk::vmm

@@ -35,6 +35,7 @@
 #include "runtime/snapshot/machine_state.h"
 #include "runtime/snapshot/snapshot_file.h"
 #include "runtime/vmm/boot_images.h"
+#include "runtime/vmm/held_back_ram.h"
 
 namespace husk::vmm {
 
@@ -56,12 +57,24 @@ Result<void> setup_vm(const kvm::Vm& vm) {
   return {};
 }
 
-Result<void> register_memory(const kvm::Vm& vm, const GuestMemory& memory) {
+// Every region a memory slot, but the pages `held` (a held-back initrd's,
+// inside one region): the slots on both sides of them. Returns the next
+// free slot number.
+Result<uint32_t> register_memory(const kvm::Vm& vm, const GuestMemory& memory, std::optional<GuestExtent> held) {
   uint32_t slot = 0;
   for (const GuestRegion& region : memory.regions()) {
-    HUSK_TRY(vm.set_user_memory_region(slot++, region.gpa(), region.size(), region.host()));
+    if (!held || !region.contains(held->gpa, held->len)) {
+      HUSK_TRY(vm.set_user_memory_region(slot++, region.gpa(), region.size(), region.host()));
+      continue;
+    }
+    const uint64_t below = held->gpa - region.gpa();
+    const uint64_t above = region.size() - below - held->len;
+    if (below != 0) HUSK_TRY(vm.set_user_memory_region(slot++, region.gpa(), below, region.host()));
+    if (above != 0) {
+      HUSK_TRY(vm.set_user_memory_region(slot++, held->gpa + held->len, above, region.host() + below + held->len));
+    }
   }
-  return {};
+  return slot;
 }
 
 // Waits for the kernel's and the initrd's copies and writes every boot
@@ -217,10 +230,13 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config, const Boo
   // mappings, not the VM. A restored guest has them in its memory.
   // `ram` moves into the machine below; its mappings, which the copy
   // writes, stay where they are.
+  // The initrd is held back and copied while the guest boots, unless the
+  // VM may be snapshotted (a snapshot takes the memory as it is).
   std::unique_ptr<BootImages> images;
   if (!saved) {
-    HUSK_TRY_ASSIGN(images, BootImages::start(config.kernel_path, config.initrd_path, *ram));
+    HUSK_TRY_ASSIGN(images, BootImages::start(config.kernel_path, config.initrd_path, *ram, !config.save_to));
   }
+  const std::optional<GuestExtent> held = images ? images->held_back() : std::nullopt;
 
   // 3. KVM and the VM.
   HUSK_TRY_ASSIGN(kvm::Kvm kvm, kvm::Kvm::open(config.kvm_path));
@@ -242,7 +258,11 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config, const Boo
 
   // 4. The memory registered with KVM: a slot update waits out a grace
   // period (synchronize_srcu), milliseconds in which the copies go on.
-  HUSK_TRY(register_memory(m->vm_, m->memory_));
+  HUSK_TRY_ASSIGN(const uint32_t held_slot, register_memory(m->vm_, m->memory_, held));
+  if (held) {
+    images->attach(m->vm_, held_slot, *m->stop_);
+    HUSK_TRY(m->mmio_bus_.insert(std::make_shared<HeldBackRam>(*images, m->memory_, held->gpa), held->gpa, held->len));
+  }
   timeline.mark(BootPhase::kMemoryReady);
 
   // 5. Devices. Every port, IRQ and irqfd of the machine is wired here.
@@ -314,6 +334,9 @@ Result<std::unique_ptr<Machine>> build_machine(const VmConfig& config, const Boo
     m->snapshot_description_ = config.snapshot_description;
   }
   timeline.mark(BootPhase::kVcpusReady);
+  // A held-back initrd's copy goes on (its file stays open until the VM
+  // ends); the machine joins it first of all.
+  if (held) m->images_ = std::move(images);
   timeline.build_start_ns = start;
   timeline.build_end_ns = timeline.at(BootPhase::kVcpusReady).ns;
   m->timeline_ = timeline;

@@ -39,7 +39,8 @@ TEST_CASE("husk seccomp list --json gives every class's list", "[kvm][seccomp]")
     CHECK(calls.count("exit_group") == 1);
     CHECK(calls.count("execve") == 0);
   }
-  CHECK(names == std::set<std::string>{"main", "vmm", "vcpu", "blk", "rng", "vsock", "net", "console", "watchdog"});
+  CHECK(names == std::set<std::string>{"main", "vmm", "vcpu", "blk", "rng", "vsock", "net", "console", "watchdog",
+                                       "loader"});
 }
 
 TEST_CASE("husk seccomp list and counts print for people", "[kvm][seccomp]") {
@@ -50,7 +51,7 @@ TEST_CASE("husk seccomp list and counts print for people", "[kvm][seccomp]") {
   const auto counts = husk::test::run_process({kHusk, "seccomp", "counts"}, 30);
   REQUIRE(counts.exit_code == 0);
   CHECK(counts.out.rfind("| thread class | system calls |", 0) == 0);
-  CHECK(std::count(counts.out.begin(), counts.out.end(), '\n') == 11);
+  CHECK(std::count(counts.out.begin(), counts.out.end(), '\n') == 12);
   const auto bare = husk::test::run_process({kHusk, "seccomp"}, 30);
   CHECK(bare.exit_code == 2);
 }

@@ -114,4 +114,17 @@ Result<uint64_t> place_initrd(const GuestMemory& memory, uint64_t initrd_size,
                           mib_rounded_up(initrd_size), mib_rounded_up(lowest + initrd_size)));
 }
 
+Result<uint64_t> place_initrd_apart(const GuestMemory& memory, uint64_t initrd_size,
+                                    const KernelImage& kernel) {
+  if (initrd_size == 0) return fail("initrd is empty");
+  const uint64_t start = align_up(kernel.load_end, kHugePageSize);
+  const uint64_t ceiling = std::min(kernel.initrd_addr_max + 1, low_ram_end(memory));
+  if (start < kernel.load_end || initrd_size > ceiling || align_up(initrd_size, kHugePageSize) > ceiling - start) {
+    return fail(fmt::format("initrd of {} MiB does not fit in whole 2 MiB pages between the kernel's end at {:#x} "
+                            "and {:#x}",
+                            mib_rounded_up(initrd_size), kernel.load_end, ceiling));
+  }
+  return start;
+}
+
 }  // namespace husk::x86_64

@@ -43,4 +43,14 @@ struct BootConfig {
 [[nodiscard]] Result<uint64_t> place_initrd(const GuestMemory& memory, uint64_t initrd_size,
                                             const KernelImage& kernel);
 
+// The lowest 2 MiB-aligned guest address above the kernel for an initrd of
+// `initrd_size` bytes whose 2 MiB pages, rounded up, end below both the
+// kernel's initrd_addr_max and the end of low RAM: an initrd that the VMM
+// keeps out of KVM's memory slots until it is copied (BootImages). Low, so
+// that the guest's first allocations, which take the highest free memory,
+// never land in those pages; aligned, so that the slots on both sides
+// keep their huge pages. An error when it does not fit.
+[[nodiscard]] Result<uint64_t> place_initrd_apart(const GuestMemory& memory, uint64_t initrd_size,
+                                                  const KernelImage& kernel);
+
 }  // namespace husk::x86_64

@@ -11,7 +11,6 @@ namespace husk::x86_64 {
 namespace {
 
 constexpr size_t kEntriesPerTable = 512;
-constexpr uint64_t kHugePageSize = 2 * kMiB;
 using Table = std::array<uint64_t, kEntriesPerTable>;
 static_assert(sizeof(Table) == kPageSize);
 

@@ -11,6 +11,9 @@ inline constexpr uint64_t kKiB = 1ull << 10;
 inline constexpr uint64_t kMiB = 1ull << 20;
 inline constexpr uint64_t kGiB = 1ull << 30;
 inline constexpr uint64_t kPageSize = 4 * kKiB;
+// A huge page: the unit in which guest RAM is backed and mapped where the
+// host allows it.
+inline constexpr uint64_t kHugePageSize = 2 * kMiB;
 
 // `align` must be a power of two. The caller guarantees `value` + `align`
 // does not wrap (every caller works with guest addresses far below 2^63).

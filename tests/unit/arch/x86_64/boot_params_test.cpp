@@ -170,5 +170,27 @@ TEST_CASE("place_initrd refuses an initrd that does not fit", "[arch][initrd]") 
   }
 }
 
+TEST_CASE("place_initrd_apart: the lowest 2 MiB boundary above the kernel where whole 2 MiB pages fit",
+          "[arch][initrd]") {
+  GuestMemory memory = make_memory();  // 64 MiB; the kernel ends at 24 MiB
+  KernelImage kernel = elf_kernel();
+  auto addr = place_initrd_apart(memory, 3 * kMiB + 5, kernel);
+  REQUIRE(addr);
+  CHECK(*addr == 24 * kMiB);
+  kernel.load_end = 24 * kMiB + 1;
+  addr = place_initrd_apart(memory, 3 * kMiB, kernel);
+  REQUIRE(addr);
+  CHECK(*addr == 26 * kMiB);
+  // Its pages, rounded up to 2 MiB, end at the end of memory at most.
+  CHECK(place_initrd_apart(memory, 38 * kMiB, kernel));
+  auto over = place_initrd_apart(memory, 38 * kMiB + 1, kernel);
+  REQUIRE_FALSE(over);
+  CHECK_THAT(over.error().message, Contains("initrd of 39 MiB") && Contains("whole 2 MiB pages"));
+  kernel.initrd_addr_max = 32 * kMiB - 1;
+  CHECK(place_initrd_apart(memory, 6 * kMiB, kernel));
+  CHECK_FALSE(place_initrd_apart(memory, 6 * kMiB + 1, kernel));
+  CHECK_FALSE(place_initrd_apart(memory, 0, kernel));
+}
+
 }  // namespace
 }  // namespace husk::x86_64
