@@ -97,6 +97,9 @@ Observed observe(const Sandbox& sb) {
   std::error_code ec;
   for (const auto& t : fs::directory_iterator(proc / "task", ec)) {
     const std::string st = read_file(t.path() / "status");
+    // A thread that ended since the listing (a held-back initrd's loader,
+    // done) has no status left to read.
+    if (st.empty()) continue;
     o.threads[status_field(st, "Name")] = status_field(st, "Seccomp") + "/" + status_field(st, "NoNewPrivs");
   }
   for (const char* ns : {"mnt", "net", "pid", "ipc", "uts", "cgroup"}) o.ns[ns] = ns_of(pid, ns);

@@ -62,7 +62,8 @@ std::map<std::string, std::string> thread_seccomp(pid_t pid) {
       if (line.rfind("Seccomp:", 0) == 0) mode = line.substr(line.find_first_not_of(" \t", 8));
       if (line.rfind("NoNewPrivs:", 0) == 0) nnp = line.substr(line.find_first_not_of(" \t", 11));
     }
-    out[name] = mode + "/" + nnp;
+    // A thread that ended since the listing has no status left to read.
+    if (!name.empty()) out[name] = mode + "/" + nnp;
   }
   ::closedir(d);
   return out;
