@@ -33,9 +33,11 @@ const std::vector<std::string> kBootOrder{"process_start",   "args_parsed",     
                                           "memory_ready",    "devices_ready",     "vcpus_ready",
                                           "threads_started", "seccomp_installed", "first_kvm_run"};
 // The kernel is copied on a thread of its own between args_parsed and
-// vcpus_ready; the initrd, held back, on the same thread once the guest
-// starts (after the last filter).
-const std::vector<std::string> kCopies{"kernel_loaded", "initrd_loaded"};
+// vcpus_ready. The initrd, held back, is copied once the guest starts
+// (after the last filter): a guest that resets at its first instruction,
+// as this one, may end before that copy does, and then the timeline has
+// no initrd_loaded (tests/kvm/held_back_initrd_test.cpp has a guest that
+// waits for it).
 }  // namespace
 
 TEST_CASE("husk boot writes every host phase of its start in increasing order, seccomp enforced", "[kvm]") {
@@ -67,17 +69,17 @@ TEST_CASE("husk boot writes every host phase of its start in increasing order, s
     last_ms = phases[name].get<double>();
     last_cpu = cpu[name].get<double>();
   }
-  CHECK(phases.size() == kBootOrder.size() + kCopies.size());
-  for (const std::string& name : kCopies) {
-    INFO(name);
-    REQUIRE(phases.contains(name));
-    CHECK(phases[name].get<double>() >= phases["args_parsed"].get<double>());
-    CHECK(cpu[name].get<double>() >= cpu["args_parsed"].get<double>());
-  }
+  const bool initrd_in = phases.contains("initrd_loaded");
+  CHECK(phases.size() == kBootOrder.size() + (initrd_in ? 2 : 1));
+  REQUIRE(phases.contains("kernel_loaded"));
+  CHECK(phases["kernel_loaded"].get<double>() >= phases["args_parsed"].get<double>());
   CHECK(phases["kernel_loaded"].get<double>() <= phases["vcpus_ready"].get<double>());
+  CHECK(cpu["kernel_loaded"].get<double>() >= cpu["args_parsed"].get<double>());
   CHECK(cpu["kernel_loaded"].get<double>() <= cpu["vcpus_ready"].get<double>());
-  CHECK(phases["initrd_loaded"].get<double>() >= phases["seccomp_installed"].get<double>());
-  CHECK(cpu["initrd_loaded"].get<double>() >= cpu["seccomp_installed"].get<double>());
+  if (initrd_in) {
+    CHECK(phases["initrd_loaded"].get<double>() >= phases["seccomp_installed"].get<double>());
+    CHECK(cpu["initrd_loaded"].get<double>() >= cpu["seccomp_installed"].get<double>());
+  }
   CHECK(phases["process_start"].get<double>() == 0.0);
   // A start takes time and CPU, but not seconds of it.
   CHECK(last_ms > 0);
