@@ -1,7 +1,5 @@
 #include "runtime/vmm/machine.h"
 
-#include "runtime/vmm/boot_images.h"
-
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -19,6 +17,7 @@
 #include "runtime/common/joining_thread.h"
 #include "runtime/common/signals.h"
 #include "runtime/common/thread.h"
+#include "runtime/vmm/boot_images.h"
 #include "runtime/vmm/vcpu_loop.h"
 
 namespace husk::vmm {

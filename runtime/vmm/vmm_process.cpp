@@ -47,7 +47,7 @@ constexpr int kExitVmmSetup = 1;
 constexpr std::initializer_list<seccomp::ThreadClass> kVmmClasses{
     seccomp::ThreadClass::kVmm,   seccomp::ThreadClass::kVcpu,  seccomp::ThreadClass::kBlock,
     seccomp::ThreadClass::kRng,   seccomp::ThreadClass::kVsock, seccomp::ThreadClass::kNet,
-    seccomp::ThreadClass::kConsole};
+    seccomp::ThreadClass::kConsole, seccomp::ThreadClass::kLoader};
 
 // Rewrites the config's paths to those the jailed VMM sees, and binds the
 // host files there: /dev/kvm, /kernel, /initrd, /disk<N>. The vsock socket
