@@ -4,7 +4,13 @@
 // Every read sees the file's bytes and the write stays: a vCPU that
 // touches the initrd's pages before KVM has them waits for the copy, then
 // gets the memory. Under `husk boot --seccomp=enforce`, so the loader's
-// filter and the vCPU's wait are the real ones.
+// filter and the vCPU's wait are the real ones. And the copy that fails
+// once the guest runs: an initrd that shrank after husk planned it stops
+// the VM with its path and reason, and a vCPU that touches its pages
+// reads all ones instead of waiting.
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdint>
 #include <fstream>
 #include <string>
@@ -13,6 +19,11 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "runtime/kvm/kvm.h"
+#include "runtime/vmm/boot_images.h"
+#include "runtime/vmm/held_back_ram.h"
+#include "runtime/vmm/stop_state.h"
+#include "runtime/vmm/vm_builder.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tiny_elf.h"
@@ -66,4 +77,59 @@ TEST_CASE("a guest that reads its initrd at once, while husk still copies it, se
   REQUIRE(phases.contains("initrd_loaded"));
   CHECK(phases["initrd_loaded"].get<double>() >= phases["seccomp_installed"].get<double>());
   CHECK(phases["kernel_loaded"].get<double>() <= phases["vcpus_ready"].get<double>());
+}
+
+TEST_CASE("a held-back initrd whose copy fails after the guest started stops the VM and reads as all ones",
+          "[kvm]") {
+  using namespace husk;
+  TempDir dir;
+  const std::string kernel = dir.write("reader.elf", make_tiny_elf(initrd_reader()));
+  const std::string initrd = dir.write("initrd", std::vector<uint8_t>(8u << 20, 'i'));
+  auto memory = GuestMemory::create(vmm::ram_regions(256), GuestMemory::Backing::kHugeAnonymous);
+  REQUIRE(memory);
+  auto images = vmm::BootImages::start(kernel, initrd, *memory, /*hold_initrd=*/true);
+  REQUIRE(images);
+  const auto held = (*images)->held_back();
+  REQUIRE(held);
+  // The file shrinks between the plan and the copy: the copy, which
+  // begins when the guest does, finds it short.
+  REQUIRE(::truncate(initrd.c_str(), 4096) == 0);
+
+  auto kvm = kvm::Kvm::open();
+  REQUIRE(kvm);
+  auto vm = kvm->create_vm();
+  REQUIRE(vm);
+  auto stop = vmm::StopState::create();
+  REQUIRE(stop);
+  (*images)->attach(*vm, 1, **stop);
+  vmm::BootTimeline timeline;
+  auto placed = (*images)->finish(timeline);
+  REQUIRE(placed);  // the kernel is in; the initrd is not yet asked for
+  CHECK(placed->initrd_addr == held->gpa);
+  CHECK_FALSE((*stop)->stopped());
+
+  (*images)->start_initrd_copy();
+  (*images)->copy_initrd_now();
+  const auto begin = std::chrono::steady_clock::now();
+  CHECK_FALSE((*images)->wait_until_in(std::chrono::seconds(20)));
+  CHECK(std::chrono::steady_clock::now() - begin < std::chrono::seconds(10));  // failed, not timed out
+  REQUIRE((*stop)->stopped());
+  const auto exit = (*stop)->exit();
+  REQUIRE(exit);
+  CHECK(exit->reason == vmm::ExitReason::kVcpuError);
+  INFO(exit->detail);
+  CHECK(exit->detail.find("initrd " + initrd) == 0);
+  CHECK(exit->detail.size() > initrd.size() + 9);  // and why
+
+  // A vCPU's access to the pages now reads all ones and its write goes
+  // nowhere, at once.
+  vmm::HeldBackRam ram(**images, *memory, held->gpa);
+  std::vector<uint8_t> got(8, 0);
+  ram.read(0, got);
+  CHECK(got == std::vector<uint8_t>(8, 0xff));
+  const std::vector<uint8_t> z(4, 'Z');
+  ram.write(16, z);
+  std::vector<uint8_t> back(4, 0);
+  REQUIRE(memory->read(held->gpa + 16, back));
+  CHECK(back != z);
 }
