@@ -68,6 +68,17 @@ demo: build guest
 bench-boot: build guest
 	HUSK_BUILD=$(BUILD) tests/bench/boot
 
+# husk's own start on this machine's /dev/kvm, CPU and wall to its first
+# KVM_RUN, against the floor (tests/bench/start_floor.c: only what any VMM
+# must do to start this kernel) in the same run, START_RUNS (30) rounds
+# interleaved; prints the floor's split by step (tests/bench/start-ab);
+# writes $(BUILD)/bench/start-ab.json.
+START_RUNS ?= 30
+.PHONY: bench-start
+bench-start: build guest
+	HUSK_BUILD=$(BUILD) tests/bench/start-ab --runs $(START_RUNS) --floor $(BUILD)/bin/husk-start-floor \
+	  $(BUILD)/bin/husk
+
 # VM creations per second: RATE_VMS (10) VMs back to back, then RATE_LEVELS
 # (1,2) at a time, to agent ready: husk boot and QEMU microvm to the guest's
 # marker, `husk exec -- true` end to end (tests/bench/rate); writes
