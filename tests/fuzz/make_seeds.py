@@ -1088,6 +1088,73 @@ def dns_message():
     ]
 
 
+# --- cpuid_cache (cpuid_cache_fuzz.cpp: a cache file; or u8 n, an n-byte key, a file) ---
+
+CC_MAGIC = b"HUSKCPU1"
+# cpuid_cache_fuzz.cpp's kFixedKey: a key as cpuid_cache_key writes one.
+CC_FIXED_KEY = (b"boot_id=8d3c6a5e-1f0b-4c1e-9a57-3b2f0c9d4e11 microcode=0xf0 kvm=2792:5:412:1764576000.123456789 "
+                b"entry_size=40")
+CC_MAX_ENTRIES = 1024
+
+
+def cc_entry(function, index=0, flags=0, eax=0, ebx=0, ecx=0, edx=0):
+    """struct kvm_cpuid_entry2: function, index, flags, eax..edx, padding[3]."""
+    return struct.pack("<10I", function, index, flags, eax, ebx, ecx, edx, 0, 0, 0)
+
+
+def cc_file(key, entries, count=None):
+    """encode_cpuid_cache: magic, u32 key size, key, u32 count, the entries."""
+    count = len(entries) if count is None else count
+    return CC_MAGIC + struct.pack("<I", len(key)) + key + struct.pack("<I", count) + b"".join(entries)
+
+
+def cc_leaves():
+    """What KVM_GET_SUPPORTED_CPUID answers on a typical x86 host, shortened."""
+    significant = 1  # KVM_CPUID_FLAG_SIGNIFCANT_INDEX
+    yield cc_entry(0x0, eax=0x1f, ebx=0x756E6547, ecx=0x6C65746E, edx=0x49656E69)
+    yield cc_entry(0x1, eax=0x000806F8, ebx=0x00000800, ecx=0xF7FA3223, edx=0x0F8BFBFF)
+    yield cc_entry(0x4, 0, significant, eax=0x00000121, ebx=0x02C0003F, ecx=0x3F)
+    yield cc_entry(0x4, 1, significant, eax=0x00000122, ebx=0x01C0003F, ecx=0x3F)
+    yield cc_entry(0x7, 0, significant, eax=0x2, ebx=0xF1BF07AB, ecx=0x1B415F6E, edx=0xBC10C410)
+    yield cc_entry(0xD, 0, significant, eax=0x602E7, ebx=0x340, ecx=0x2B00)
+    yield cc_entry(0xD, 1, significant, eax=0x1F)
+    yield cc_entry(0x40000000, eax=0x40000001, ebx=0x4B4D564B, ecx=0x564B4D56, edx=0x4D)
+    yield cc_entry(0x80000000, eax=0x80000008)
+    yield cc_entry(0x80000001, ecx=0x121, edx=0x2C100800)
+    yield cc_entry(0x80000008, eax=0x3030)
+
+
+def cpuid_cache():
+    leaves = list(cc_leaves())
+    many = [cc_entry(0x4000_0000 + i, i, 1, i, i ^ 0xFFFFFFFF, i * 3, i ^ 0x5A5A) for i in range(CC_MAX_ENTRIES)]
+    fixed = cc_file(CC_FIXED_KEY, leaves)
+    seeds = [
+        ("fixed_one", cc_file(CC_FIXED_KEY, leaves[:1])),
+        ("fixed_host", fixed),
+        ("fixed_max", cc_file(CC_FIXED_KEY, many)),
+        # Refused: no entries, one too many, a count that lies, a byte more,
+        # another host's key, and cut short in each field.
+        ("fixed_none", cc_file(CC_FIXED_KEY, [])),
+        ("fixed_over_max", cc_file(CC_FIXED_KEY, many + leaves[:1])),
+        ("fixed_count_lies", cc_file(CC_FIXED_KEY, leaves, count=len(leaves) + 1)),
+        ("fixed_trailing", fixed + b"\0"),
+        ("fixed_other_key", cc_file(CC_FIXED_KEY.replace(b"microcode=0xf0", b"microcode=0xf2"), leaves)),
+        ("cut_magic", fixed[:5]),
+        ("cut_key_size", fixed[:10]),
+        ("cut_key", fixed[:12 + len(CC_FIXED_KEY) // 2]),
+        ("cut_count", fixed[:12 + len(CC_FIXED_KEY) + 2]),
+        ("cut_entry", fixed[:-17]),
+    ]
+    # For the key the file names: the longest key allowed, and one byte more.
+    seeds.append(("named_key_max", cc_file(b"k" * 4096, leaves[:2])))
+    seeds.append(("named_key_over_max", cc_file(b"k" * 4097, leaves[:2])))
+    # u8 key length, the key, a file for it.
+    for name, key, entries in [("keyed_empty_key", b"", leaves[:1]), ("keyed_short", b"k", leaves[:3]),
+                               ("keyed_host", CC_FIXED_KEY, leaves), ("keyed_long", bytes(range(1, 256)), leaves[:5])]:
+        seeds.append((name, struct.pack("<B", len(key)) + key + cc_file(key, entries)))
+    return seeds
+
+
 TARGETS = {
     "descriptor_chain": descriptor_chain,
     "mmio_transport": mmio_transport,
@@ -1099,6 +1166,7 @@ TARGETS = {
     "job_toml": job_toml,
     "net_frame": net_frame,
     "dns_message": dns_message,
+    "cpuid_cache": cpuid_cache,
 }
 
 
