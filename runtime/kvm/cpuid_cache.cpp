@@ -23,9 +23,8 @@ namespace {
 constexpr char kMagic[8] = {'H', 'U', 'S', 'K', 'C', 'P', 'U', '1'};
 // More than any KVM reports (a few hundred at most): a larger count is a
 // damaged file.
-constexpr uint32_t kMaxEntries = 1024;
 constexpr uint32_t kMaxKey = 4096;
-constexpr uint64_t kMaxFile = sizeof(kMagic) + 4 + kMaxKey + 4 + uint64_t{kMaxEntries} * sizeof(kvm_cpuid_entry2);
+constexpr uint64_t kMaxFile = sizeof(kMagic) + 4 + kMaxKey + 4 + uint64_t{kMaxCpuidEntries} * sizeof(kvm_cpuid_entry2);
 constexpr const char* kFileName = "kvm-cpuid";
 
 // Appends `n` bytes at `from` to `out` at `at`, advancing it.
@@ -138,15 +137,14 @@ Result<std::vector<kvm_cpuid_entry2>> decode_cpuid_cache(std::span<const uint8_t
   }
   size_t at = sizeof(kMagic);
   uint32_t key_size = 0;
-  if (!take_u32(bytes, at, key_size) || key_size > kMaxKey || bytes.size() - at < key_size) {
-    return fail("the key is cut short");
-  }
+  if (!take_u32(bytes, at, key_size) || key_size > kMaxKey) return fail("no believable key size");
+  if (bytes.size() - at < key_size) return fail("the key is cut short");
   if (std::string_view(reinterpret_cast<const char*>(bytes.data() + at), key_size) != key) {
     return fail("written for another boot of the host or another /dev/kvm");
   }
   at += key_size;
   uint32_t count = 0;
-  if (!take_u32(bytes, at, count) || count == 0 || count > kMaxEntries) return fail("no believable entry count");
+  if (!take_u32(bytes, at, count) || count == 0 || count > kMaxCpuidEntries) return fail("no believable entry count");
   if (bytes.size() - at != uint64_t{count} * sizeof(kvm_cpuid_entry2)) {
     return fail(fmt::format("{} bytes for {} entries", bytes.size() - at, count));
   }

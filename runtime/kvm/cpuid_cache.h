@@ -45,7 +45,7 @@ class Kvm;
                                                       std::span<const kvm_cpuid_entry2> entries);
 // The entries of a file written for `key`; an error for anything else (a
 // file for another key, truncated, with trailing bytes, or more entries
-// than KVM ever reports).
+// than KVM takes: kMaxCpuidEntries).
 [[nodiscard]] Result<std::vector<kvm_cpuid_entry2>> decode_cpuid_cache(std::span<const uint8_t> bytes,
                                                                        const std::string& key);
 

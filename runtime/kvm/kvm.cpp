@@ -14,9 +14,6 @@
 namespace husk::kvm {
 
 namespace {
-// KVM_GET_SUPPORTED_CPUID fails with E2BIG while the array is too small; no
-// host reports more than a few hundred entries.
-constexpr uint32_t kMaxCpuidEntries = 256;
 // KVM_GET_MSR_INDEX_LIST is asked for the count first; a kernel that says
 // more than this is not believed (hosts list tens, or a few hundred).
 constexpr uint32_t kMaxMsrIndices = 4096;

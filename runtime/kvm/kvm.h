@@ -19,6 +19,11 @@ class Vm;
 
 inline constexpr const char* kDefaultKvmPath = "/dev/kvm";
 
+// The most CPUID entries husk asks KVM for, and believes from anywhere:
+// KVM_GET_SUPPORTED_CPUID fails with E2BIG while the array is too small,
+// and KVM_SET_CPUID2 takes no more than this (KVM_MAX_CPUID_ENTRIES).
+inline constexpr uint32_t kMaxCpuidEntries = 256;
+
 class Kvm {
  public:
   // Opens the device and checks that it speaks API version 12 (the only

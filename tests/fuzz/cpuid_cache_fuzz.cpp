@@ -16,7 +16,7 @@
 // Checked, besides no crash, leak or UB:
 //   - decode accepts exactly the files a reference reader accepts: the
 //     magic, a key of at most 4096 bytes equal to the one asked for, 1 to
-//     1024 entries, no byte more or less;
+//     256 entries (kvm.h: kMaxCpuidEntries), no byte more or less;
 //   - accepted entries encode again, with the same key, to exactly the
 //     input bytes (the encoding is canonical);
 //   - the same bytes decoded with a different key (one byte longer, one
@@ -47,7 +47,7 @@ static_assert(sizeof(kvm_cpuid_entry2) == 40);
 // kMaxEntries; the header says "more entries than KVM ever reports").
 constexpr char kMagic[8] = {'H', 'U', 'S', 'K', 'C', 'P', 'U', '1'};
 constexpr uint64_t kMaxKey = 4096;
-constexpr uint64_t kMaxEntries = 1024;
+constexpr uint64_t kMaxEntries = 256;  // kvm.h: kMaxCpuidEntries
 
 // A key as cpuid_cache_key writes one; make_seeds.py has the same text.
 constexpr std::string_view kFixedKey =

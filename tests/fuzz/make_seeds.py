@@ -1094,7 +1094,7 @@ CC_MAGIC = b"HUSKCPU1"
 # cpuid_cache_fuzz.cpp's kFixedKey: a key as cpuid_cache_key writes one.
 CC_FIXED_KEY = (b"boot_id=8d3c6a5e-1f0b-4c1e-9a57-3b2f0c9d4e11 microcode=0xf0 kvm=2792:5:412:1764576000.123456789 "
                 b"entry_size=40")
-CC_MAX_ENTRIES = 1024
+CC_MAX_ENTRIES = 256  # kvm.h: kMaxCpuidEntries
 
 
 def cc_entry(function, index=0, flags=0, eax=0, ebx=0, ecx=0, edx=0):

@@ -14,6 +14,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "runtime/kvm/kvm.h"
 #include "tests/support/temp_dir.h"
 
 using namespace husk;
@@ -99,9 +100,9 @@ TEST_CASE("cpuid cache: every truncation, trailing byte and bad header is refuse
   // No entries, and more than any KVM has: both refused.
   const auto none = encode_cpuid_cache(key, {});
   CHECK_FALSE(decode_cpuid_cache(none, key));
-  std::vector<kvm_cpuid_entry2> many(1025);
+  std::vector<kvm_cpuid_entry2> many(husk::kvm::kMaxCpuidEntries + 1);
   CHECK_FALSE(decode_cpuid_cache(encode_cpuid_cache(key, many), key));
-  std::vector<kvm_cpuid_entry2> most(1024);
+  std::vector<kvm_cpuid_entry2> most(husk::kvm::kMaxCpuidEntries);
   CHECK(decode_cpuid_cache(encode_cpuid_cache(key, most), key));
 }
 
