@@ -5,7 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <array>
+#include <algorithm>
 #include <cerrno>
 #include <fstream>
 #include <sstream>
@@ -77,17 +77,26 @@ Result<std::vector<uint8_t>> read_file(const std::string& path, uint64_t max_siz
 Result<std::string> read_text_file(const std::string& path, uint64_t max_size) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return fail_errno("cannot read " + path);
+  // Read straight into the string, a chunk no larger than what may still
+  // come (plus the byte that tells a file too large): a 37-byte boot_id
+  // costs no 64 KiB buffer to clear, on the heap or the stack.
+  constexpr uint64_t kChunk = 64 * 1024;
   std::string data;
-  std::array<char, 64 * 1024> buf{};
   for (;;) {
-    const ssize_t n = ::read(fd.get(), buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail_errno("cannot read " + path);
+    const size_t old = data.size();
+    data.resize(old + static_cast<size_t>(std::min(kChunk, max_size + 1 - old)));
+    const ssize_t n = ::read(fd.get(), data.data() + old, data.size() - old);
+    const int err = errno;
+    data.resize(old + static_cast<size_t>(std::max<ssize_t>(n, 0)));
+    if (n < 0 && err == EINTR) continue;
+    if (n < 0) {
+      errno = err;
+      return fail_errno("cannot read " + path);
+    }
     if (n == 0) return data;
-    if (data.size() + static_cast<size_t>(n) > max_size) {
+    if (data.size() > max_size) {
       return fail(fmt::format("cannot read {}: it is larger than {} bytes", path, max_size));
     }
-    data.append(buf.data(), static_cast<size_t>(n));
   }
 }
 

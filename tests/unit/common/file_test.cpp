@@ -5,8 +5,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
+
+#include "tests/support/temp_dir.h"
 
 namespace husk {
 namespace {
@@ -77,4 +80,29 @@ TEST_CASE("read_text_file stops at its size cap: a job that names /dev/zero gets
   auto missing = husk::read_text_file("/nonexistent/x");
   REQUIRE_FALSE(missing);
   CHECK(missing.error().message.rfind("cannot read /nonexistent/x", 0) == 0);
+}
+
+TEST_CASE("read_text_file reads a file of exactly its cap whole, in chunks past 64 KiB, and one byte more is too much",
+          "[unit]") {
+  husk::test::TempDir dir;
+  std::string text(200 * 1024 + 3, 'x');
+  for (size_t i = 0; i < text.size(); ++i) text[i] = static_cast<char>('a' + i % 26);
+  const std::string path = dir.write("text", std::vector<uint8_t>(text.begin(), text.end()));
+  auto whole = husk::read_text_file(path, text.size());
+  REQUIRE(whole);
+  CHECK(*whole == text);
+  auto roomy = husk::read_text_file(path);
+  REQUIRE(roomy);
+  CHECK(*roomy == text);
+  auto over = husk::read_text_file(path, text.size() - 1);
+  REQUIRE_FALSE(over);
+  CHECK(over.error().message == "cannot read " + path + ": it is larger than 204802 bytes");
+  const std::string tiny = dir.write("tiny", std::vector<uint8_t>{'4', '2', '\n'});
+  auto small = husk::read_text_file(tiny, 3);
+  REQUIRE(small);
+  CHECK(*small == "42\n");
+  const std::string empty = dir.write("empty", std::vector<uint8_t>{});
+  auto none = husk::read_text_file(empty, 0);
+  REQUIRE(none);
+  CHECK(none->empty());
 }
