@@ -21,8 +21,8 @@ namespace husk::kvm {
 namespace {
 
 constexpr char kMagic[8] = {'H', 'U', 'S', 'K', 'C', 'P', 'U', '1'};
-// More than any KVM reports (a few hundred at most): a larger count is a
-// damaged file.
+// A key is a line of a few hundred bytes, and a file holds at most
+// kMaxCpuidEntries (kvm.h): anything larger is a damaged file.
 constexpr uint32_t kMaxKey = 4096;
 constexpr uint64_t kMaxFile = sizeof(kMagic) + 4 + kMaxKey + 4 + uint64_t{kMaxCpuidEntries} * sizeof(kvm_cpuid_entry2);
 constexpr const char* kFileName = "kvm-cpuid";
